@@ -1,0 +1,69 @@
+# seatbox: every target sets up what it needs by itself (idempotent).
+#   make demo   a simulated floor of 12 seats on the embedded broker, live floor view
+#   make test   the whole test suite against real parts (Mosquitto, ALSA file PCM, pty serial)
+#   make lint   ruff + mypy --strict on edge/ and dsp/
+#   make bench  the benchmarks in bench/ (figures go to docs/benchmarks.md by hand)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.seatbox-installed
+
+# Debian packages the demo and the tests use at run time (not build tools).
+#   mosquitto      real broker for the integration tests
+#   libportaudio2  PortAudio for sounddevice
+#   libasound2-plugins alsa-utils  ALSA file PCM for capture tests
+DEBS_RUN  := libportaudio2
+DEBS_TEST := mosquitto libportaudio2 alsa-utils
+
+.PHONY: demo test lint bench debs-run debs-test venv clean
+
+# Install missing Debian packages with apt-get; say clearly what to do when we cannot.
+define ensure_debs
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "seatbox: installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else \
+	    echo "seatbox: cannot install$$missing: not root and no sudo. Run: apt-get install$$missing" >&2; exit 1; fi; \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "seatbox: apt-get not found; install these packages with your system's tool:$$missing" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq || { echo "seatbox: apt-get update failed (network?)" >&2; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
+	    || { echo "seatbox: apt-get install$$missing failed; install them by hand and retry" >&2; exit 1; }; \
+	fi
+endef
+
+debs-run:
+	$(call ensure_debs,$(DEBS_RUN))
+
+debs-test:
+	$(call ensure_debs,$(DEBS_TEST))
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "seatbox: Python >= 3.11 is needed (found $$($(PYTHON) --version 2>&1)); set PYTHON=python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { echo "seatbox: python venv failed: apt-get install python3-venv" >&2; exit 1; }
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: debs-run $(STAMP)
+	$(BIN)/seatbox demo
+
+test: debs-test $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check edge drivers dsp tests bench
+	$(BIN)/ruff format --check edge drivers dsp tests bench
+	$(BIN)/mypy
+
+bench: debs-test $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,67 @@
+"""The call host: the PC's softphone as seen through the USB gadget bridge.
+
+Its LED output reports (Ring, Off-Hook, Hold, Mute) are the authoritative call state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from drivers.base import Sink
+
+
+@dataclass(frozen=True, slots=True)
+class HostLeds:
+    """The full LED state the softphone last wrote to the (bridged) headset."""
+
+    off_hook: bool = False
+    ring: bool = False
+    hold: bool = False
+    mute: bool = False
+
+
+class CallHost(Protocol):
+    def start(self, sink: Sink) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class VirtualCallHost:
+    """Virtual twin of a softphone: each action writes the whole LED state, as a real one does."""
+
+    def __init__(self) -> None:
+        self._sink: Sink | None = None
+        self.leds = HostLeds()
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def stop(self) -> None:
+        self._sink = None
+
+    def _write(self, leds: HostLeds) -> None:
+        self.leds = leds
+        if self._sink is not None:
+            self._sink(leds)
+
+    def ring(self) -> None:
+        self._write(replace(self.leds, ring=True))
+
+    def ring_stop(self) -> None:
+        self._write(replace(self.leds, ring=False))
+
+    def answer(self) -> None:
+        self._write(replace(self.leds, ring=False, off_hook=True))
+
+    def hold(self) -> None:
+        self._write(replace(self.leds, hold=True))
+
+    def resume(self) -> None:
+        self._write(replace(self.leds, hold=False))
+
+    def end(self) -> None:
+        self._write(HostLeds())
+
+    def mute(self, on: bool) -> None:
+        self._write(replace(self.leds, mute=on))

@@ -1,0 +1,71 @@
+"""`seatbox config check FILE` and `seatbox config show FILE`.
+
+check exits 0 when valid, 2 with messages naming file, key and expectation when not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from edge.cli import EXIT_OK, EXIT_USAGE
+from edge.config import ConfigError, load_config, load_profile, masked
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("config", help="check or show a seat config")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    check = verbs.add_parser("check", help="validate a seat config and its profile")
+    check.add_argument("file")
+    check.set_defaults(func=check_cmd)
+    show = verbs.add_parser("show", help="print the effective config, secrets masked")
+    show.add_argument("file")
+    show.add_argument("--json", action="store_true", help="JSON instead of TOML-like text")
+    show.set_defaults(func=show_cmd)
+
+
+def check_cmd(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.file}: OK (seat {config.seat.site}/{config.seat.id}, profile {config.seat.profile})")
+    return EXIT_OK
+
+
+def _toml_value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def show_cmd(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        config = load_config(args.file)
+        profile = load_profile(config.seat.profile, base_dir=Path(args.file).parent)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    data = masked(config)
+    data["profile"] = {"name": profile.name, "source": profile.source, **profile.to_dict()}
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for section, values in data.items():
+        _print_section(section, values)
+    return EXIT_OK
+
+
+def _print_section(name: str, values: dict[str, Any]) -> None:
+    scalars = {k: v for k, v in values.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in values.items() if isinstance(v, dict)}
+    print(f"[{name}]")
+    for key, value in scalars.items():
+        print(f"{key} = {_toml_value(value)}")
+    print()
+    for key, value in tables.items():
+        _print_section(f"{name}.{key}", value)
