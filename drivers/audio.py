@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from drivers.base import Sink
@@ -36,6 +36,10 @@ class Audio(Protocol):
     def set_mic_mute(self, muted: bool) -> None: ...
 
     def set_rx_cap(self, max_gain_db: float | None) -> None: ...
+
+
+# The virtual twin reports unchanged silence once a second instead of at the levels rate.
+STEADY_SUMMARY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,8 @@ class VirtualAudio:
         self.rx_cap_db: float | None = None
         self._impact_pending = False
         self._sink: Sink | None = None
+        self._last: AudioLevels | None = None
+        self._pending_s = 0.0
 
     def start(self, sink: Sink) -> None:
         self._sink = sink
@@ -118,4 +124,16 @@ class VirtualAudio:
                 laeq_dbfs=-30.0,
             )
         rx_gain = min(0.0, self.rx_cap_db) if self.rx_cap_db is not None else 0.0
-        self._sink(AudioLevels(tx=tx, rx=self.rx.levels(self.period_s, rx_gain)))
+        levels = AudioLevels(tx=tx, rx=self.rx.levels(self.period_s, rx_gain))
+        steady = not (tx.speech or levels.rx.speech) and levels == self._last
+        self._last = levels
+        if steady and self._pending_s + self.period_s < STEADY_SUMMARY_S - 1e-9:
+            # Unchanged non-speech periods are summed into one report a second, as a
+            # long-period block would be: the seat learns the same, at a tenth of the inputs.
+            self._pending_s += self.period_s
+            return
+        if steady:
+            period = self._pending_s + self.period_s
+            levels = AudioLevels(tx=replace(tx, period_s=period), rx=replace(levels.rx, period_s=period))
+        self._pending_s = 0.0
+        self._sink(levels)

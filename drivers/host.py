@@ -65,3 +65,12 @@ class VirtualCallHost:
 
     def mute(self, on: bool) -> None:
         self._write(replace(self.leds, mute=on))
+
+    def follow_headset(self, request: str) -> None:
+        """What a softphone does with a headset request relayed by the box's bridge."""
+        if request == "hook_off" and self.leds.ring:
+            self.answer()
+        elif request == "hook_on" and (self.leds.off_hook or self.leds.ring):
+            self.end()
+        elif request == "flash_press" and self.leds.off_hook:
+            self.resume() if self.leds.hold else self.hold()

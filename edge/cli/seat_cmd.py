@@ -1,0 +1,236 @@
+"""The seat commands: `run`, `simulate`, `replay`, `demo` and `floor`.
+
+Each builds the same runtime; they differ in devices (real or virtual), clock and broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+from edge.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from edge.config import BrokerSection, ConfigError, load_config, load_profile
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser("run", help="run the seat service with a config")
+    run.add_argument("config")
+    run.add_argument("--record", metavar="TAPE", help="write every input and effect to a tape")
+    run.set_defaults(func=run_cmd)
+
+    simulate = sub.add_parser("simulate", help="play a scenario on one simulated seat")
+    simulate.add_argument("scenario")
+    simulate.add_argument("--fast", action="store_true", help="simulated time as fast as possible")
+    simulate.add_argument("--broker", metavar="URL", help="publish to this broker (or 'embedded')")
+    simulate.add_argument("--events-out", metavar="FILE", help="write events as JSON lines ('-' stdout)")
+    simulate.add_argument("--record", metavar="TAPE", help="write every input and effect to a tape")
+    simulate.add_argument("--profile", help="norm profile name or file instead of the scenario's")
+    simulate.set_defaults(func=simulate_cmd)
+
+    replay = sub.add_parser("replay", help="feed a tape to a fresh seat and compare the effects")
+    replay.add_argument("tape")
+    replay.add_argument("--print", action="store_true", help="print every effect as a JSON line")
+    replay.set_defaults(func=replay_cmd)
+
+    demo = sub.add_parser("demo", help="a simulated floor on the embedded broker, live floor view")
+    demo.add_argument("--seats", type=int, default=12)
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--no-view", action="store_true", help="no live view; print the floor at the end")
+    demo.add_argument("--broker", metavar="URL", help="use this broker instead of the embedded one")
+    demo.add_argument("--port", type=int, default=0, help="embedded broker port (default: a free one)")
+    demo.set_defaults(func=demo_cmd)
+
+    floor = sub.add_parser("floor", help="live floor view of a site (subscribes like a supervisor)")
+    floor.add_argument("--broker", metavar="URL", help="broker URL (default: from --config)")
+    floor.add_argument("--site", help="site id (default: from --config)")
+    floor.add_argument("--config", help="a seat or supervisor config with [broker] credentials")
+    floor.add_argument("--duration", type=float, help="stop after this many seconds")
+    floor.set_defaults(func=floor_cmd)
+
+
+def _stop_on_signals(stop: Any) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop())
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    from edge import app, sim
+    from edge.runtime import Runtime
+    from edge.scenario import load_scenario
+
+    try:
+        config = load_config(args.config)
+        profile = load_profile(config.seat.profile, base_dir=Path(args.config).parent)
+        devices = app.build_devices(config)
+        clock = app.seat_clock(config)
+        url, broker = app.start_broker(config)
+    except (ConfigError, OSError) as exc:
+        print(f"seatbox run: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAIL
+    runtime = Runtime(config, profile, devices, clock, broker_url=url, tape_path=args.record)
+    if "simulate" in config.call.sources and config.call.scenario:
+        try:
+            scenario = load_scenario(Path(args.config).parent / config.call.scenario)
+        except ConfigError as exc:
+            print(f"seatbox run: [call] scenario: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        seat = sim.VirtualSeat(
+            headset=devices.headset,  # type: ignore[arg-type]
+            host=devices.host,  # type: ignore[arg-type]
+            radar=devices.radar,  # type: ignore[arg-type]
+            audio=devices.audio,  # type: ignore[arg-type]
+            cti=sim.VirtualCti(),
+        )
+        devices.extra.append(seat.cti)
+        sim.schedule(runtime, seat, scenario, offset=clock.now().mono, loop=True)
+    if devices.audio is not None and hasattr(devices.audio, "tick"):
+        runtime.every(devices.audio.period_s, devices.audio.tick)  # type: ignore[attr-defined]
+    _stop_on_signals(runtime.stop)
+    log.info("seat %s/%s running (profile %s)", config.seat.site, config.seat.id, profile.name)
+    try:
+        runtime.run()
+    finally:
+        if broker:
+            broker.stop()
+    return EXIT_OK
+
+
+def _open_out(stack: ExitStack, target: str | None) -> IO[str] | None:
+    if target is None:
+        return None
+    if target == "-":
+        return sys.stdout
+    return stack.enter_context(open(target, "w", encoding="utf-8"))
+
+
+def simulate_cmd(args: argparse.Namespace) -> int:
+    from edge import sim
+    from edge.embedded import EmbeddedBroker
+    from edge.scenario import load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+        profile = load_profile(args.profile or scenario.profile, base_dir=Path(args.scenario).parent)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    with ExitStack() as stack:
+        broker_url = args.broker
+        if broker_url == "embedded":
+            broker = EmbeddedBroker(port=0)
+            broker.start()
+            stack.callback(broker.stop)
+            broker_url = broker.url
+        out = _open_out(stack, args.events_out)
+        try:
+            runtime, _ = sim.build(
+                scenario,
+                fast=args.fast,
+                broker_url=broker_url,
+                events_out=out,
+                tape_path=args.record,
+                profile=profile,
+            )
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_USAGE
+        runtime.start_link()
+        if runtime.link is not None and not runtime.link.connected.wait(10):
+            print(f"seatbox simulate: cannot reach the broker at {broker_url}", file=sys.stderr)
+            runtime.close()
+            return EXIT_FAIL
+        _stop_on_signals(runtime.stop)
+        runtime.start_devices()
+        try:
+            runtime.loop()
+        finally:
+            runtime.close()
+    return EXIT_OK
+
+
+def replay_cmd(args: argparse.Namespace) -> int:
+    from edge.inputs import encode
+    from edge.tape import load_tape, replay
+
+    try:
+        tape = load_tape(args.tape)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    differences = 0
+    count = 0
+    for number, (line, effects) in enumerate(replay(tape), start=2):
+        count += len(effects)
+        if args.print:
+            for effect in effects:
+                print(json.dumps(encode(effect), ensure_ascii=False))
+        if effects != line.effects:
+            differences += 1
+            if differences <= 5:
+                print(
+                    f"{args.tape}:{number}: effects differ\n  recorded: {[encode(e) for e in line.effects]}\n"
+                    f"  replayed: {[encode(e) for e in effects]}",
+                    file=sys.stderr,
+                )
+    lines = len(tape.lines)
+    if differences:
+        print(f"replay: {differences} of {lines} inputs gave different effects", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"replay: {lines} inputs, {count} effects, identical to the recording", file=sys.stderr)
+    return EXIT_OK
+
+
+def demo_cmd(args: argparse.Namespace) -> int:
+    from edge.demo import run_demo
+
+    if args.seats < 1:
+        print("--seats: expected at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return run_demo(args.seats, args.duration, not args.no_view, args.broker, args.port)
+    except OSError as exc:
+        print(f"seatbox demo: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def floor_cmd(args: argparse.Namespace) -> int:
+    from edge.floor import FloorView
+
+    broker = BrokerSection()
+    site = args.site
+    if args.config:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_USAGE
+        broker = config.broker
+        site = site or config.seat.site
+    url = args.broker or (broker.url if broker.url != "embedded" else None)
+    if not url or not site:
+        print("seatbox floor: give --broker URL and --site S (or --config FILE)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        view = FloorView(broker, site, url)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    view.start()
+    stop = threading.Event()
+    _stop_on_signals(stop.set)
+    if args.duration:
+        threading.Timer(args.duration, stop.set).start()
+    try:
+        view.show(stop)
+    finally:
+        view.stop()
+    return EXIT_OK

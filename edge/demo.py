@@ -1,0 +1,120 @@
+"""`seatbox demo`: an embedded broker, a floor of simulated seats in real time, a live floor view.
+
+Every seat is a full runtime (core, norms, MQTT link) driven by virtual devices in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from edge.config import REPO_CONFIG_DIR, BrokerSection, Profile, find_profile, load_profile, profile_from_dict, read_toml
+from edge.embedded import EmbeddedBroker
+from edge.floor import FloorView, render
+from edge.runtime import Runtime
+from edge.scenario import load_scenario, scenario_from_dict
+from edge import sim
+
+log = logging.getLogger(__name__)
+
+DEMO_SCENARIOS = REPO_CONFIG_DIR / "scenarios" / "demo"
+
+
+def demo_profile(now: datetime) -> Profile:
+    """The demo profile with the shift placed around now, so the floor is at work whenever run."""
+    base = load_profile("demo")
+    data = {name: section.model_dump(mode="json") for name, section in base.sections.items()}
+    start = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    end = min(now + timedelta(hours=8), now.replace(hour=23, minute=59))
+    data["attendance"].update(
+        start=start.strftime("%H:%M"),
+        end=end.strftime("%H:%M"),
+        lunch_start=end.strftime("%H:%M"),
+        lunch_end=end.strftime("%H:%M"),
+        ready_before="0s",
+        workdays=[1, 2, 3, 4, 5, 6, 7],
+    )
+    return profile_from_dict("demo", data, source=str(find_profile("demo")))
+
+
+@dataclass
+class Floor:
+    broker: EmbeddedBroker | None
+    url: str
+    runtimes: list[Runtime]
+    threads: list[threading.Thread]
+
+    def stop(self) -> None:
+        for runtime in self.runtimes:
+            runtime.stop()
+        for thread in self.threads:
+            thread.join(10)
+        if self.broker:
+            self.broker.stop()
+
+
+def start_floor(seats: int = 12, site: str = "demo", broker_url: str | None = None, port: int = 0) -> Floor:
+    broker = None
+    if broker_url is None:
+        broker = EmbeddedBroker(port=port)
+        broker.start()
+        broker_url = broker.url
+    now = datetime.now().astimezone()
+    profile = demo_profile(now)
+    files = sorted(DEMO_SCENARIOS.glob("*.toml"))
+    if not files:
+        raise FileNotFoundError(f"no demo scenarios in {DEMO_SCENARIOS}")
+    runtimes, threads = [], []
+    for index in range(seats):
+        scenario = load_scenario(files[index % len(files)])
+        seat_id = f"A-{index + 1:02d}"
+        raw: dict[str, Any] = read_toml(Path(scenario.path))
+        raw["seat"].update(site=site, id=seat_id)
+        scenario = scenario_from_dict(raw, scenario.path)
+        # Seats start at different points of their loop, so the floor is varied from the start.
+        runtime, _ = sim.build(
+            scenario,
+            fast=False,
+            broker_url=broker_url,
+            profile=profile,
+            start=now,
+            loop=True,
+            delay=float((index // len(files)) * 23),
+        )
+        thread = threading.Thread(target=runtime.run, name=f"seat-{seat_id}", daemon=True)
+        runtimes.append(runtime)
+        threads.append(thread)
+    for thread in threads:
+        thread.start()
+    return Floor(broker=broker, url=broker_url, runtimes=runtimes, threads=threads)
+
+
+def run_demo(seats: int, duration: float | None, view: bool, broker_url: str | None, port: int) -> int:
+    floor = start_floor(seats=seats, broker_url=broker_url, port=port)
+    print(f"seatbox demo: {seats} seats on {floor.url}; Ctrl-C to stop", flush=True)
+    floor_view = FloorView(BrokerSection(url=floor.url), site="demo")
+    floor_view.start()
+    stop = threading.Event()
+    try:
+        if view:
+            if duration is not None:
+                threading.Timer(duration, stop.set).start()
+            floor_view.show(stop)
+        else:
+            stop.wait(duration)
+            from rich.console import Console
+
+            with floor_view.lock:
+                Console(width=110).print(render(floor_view.model))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        floor_view.stop()
+        floor.stop()
+    print("seatbox demo: stopped", flush=True)
+    return 0

@@ -1,0 +1,189 @@
+"""The supervisor's floor view: every seat of a site from MQTT, as a supervisor subscribes.
+
+`FloorModel` is pure (messages in, seats out); `FloorView` subscribes and renders with rich.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from edge.config import BrokerSection
+from edge.mqtt_connect import make_client
+from edge.topics import parse_topic, site_filter
+
+log = logging.getLogger(__name__)
+
+CALL_STYLE = {
+    "idle": "green",
+    "ringing": "bold yellow",
+    "active": "bold blue",
+    "held": "bold magenta",
+}
+
+
+@dataclass
+class SeatView:
+    seat: str
+    online: bool | None = None
+    state: dict[str, Any] | None = None
+    last_event: str = ""
+    last_event_ts: str = ""
+    seen: set[tuple[str, int]] = field(default_factory=set)
+    events: int = 0
+
+
+@dataclass
+class FloorModel:
+    """What a supervisor knows: per seat its availability, retained state and recent events."""
+
+    site: str
+    seats: dict[str, SeatView] = field(default_factory=dict)
+    log: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+
+    def seat(self, seat_id: str) -> SeatView:
+        return self.seats.setdefault(seat_id, SeatView(seat=seat_id))
+
+    def apply(self, topic: str, payload: bytes) -> None:
+        parsed = parse_topic(topic)
+        if parsed is None or parsed[0] != self.site:
+            return
+        _, seat_id, leaf = parsed
+        view = self.seat(seat_id)
+        if leaf == "availability":
+            view.online = payload == b"online"
+            return
+        try:
+            body = json.loads(payload)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return
+        if leaf == "state" and isinstance(body, dict):
+            view.state = body
+        elif leaf == "event" and isinstance(body, dict):
+            ident = (str(body.get("boot_id")), int(body.get("seq", -1)))
+            if ident in view.seen:
+                return  # QoS 1 may deliver twice; the floor counts once
+            view.seen.add(ident)
+            view.events += 1
+            view.last_event = str(body.get("type", ""))
+            view.last_event_ts = str(body.get("ts", ""))
+            if _notable(view.last_event):
+                self.log.append(f"{body.get('ts', '')[11:19]} {seat_id} {view.last_event}")
+
+
+def _notable(kind: str) -> bool:
+    return kind.split(".")[0] in {"answer", "greeting", "hold", "speech", "talk", "floor", "hearing", "away", "shift"} or kind in {"call.dead_air", "headset.impact", "headset.disconnected", "radar.lost"}
+
+
+def _since(text: str | None, now: datetime) -> str:
+    if not text:
+        return ""
+    try:
+        then = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    seconds = max(0, int((now - then).total_seconds()))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def seat_panel(view: SeatView, now: datetime) -> Panel:
+    state = view.state or {}
+    call = state.get("call", {})
+    call_state = call.get("state", "?")
+    presence = state.get("presence", {}).get("state", "?")
+    lines = Text()
+    if view.online is False:
+        lines.append("OFFLINE\n", style="bold white on grey37")
+        style = "grey50"
+    else:
+        style = CALL_STYLE.get(call_state, "white")
+        if presence == "away" and call_state == "idle":
+            style = "red"
+    lines.append(f"{call_state:<8}", style=style)
+    lines.append(f" {_since(call.get('since'), now)}\n")
+    muted = state.get("mute", {}).get("muted")
+    if muted:
+        by = state.get("mute", {}).get("by") or ""
+        lines.append("MUTED" + (" (hold)" if by == "hold_policy" else "") + "\n", style="bold")
+    else:
+        lines.append("mic on\n", style="dim")
+    lines.append(f"{presence}", style="red" if presence == "away" else "dim")
+    if presence == "away":
+        lines.append(f" {_since(state.get('presence', {}).get('since'), now)}")
+    lines.append("\n")
+    for violation in state.get("violations", []):
+        lines.append(f"! {violation['type']}\n", style="bold red")
+    if view.last_event:
+        lines.append(view.last_event, style="dim italic")
+    border = "red" if state.get("violations") else ("grey50" if view.online is False else style)
+    return Panel(lines, title=view.seat, border_style=border, width=24, height=9)
+
+
+def render(model: FloorModel, now: datetime | None = None, columns: int = 4) -> Group:
+    now = now or datetime.now(UTC)
+    grid = Table.grid(padding=(0, 1))
+    seats = [model.seats[k] for k in sorted(model.seats)]
+    for _ in range(columns):
+        grid.add_column()
+    for row in range(0, len(seats), columns):
+        grid.add_row(*(seat_panel(v, now) for v in seats[row : row + columns]))
+    on_call = sum(1 for v in seats if (v.state or {}).get("call", {}).get("state") in ("active", "held"))
+    away = sum(1 for v in seats if (v.state or {}).get("presence", {}).get("state") == "away")
+    flagged = sum(1 for v in seats if (v.state or {}).get("violations"))
+    header = Text(
+        f"site {model.site}   seats {len(seats)}   on call {on_call}   away {away}   "
+        f"violations {flagged}   {now.astimezone().strftime('%H:%M:%S')}",
+        style="bold",
+    )
+    recent = Text("\n".join(model.log) or "no violations yet", style="yellow")
+    return Group(header, grid, Panel(recent, title="recent", border_style="yellow"))
+
+
+class FloorView:
+    """Subscribes to a site like a supervisor and keeps a FloorModel current."""
+
+    def __init__(self, broker: BrokerSection, site: str, url: str | None = None) -> None:
+        self.model = FloorModel(site=site)
+        self.lock = threading.Lock()
+        self.client, self.endpoint = make_client(broker, f"seatbox-floor-{int(time.time() * 1000) % 10**8}", url)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.site = site
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.error("floor view: broker refused: %s", reason)
+            return
+        for leaf in ("availability", "state", "event"):
+            client.subscribe(site_filter(self.site, leaf), qos=1)
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self.lock:
+            self.model.apply(message.topic, message.payload)
+
+    def start(self) -> None:
+        self.client.connect_async(self.endpoint.host, self.endpoint.port)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def show(self, stop: threading.Event, refresh_s: float = 0.5) -> None:
+        from rich.live import Live
+
+        with Live(render(self.model), refresh_per_second=4, screen=False) as live:
+            while not stop.wait(refresh_s):
+                with self.lock:
+                    live.update(render(self.model))

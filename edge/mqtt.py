@@ -1,0 +1,155 @@
+"""The seat's MQTT link (paho 2.x): availability with a will, retained state and info, events,
+levels, commands in and replies out, reconnecting by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge.commands import Command, CommandError, parse
+from edge.config import SeatConfig
+from edge.effects import Event, Levels
+from edge.mqtt_connect import make_client
+from edge.topics import Topics
+
+log = logging.getLogger(__name__)
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+
+def event_payload(boot_id: str, event: Event) -> dict[str, Any]:
+    return {"boot_id": boot_id, "seq": event.seq, "ts": event.ts, "type": event.type, "data": event.data}
+
+
+def dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class SeatLink:
+    """One seat's connection to the site broker. Publishing never blocks the seat core."""
+
+    def __init__(
+        self,
+        config: SeatConfig,
+        boot_id: str,
+        on_command: Callable[[Command], None],
+        on_connected: Callable[[], None] = lambda: None,
+        url: str | None = None,
+    ) -> None:
+        self.config = config
+        self.boot_id = boot_id
+        self.topics = Topics(config.seat.site, config.seat.id)
+        self.on_command = on_command
+        self.on_connected = on_connected
+        self.client, self.endpoint = make_client(config.broker, config.client_id, url)
+        self.client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.connected = threading.Event()
+        self._last_error = ""
+        self._unacked: deque[mqtt.MQTTMessageInfo] = deque()
+        self._unacked_lock = threading.Lock()  # events from the core thread, replies from paho's
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.client.connect_async(
+            self.endpoint.host, self.endpoint.port, keepalive=int(self.config.broker.keepalive)
+        )
+        self.client.loop_start()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every QoS 1 message published so far is acknowledged (or timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._unacked_lock:
+                self._prune()
+                if not self._unacked:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+    def _prune(self) -> None:
+        while self._unacked and self._unacked[0].is_published():
+            self._unacked.popleft()
+
+    def stop(self, flush_timeout: float = 5.0) -> None:
+        """A clean goodbye: `offline` (a clean DISCONNECT suppresses the will)."""
+        if self.client.is_connected():
+            self.flush(flush_timeout)
+            info = self.client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=3)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # --- paho callbacks (paho's thread) ------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            message = f"broker refused the connection: {reason}"
+            if message != self._last_error:
+                log.error("%s (%s)", message, self.endpoint.host)
+                self._last_error = message
+            return
+        self._last_error = ""
+        log.info("connected to %s:%s", self.endpoint.host, self.endpoint.port)
+        # Commands first, so a request that answers our birth is not missed (Sparkplug §5).
+        client.subscribe(self.topics.commands, qos=1)
+        client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
+        self.connected.set()
+        self.on_connected()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected.clear()
+        if reason.is_failure:
+            log.warning("lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        name = self.topics.command_name(message.topic)
+        if name is None or name.endswith("reply"):
+            return
+        try:
+            command = parse(name, message.payload)
+        except CommandError as exc:
+            log.warning("bad command on %s: %s", message.topic, exc)
+            self.reply(name, {"id": exc.request_id, "ok": False, "error": str(exc)})
+            return
+        self.on_command(command)
+
+    # --- publishing ----------------------------------------------------------------------------
+
+    def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        with self._unacked_lock:
+            self._unacked.append(info)
+            self._prune()
+
+    def publish_event(self, event: Event) -> None:
+        self._publish(self.topics.event, dumps(event_payload(self.boot_id, event)))
+
+    def publish_state(self, snapshot: dict[str, Any]) -> None:
+        self._publish(self.topics.state, dumps(snapshot), retain=True)
+
+    def publish_info(self, info: dict[str, Any]) -> None:
+        self._publish(self.topics.info, dumps(info), retain=True)
+
+    def publish_levels(self, levels: Levels) -> None:
+        self.client.publish(self.topics.levels, dumps({"ts": levels.ts, **levels.data}), qos=0)
+
+    def reply(self, name: str, payload: dict[str, Any]) -> None:
+        self._publish(self.topics.reply(name), dumps(payload))

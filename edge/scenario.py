@@ -1,0 +1,136 @@
+"""Simulation scenarios (TOML): a seat, a start time, and steps that act on virtual devices.
+
+Parsing names the step and the key on every error; `Player` schedules the steps on a runtime.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edge.config import ConfigError, parse_duration, valid_id
+
+ACTIONS: dict[str, set[str]] = {
+    "headset.hook_off": set(),
+    "headset.hook_on": set(),
+    "headset.mute_press": set(),
+    "headset.flash_press": set(),
+    "headset.unplug": set(),
+    "headset.plug": set(),
+    "host.ring": set(),
+    "host.ring_stop": set(),
+    "host.answer": set(),
+    "host.hold": set(),
+    "host.resume": set(),
+    "host.end": set(),
+    "cti.ring": {"call_id"},
+    "cti.answer": set(),
+    "cti.hold": set(),
+    "cti.resume": set(),
+    "cti.end": set(),
+    "radar.present": {"moving"},
+    "radar.absent": set(),
+    "radar.lost": set(),
+    "audio.tx": {"level_dbov", "silence", "noise_dbfs", "clipping_pct"},
+    "audio.rx": {"level_dbov", "silence", "noise_dbfs", "clipping_pct"},
+    "audio.impact": set(),
+    "end": set(),
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    t: float  # seconds after start
+    do: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: str
+    site: str
+    seat: str
+    profile: str
+    start: datetime
+    steps: tuple[Step, ...]
+    description: str = ""
+
+    @property
+    def end(self) -> float:
+        ends = [s.t for s in self.steps if s.do == "end"]
+        return min(ends) if ends else (self.steps[-1].t if self.steps else 0.0)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return scenario_from_dict(data, str(file))
+
+
+def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
+    seat = data.get("seat")
+    if not isinstance(seat, dict):
+        raise ConfigError(f"{source}: [seat]: missing table (site, id, profile, start)")
+    unknown = set(seat) - {"site", "id", "profile", "start", "description"}
+    if unknown:
+        raise ConfigError(f"{source}: [seat] {sorted(unknown)[0]}: unknown key")
+    for key in ("site", "id"):
+        if not isinstance(seat.get(key), str) or not valid_id(seat[key]):
+            raise ConfigError(
+                f"{source}: [seat] {key}: expected letters, digits, '_' or '-' (1 to 64), got {seat.get(key)!r}"
+            )
+    start_raw = seat.get("start")
+    if isinstance(start_raw, datetime):
+        start = start_raw
+    elif isinstance(start_raw, str):
+        try:
+            start = datetime.fromisoformat(start_raw)
+        except ValueError:
+            raise ConfigError(
+                f"{source}: [seat] start: expected ISO 8601 with offset, e.g. 2026-11-23T08:40:00+08:00"
+            ) from None
+    else:
+        raise ConfigError(f"{source}: [seat] start: expected ISO 8601 with offset")
+    if start.tzinfo is None:
+        raise ConfigError(f"{source}: [seat] start: needs a UTC offset, e.g. +08:00")
+    steps = []
+    for index, raw in enumerate(data.get("step", []), start=1):
+        where = f"{source}: [[step]] #{index}"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a table")
+        try:
+            t = parse_duration(raw.get("t"))
+        except ValueError as exc:
+            raise ConfigError(f"{where} t: {exc}") from None
+        action = raw.get("do")
+        if action not in ACTIONS:
+            raise ConfigError(f"{where} do: unknown action {action!r} (expected one of {sorted(ACTIONS)})")
+        args = {k: v for k, v in raw.items() if k not in ("t", "do")}
+        extra = set(args) - ACTIONS[action]
+        if extra:
+            raise ConfigError(f"{where} {sorted(extra)[0]}: not an argument of {action}")
+        for key in ("level_dbov", "noise_dbfs", "clipping_pct"):
+            if key in args and (not isinstance(args[key], int | float) or isinstance(args[key], bool)):
+                raise ConfigError(f"{where} {key}: expected a number, got {args[key]!r}")
+        for key in ("silence", "moving"):
+            if key in args and not isinstance(args[key], bool):
+                raise ConfigError(f"{where} {key}: expected true or false")
+        steps.append(Step(t=t, do=action, args=args))
+    ordered = sorted(enumerate(steps), key=lambda pair: (pair[1].t, pair[0]))
+    return Scenario(
+        path=source,
+        site=seat["site"],
+        seat=seat["id"],
+        profile=str(seat.get("profile", "default")),
+        start=start,
+        steps=tuple(step for _, step in ordered),
+        description=str(seat.get("description", data.get("description", ""))),
+    )

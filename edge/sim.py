@@ -1,0 +1,168 @@
+"""A simulated seat: virtual headset, call host, CTI, radar and audio playing a scenario.
+
+The same runtime and core as a real seat; only the devices and the clock are twins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+from drivers.audio import VirtualAudio, VirtualChannel
+from drivers.base import Sink
+from drivers.hid import VirtualHeadset
+from drivers.host import VirtualCallHost
+from drivers.radar import RadarStatus, VirtualRadar
+from edge.clock import SimClock
+from edge.config import BrokerSection, Profile, SeatConfig, SeatSection, load_profile
+from edge.inputs import CtiCommand
+from edge.runtime import Devices, Runtime
+from edge.scenario import Scenario, Step
+
+
+class VirtualCti:
+    """Twin of the contact-center platform: call commands as they would arrive on `cmd/call`."""
+
+    def __init__(self) -> None:
+        self._sink: Sink | None = None
+        self._count = 0
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def stop(self) -> None:
+        self._sink = None
+
+    def command(self, action: str, call_id: str = "") -> None:
+        if self._sink is not None:
+            self._count += 1
+            self._sink(CtiCommand(action=action, request_id=f"cti-{self._count}", call_id=call_id))  # type: ignore[arg-type]
+
+
+@dataclass
+class VirtualSeat:
+    headset: VirtualHeadset
+    host: VirtualCallHost
+    radar: VirtualRadar
+    audio: VirtualAudio
+    cti: VirtualCti
+
+    def devices(self) -> Devices:
+        return Devices(
+            headset=self.headset, host=self.host, radar=self.radar, audio=self.audio, extra=[self.cti]
+        )
+
+
+def _channel(current: VirtualChannel, args: dict[str, Any]) -> VirtualChannel:
+    if args.get("silence"):
+        return VirtualChannel(speech=False, noise_dbfs=args.get("noise_dbfs", current.noise_dbfs))
+    if "level_dbov" in args:
+        return VirtualChannel(
+            speech=True,
+            level_dbov=float(args["level_dbov"]),
+            noise_dbfs=float(args.get("noise_dbfs", current.noise_dbfs)),
+            clipping_pct=float(args.get("clipping_pct", 0.0)),
+        )
+    return VirtualChannel(
+        speech=current.speech,
+        level_dbov=current.level_dbov,
+        noise_dbfs=float(args.get("noise_dbfs", current.noise_dbfs)),
+        clipping_pct=float(args.get("clipping_pct", current.clipping_pct)),
+    )
+
+
+def act(seat: VirtualSeat, step: Step, stop: Callable[[], None]) -> None:
+    """What a scenario step does to the virtual devices (or, for `cti.*`, to the platform)."""
+    device, _, verb = step.do.partition(".")
+    args = step.args
+    if step.do == "end":
+        stop()
+    elif device == "headset":
+        getattr(seat.headset, verb)()
+        seat.host.follow_headset(verb)  # the bridge relays the request to the softphone
+    elif device == "host":
+        getattr(seat.host, verb)()
+    elif device == "cti":
+        seat.cti.command(verb, str(args.get("call_id", "")))
+    elif step.do == "radar.present":
+        seat.radar.present(moving=bool(args.get("moving", False)))
+    elif step.do == "radar.absent":
+        seat.radar.absent()
+    elif step.do == "radar.lost":
+        if seat.radar._sink is not None:
+            seat.radar._sink(RadarStatus(ok=False, detail="simulated: no frames"))
+    elif step.do == "audio.tx":
+        seat.audio.tx = _channel(seat.audio.tx, args)
+    elif step.do == "audio.rx":
+        seat.audio.rx = _channel(seat.audio.rx, args)
+    elif step.do == "audio.impact":
+        seat.audio.impact()
+
+
+def scenario_config(scenario: Scenario, broker_url: str | None = None) -> SeatConfig:
+    return SeatConfig(
+        seat=SeatSection(site=scenario.site, id=scenario.seat, profile=scenario.profile),
+        broker=BrokerSection(url=broker_url or "embedded"),
+    )
+
+
+def build(
+    scenario: Scenario,
+    *,
+    fast: bool = True,
+    broker_url: str | None = None,
+    events_out: IO[str] | None = None,
+    tape_path: str | None = None,
+    profile: Profile | None = None,
+    start: datetime | None = None,
+    loop: bool = False,
+    levels_hz: float = 10.0,
+    delay: float = 0.0,
+) -> tuple[Runtime, VirtualSeat]:
+    """A runtime playing `scenario`; run it with `runtime.run(until=...)` or in a thread."""
+    from pathlib import Path
+
+    profile = profile or load_profile(scenario.profile, base_dir=Path(scenario.path).parent)
+    clock = SimClock(start or scenario.start, realtime=not fast)
+    seat = VirtualSeat(
+        headset=VirtualHeadset(),
+        host=VirtualCallHost(),
+        radar=VirtualRadar(),
+        audio=VirtualAudio(period_s=1.0 / levels_hz),
+        cti=VirtualCti(),
+    )
+    runtime = Runtime(
+        scenario_config(scenario, broker_url),
+        profile,
+        seat.devices(),
+        clock,
+        use_broker=broker_url is not None,
+        events_out=events_out,
+        tape_path=tape_path,
+        realtime=not fast,
+        heartbeat=False,
+    )
+    schedule(runtime, seat, scenario, offset=delay, loop=loop)
+    runtime.every(seat.audio.period_s, seat.audio.tick)
+    return runtime, seat
+
+
+def schedule(runtime: Runtime, seat: VirtualSeat, scenario: Scenario, offset: float, loop: bool) -> None:
+    length = scenario.end
+    for step in scenario.steps:
+        if step.t > length:
+            break
+        if step.do == "end":
+            if loop:
+                runtime.at(offset + step.t, lambda: schedule(runtime, seat, scenario, offset + length, loop))
+            else:
+                runtime.at(offset + step.t, runtime.stop)
+            continue
+        runtime.at(offset + step.t, lambda step=step: act(seat, step, runtime.stop))  # type: ignore[misc]
+    if not any(step.do == "end" for step in scenario.steps):
+        if loop and length > 0:
+            runtime.at(offset + length, lambda: schedule(runtime, seat, scenario, offset + length, loop))
+        elif not loop:
+            runtime.at(offset + length, runtime.stop)

@@ -1,0 +1,60 @@
+"""The retained `state` payload: the seat's facts with every part's `since`, small and flat.
+
+`key()` leaves out what changes every second so the shell republishes only on real change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.clock import Instant
+from edge.seat import leds_for, summary
+from edge.state import SeatState
+
+
+def snapshot(state: SeatState, now: Instant, site: str, seat: str) -> dict[str, Any]:
+    f = state.facts
+    headset: dict[str, Any] = {"connected": f.headset.connected, "since": f.headset.since.iso_utc()}
+    if f.headset.info is not None and f.headset.connected:
+        headset["product"] = f.headset.info.product
+    leds = leds_for(f)
+    attendance_public = summary(state, now)
+    return {
+        "site": site,
+        "seat": seat,
+        "ts": now.iso(),
+        "call": {
+            "state": f.call.state,
+            "since": f.call.since.iso_utc(),
+            "source": f.call.source or None,
+            "direction": f.call.direction or None,
+            "number": f.call.number,
+        },
+        "hook": {"off_hook": leds.off_hook, "since": f.hook.since.iso_utc()},
+        "mute": {
+            "muted": f.mute.muted,
+            "by": (f.mute.by or "agent") if f.mute.muted else None,
+            "since": f.mute.since.iso_utc(),
+        },
+        "presence": {
+            "state": f.presence.state,
+            "since": f.presence.since.iso_utc(),
+            "last_seen": f.presence.last_seen.iso_utc() if f.presence.last_seen else None,
+        },
+        "headset": headset,
+        "radar": {"ok": f.radar_link.ok, "target": f.radar.target, "since": f.radar_link.since.iso_utc()},
+        "audio": {"ok": f.audio_link.ok, "since": f.audio_link.since.iso_utc()},
+        "shift": {"phase": f.shift.phase, "since": f.shift.since.iso_utc()},
+        "rx_cap_db": f.rx_cap,
+        "violations": [
+            {"type": kind, "since": since.iso_utc()} for kind, since in sorted(f.violations.items())
+        ],
+        "today": {k: v for k, v in attendance_public.items() if k != "day"},
+    }
+
+
+def key(snap: dict[str, Any]) -> tuple[Any, ...]:
+    """What must change for the retained state to be republished."""
+    return tuple(
+        (name, repr(value)) for name, value in snap.items() if name not in ("ts", "today")
+    )
