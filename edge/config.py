@@ -101,6 +101,13 @@ class BrokerSection(Section):
 class HeadsetSection(Section):
     device: str = "auto"  # auto | virtual | none | /dev/hidrawN
     model: str = ""  # calibration key in the profile; empty: from the headset's product name
+    # Device handling (docs/headsets.md; shared/reference/hid-telephony.md §4), not norms:
+    echo_window: Duration = 0.5  # ignore hook reports this long after an Off-Hook write
+    debounce_window: Duration = 0.1  # repeated presses closer than this are one press
+    mute_lock_window: Duration = 2.0  # this many mute requests within it = mute-lock
+    mute_lock_count: int = Field(default=4, ge=2)
+    read_timeout: Duration = 0.2  # reader thread wakes this often to notice stop()
+    reconnect_max: Duration = 10.0  # back-off cap between looks for an absent headset
 
 
 class AudioSection(Section):
