@@ -298,7 +298,9 @@ class TelephonyProtocol:
             return (1, rid)
 
         chosen.sort(key=order)
-        if off_hook_led is not None and shown_off_hook != self._written_off_hook:
+        if off_hook_led is not None and shown_off_hook and self._written_off_hook is not True:
+            # Writing Off-Hook makes some headsets report Hook = 1 back ("involuntary hook
+            # on", gonnect #138): not the agent's request.
             self._echo_until = now + self.settings.echo_window
         self._written.update({rid: reports[rid] for rid in chosen})
         self._written_off_hook = shown_off_hook
