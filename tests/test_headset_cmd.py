@@ -12,17 +12,32 @@ from edge.cli import EXIT_OK, EXIT_USAGE, main
 
 
 def test_describe_json_of_jabra(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["headset", "describe", str(HID_DATA / "jabra_evolve_link_ms.hex"), "--json"]) == EXIT_OK
+    assert (
+        main(["headset", "describe", str(HID_DATA / "jabra_evolve_link_ms.hex"), "--json"])
+        == EXIT_OK
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["telephony"] is True
-    assert out["inputs"]["hook_switch"] == {"report_id": 2, "bit": 0, "size": 1, "encoding": "toggle_switch"}
-    assert out["inputs"]["phone_mute"] == {"report_id": 2, "bit": 2, "size": 1, "encoding": "toggle_button"}
+    assert out["inputs"]["hook_switch"] == {
+        "report_id": 2,
+        "bit": 0,
+        "size": 1,
+        "encoding": "toggle_switch",
+    }
+    assert out["inputs"]["phone_mute"] == {
+        "report_id": 2,
+        "bit": 2,
+        "size": 1,
+        "encoding": "toggle_button",
+    }
     assert out["leds"]["off_hook"] == {"report_id": 2, "bit": 0}
     assert out["leds"]["mute"] == {"report_id": 2, "bit": 1}
     assert out["output_reports"] == {"2": {"length": 3}}
 
 
-def test_describe_raw_bytes_and_spaced_hex_agree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_describe_raw_bytes_and_spaced_hex_agree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     raw = tmp_path / "bt700.bin"
     raw.write_bytes(descriptor("poly_bt700_dongle"))
     spaced = tmp_path / "bt700.txt"
@@ -36,7 +51,9 @@ def test_describe_raw_bytes_and_spaced_hex_agree(tmp_path: Path, capsys: pytest.
 
 
 def test_describe_without_telephony_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["headset", "describe", str(HID_DATA / "logitech_g535_wireless.hex"), "--json"]) == 0
+    assert (
+        main(["headset", "describe", str(HID_DATA / "logitech_g535_wireless.hex"), "--json"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["telephony"] is False
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
+from hid_support import ALL_FILES, descriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hid_support import ALL_FILES, descriptor
 
 from drivers.hid.descriptor import DescriptorError, parse_descriptor
 from drivers.hid.events import LedState
@@ -24,10 +26,8 @@ def _exercise(data: bytes, reports: list[bytes]) -> None:
     protocol = TelephonyProtocol(layout)
     protocol.led_reports(LedState(off_hook=True, mute=True, ring=True, hold=True), now=0.0)
     for i, report in enumerate(reports):
-        try:
+        with contextlib.suppress(ReportError):
             protocol.on_input_report(report, now=float(i) * 0.01)
-        except ReportError:
-            pass
     protocol.led_reports(LedState(), now=10.0)
 
 

@@ -1,4 +1,5 @@
 """Every real descriptor parses, and its fields and telephony layout match the data folder."""
+# ruff: noqa: E501  (the README table below reads best one device per line)
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def _listed(usage: int) -> bool:
     if page == 0x0C:
         return usage_id in LISTED_CONSUMER
     return page in PAGES and usage_id != 0  # usage ID 0 is "Unassigned" (HUT §3)
+
+
 _LINE = re.compile(
     r"^(IN|OUT)\s+id=\s*(\d+) bit=\s*(\d+) size=(\S+)(?: ARRAY (\[.*?\]))?(?: ([0-9a-f]{4}):([0-9a-f]{4}))?"
     r" (\S+) lmin=(-?\d+) lmax=(-?\d+)$"
@@ -190,7 +193,10 @@ def test_usage_range_and_constant_controls_are_kept() -> None:
     lay = layout_from_bytes(desc)
     assert lay.telephony
     assert (lay.inputs["hook_switch"].bit, lay.inputs["flash"].bit) == (0, 1)
-    assert lay.inputs["hook_switch"].constant and lay.inputs["phone_mute"].encoding.value == "toggle_button"
+    assert (
+        lay.inputs["hook_switch"].constant
+        and lay.inputs["phone_mute"].encoding.value == "toggle_button"
+    )
 
 
 def test_long_items_are_skipped() -> None:
@@ -211,7 +217,9 @@ def test_long_items_are_skipped() -> None:
         ("0c", 0, "reserved item type"),
     ],
 )
-def test_bad_descriptors_name_the_byte_and_the_problem(hex_text: str, offset: int, words: str) -> None:
+def test_bad_descriptors_name_the_byte_and_the_problem(
+    hex_text: str, offset: int, words: str
+) -> None:
     with pytest.raises(DescriptorError) as err:
         parse_descriptor(parse_hex(hex_text))
     assert err.value.offset == offset

@@ -68,7 +68,9 @@ def jabra() -> Iterator[tuple[HidrawHeadset, FakeBus, queue.Queue[object]]]:
     headset.stop()
 
 
-def test_plug_answer_mute_and_disconnect_mid_read(jabra: tuple[HidrawHeadset, FakeBus, queue.Queue[object]]) -> None:
+def test_plug_answer_mute_and_disconnect_mid_read(
+    jabra: tuple[HidrawHeadset, FakeBus, queue.Queue[object]],
+) -> None:
     headset, bus, events = jabra
     lay = layout("jabra_evolve_link_ms")
     device = bus.ends.get(timeout=5)
@@ -98,7 +100,9 @@ def test_plug_answer_mute_and_disconnect_mid_read(jabra: tuple[HidrawHeadset, Fa
     headset.write_leds(LedState())  # no device: kept for the next one, no error
 
 
-def test_replug_reconnects_and_rewrites_the_whole_led_state(jabra: tuple[HidrawHeadset, FakeBus, queue.Queue[object]]) -> None:
+def test_replug_reconnects_and_rewrites_the_whole_led_state(
+    jabra: tuple[HidrawHeadset, FakeBus, queue.Queue[object]],
+) -> None:
     headset, bus, events = jabra
     first = bus.ends.get(timeout=5)
     assert events.get(timeout=5) == HeadsetPlugged(INFO)
@@ -136,7 +140,11 @@ def test_no_device_means_no_plug_and_stop_returns() -> None:
     bus = FakeBus("logitech_g535_wireless")  # no Telephony collection: never chosen on auto
     events: queue.Queue[object] = queue.Queue()
     headset = HidrawHeadset(
-        enumerate=bus.enumerate, opener=bus.open, hotplug=False, reconnect_min=0.01, reconnect_max=0.02
+        enumerate=bus.enumerate,
+        opener=bus.open,
+        hotplug=False,
+        reconnect_min=0.01,
+        reconnect_max=0.02,
     )
     headset.start(events.put)
     headset.notify_hotplug()

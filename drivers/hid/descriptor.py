@@ -421,8 +421,10 @@ def parse_descriptor(data: bytes) -> ReportDescriptor:
             # Physical min/max, Unit, Unit Exponent and reserved tags do not affect layout.
         elif item_type == 2:  # Local
             if tag == L_USAGE:
-                usage = _Usage(value if size == 4 else (globals_.usage_page << 16) | value, size == 4)
-                local.usages.append((usage, usage))
+                declared = _Usage(
+                    value if size == 4 else (globals_.usage_page << 16) | value, size == 4
+                )
+                local.usages.append((declared, declared))
             elif tag == L_USAGE_MIN:
                 local.usage_min = _Usage(
                     value if size == 4 else (globals_.usage_page << 16) | value, size == 4

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -82,10 +83,8 @@ class FdDevice:
         return os.write(self._fd, data)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(self._fd)
-        except OSError:
-            pass
 
 
 class HidapiDevice:
@@ -154,7 +153,9 @@ def sysfs_descriptor(hidraw_path: str) -> bytes | None:
         return None
 
 
-def pyusb_inventory(vendor_id: int, product_id: int, bus: int, ports: tuple[int, ...]) -> dict[str, str]:
+def pyusb_inventory(
+    vendor_id: int, product_id: int, bus: int, ports: tuple[int, ...]
+) -> dict[str, str]:
     """Strings and firmware from the USB device descriptor via pyusb ({} when unavailable:
     no libusb backend or no access to /dev/bus/usb)."""
     try:
@@ -171,12 +172,10 @@ def pyusb_inventory(vendor_id: int, product_id: int, bus: int, ports: tuple[int,
                 ("serial", dev.iSerialNumber),
             ):
                 if index:
-                    try:
+                    with contextlib.suppress(usb.core.USBError, ValueError, NotImplementedError):
                         found[key] = str(usb.util.get_string(dev, index) or "")
-                    except (usb.core.USBError, ValueError, NotImplementedError):
-                        pass
             return found
-    except Exception as exc:  # noqa: BLE001 - inventory is best effort, never fatal
+    except Exception as exc:  # inventory is best effort, never fatal
         log.debug("pyusb inventory unavailable: %s", exc)
     return {}
 
@@ -302,10 +301,9 @@ class HidrawHeadset:
         self._stopping.set()
         self._wake.set()
         if self._observer is not None:
-            try:
+            # Stopping pyudev must never block or break shutdown.
+            with contextlib.suppress(Exception):
                 self._observer.stop()
-            except Exception:  # noqa: BLE001 - stopping pyudev must not block shutdown
-                pass
             self._observer = None
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -351,7 +349,7 @@ class HidrawHeadset:
     def _find(self) -> tuple[DeviceCandidate, TelephonyLayout] | None:
         try:
             candidates = self._enumerate()
-        except Exception as exc:  # noqa: BLE001 - enumeration failing means "not found yet"
+        except Exception as exc:  # enumeration failing means "not found yet"
             log.warning("cannot enumerate hidraw devices: %s", exc)
             return None
         for candidate in candidates:
@@ -436,6 +434,6 @@ def _start_udev_observer(callback: Callable[[], None]) -> Any:
         observer.daemon = True
         observer.start()
         return observer
-    except Exception as exc:  # noqa: BLE001 - any failure falls back to polling
+    except Exception as exc:  # any failure falls back to polling
         log.info("no udev hot-plug events (%s); polling for the headset", exc)
         return None

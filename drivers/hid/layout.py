@@ -230,9 +230,9 @@ def telephony_layout(desc: ReportDescriptor) -> TelephonyLayout:
             break
 
     consumer_items: list[MainItem] = list(by_top.get(chosen, [])) if chosen is not None else []
-    for top in desc.top_level():
-        if top.usage >> 16 == PAGE_CONSUMER and top.index != chosen:
-            consumer_items += by_top.get(top.index, [])
+    for collection in desc.top_level():
+        if collection.usage >> 16 == PAGE_CONSUMER and collection.index != chosen:
+            consumer_items += by_top.get(collection.index, [])
     for name in CONSUMER_INPUTS:
         control = _find_input(name, consumer_items)
         if control is not None:
@@ -246,7 +246,9 @@ def telephony_layout(desc: ReportDescriptor) -> TelephonyLayout:
             led.report_id, desc.report_length(ReportKind.OUTPUT, led.report_id), names
         )
     input_lengths = {
-        rid: desc.report_length(kind, rid) for (kind, rid) in desc.report_bits if kind is ReportKind.INPUT
+        rid: desc.report_length(kind, rid)
+        for (kind, rid) in desc.report_bits
+        if kind is ReportKind.INPUT
     }
     return TelephonyLayout(
         telephony=chosen is not None,

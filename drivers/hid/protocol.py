@@ -164,9 +164,7 @@ class TelephonyProtocol:
             events += self._decode(control, value, previous, now)
         return events
 
-    def _decode(
-        self, control: InputControl, value: int, previous: int, now: float
-    ) -> list[object]:
+    def _decode(self, control: InputControl, value: int, previous: int, now: float) -> list[object]:
         name = control.name
         if name == "consumer_mute":
             if not self._consumer_mute_is_phone_mute:

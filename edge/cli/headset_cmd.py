@@ -143,7 +143,9 @@ def list_cmd(args: argparse.Namespace) -> int:
             )
             print("\n".join(format_layout(layout)))
     if not found:
-        print("no telephony headset found (is it plugged in? see docs/headsets.md)", file=sys.stderr)
+        print(
+            "no telephony headset found (is it plugged in? see docs/headsets.md)", file=sys.stderr
+        )
         return EXIT_FAIL
     return EXIT_OK
 
@@ -187,7 +189,7 @@ class WatchHost:
 
 def watch_cmd(args: argparse.Namespace) -> int:
     settings = ProtocolSettings()
-    kwargs: dict[str, float] = {}
+    read_timeout, reconnect_max = 0.2, 10.0
     if args.config:
         from edge.config import ConfigError, load_config
 
@@ -202,8 +204,10 @@ def watch_cmd(args: argparse.Namespace) -> int:
             mute_lock_window=section.mute_lock_window,
             mute_lock_count=section.mute_lock_count,
         )
-        kwargs = {"read_timeout": section.read_timeout, "reconnect_max": section.reconnect_max}
-    headset = HidrawHeadset(args.device, settings, **kwargs)
+        read_timeout, reconnect_max = section.read_timeout, section.reconnect_max
+    headset = HidrawHeadset(
+        args.device, settings, read_timeout=read_timeout, reconnect_max=reconnect_max
+    )
     host = WatchHost(headset, sys.stdout)
     print("watching for a telephony headset; Ctrl-C to stop", file=sys.stderr)
     headset.start(host)
