@@ -101,6 +101,13 @@ class BrokerSection(Section):
 class HeadsetSection(Section):
     device: str = "auto"  # auto | virtual | none | /dev/hidrawN
     model: str = ""  # calibration key in the profile; empty: from the headset's product name
+    # Device handling (docs/headsets.md; shared/reference/hid-telephony.md §4), not norms:
+    echo_window: Duration = 0.5  # ignore hook reports this long after an Off-Hook write
+    debounce_window: Duration = 0.1  # repeated presses closer than this are one press
+    mute_lock_window: Duration = 2.0  # this many mute requests within it = mute-lock
+    mute_lock_count: int = Field(default=4, ge=2)
+    read_timeout: Duration = 0.2  # reader thread wakes this often to notice stop()
+    reconnect_max: Duration = 10.0  # back-off cap between looks for an absent headset
 
 
 class AudioSection(Section):
@@ -174,8 +181,7 @@ def format_validation_error(source: str, exc: ValidationError, prefix: tuple[str
         got = err.get("input")
         got_text = (
             f" (got {got!r})"
-            if err.get("type") not in ("missing", "extra_forbidden")
-            and not isinstance(got, dict)
+            if err.get("type") not in ("missing", "extra_forbidden") and not isinstance(got, dict)
             else ""
         )
         lines.append(f"{source}: {where}: {_expected(err)}{got_text}")
@@ -272,7 +278,9 @@ def profile_from_dict(name: str, data: Mapping[str, Any], source: str = "") -> P
     meta = {"name", "description", "extends"}
     for key in data:
         if key not in SECTIONS and key not in meta:
-            errors.append(f"{source}: [{key}]: unknown section (expected one of {sorted(SECTIONS)})")
+            errors.append(
+                f"{source}: [{key}]: unknown section (expected one of {sorted(SECTIONS)})"
+            )
     for key, model in SECTIONS.items():
         raw = data.get(key)
         if raw is None:

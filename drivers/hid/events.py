@@ -28,6 +28,33 @@ class Flash:
 
 
 @dataclass(frozen=True, slots=True)
+class Redial:
+    """Redial (0x0B:0x24) press."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Drop (0x0B:0x26) press: the agent asks to end the call."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProgrammableButton:
+    """Programmable Button (0x0B:0x07) press; `button` is the Button-page number (1 when the
+    device declares a single bit). Yealink uses it as "reject"."""
+
+    button: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MuteLocked:
+    """The headset keeps asking to toggle mute faster than a person presses (mute-lock):
+    the driver stopped forwarding its mute requests for `window` seconds."""
+
+    requests: int
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
 class Volume:
     """Consumer Volume Increment / Decrement (0x0C:0xE9 / 0xEA)."""
 
