@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.audio import VirtualAudio
-from drivers.hid import VirtualHeadset
+from drivers.hid import Headset, VirtualHeadset
 from drivers.host import VirtualCallHost
 from drivers.radar import VirtualRadar
 from edge.clock import Clock
@@ -41,13 +41,7 @@ def seat_clock(config: SeatConfig) -> Clock:
 def build_devices(config: SeatConfig) -> Devices:
     """Device backends by name; a seat without a device keeps working without it."""
     devices = Devices()
-    headset = config.headset.device
-    if headset == "virtual":
-        devices.headset = VirtualHeadset()
-    elif headset != "none":
-        raise ConfigError(
-            f"[headset] device: {headset!r}: this build has only the virtual headset (virtual | none)"
-        )
+    devices.headset = build_headset(config)
     if config.audio.backend == "virtual":
         devices.audio = VirtualAudio(period_s=1.0 / config.audio.levels_hz)
     elif config.audio.backend != "none":
@@ -59,6 +53,33 @@ def build_devices(config: SeatConfig) -> Devices:
     if "simulate" in config.call.sources:
         devices.host = VirtualCallHost()
     return devices
+
+
+def build_headset(config: SeatConfig) -> Headset | None:
+    section = config.headset
+    if section.device == "none":
+        return None
+    if section.device == "virtual":
+        return VirtualHeadset()
+    if section.device != "auto" and not section.device.startswith("/dev/"):
+        raise ConfigError(
+            f"[headset] device: expected auto, virtual, none or a /dev/hidrawN path, got {section.device!r}"
+        )
+    from drivers.hid.hidraw import HidrawHeadset
+    from drivers.hid.protocol import ProtocolSettings
+
+    settings = ProtocolSettings(
+        echo_window=section.echo_window,
+        debounce_window=section.debounce_window,
+        mute_lock_window=section.mute_lock_window,
+        mute_lock_count=section.mute_lock_count,
+    )
+    return HidrawHeadset(
+        section.device,
+        settings,
+        read_timeout=section.read_timeout,
+        reconnect_max=section.reconnect_max,
+    )
 
 
 def start_broker(config: SeatConfig) -> tuple[str | None, EmbeddedBroker | None]:

@@ -100,7 +100,6 @@ class BrokerSection(Section):
 
 class HeadsetSection(Section):
     device: str = "auto"  # auto | virtual | none | /dev/hidrawN
-    model: str = ""  # calibration key in the profile; empty: from the headset's product name
     # Device handling (docs/headsets.md; shared/reference/hid-telephony.md §4), not norms:
     echo_window: Duration = 0.5  # ignore hook reports this long after an Off-Hook write
     debounce_window: Duration = 0.1  # repeated presses closer than this are one press

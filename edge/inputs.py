@@ -11,13 +11,17 @@ from typing import Any, Literal
 
 from drivers.audio import AudioLevels, AudioStatus
 from drivers.hid.events import (
+    Drop,
     Flash,
     HeadsetInfo,
     HeadsetPlugged,
     HeadsetUnplugged,
     HookSwitch,
     LedState,
+    MuteLocked,
     PhoneMute,
+    ProgrammableButton,
+    Redial,
     Volume,
 )
 from drivers.host import HostLeds
@@ -53,6 +57,10 @@ Input = (
     HookSwitch
     | PhoneMute
     | Flash
+    | Redial
+    | Drop
+    | ProgrammableButton
+    | MuteLocked
     | Volume
     | HeadsetPlugged
     | HeadsetUnplugged
@@ -70,6 +78,10 @@ INPUT_TYPES: tuple[type, ...] = (
     HookSwitch,
     PhoneMute,
     Flash,
+    Redial,
+    Drop,
+    ProgrammableButton,
+    MuteLocked,
     Volume,
     HeadsetPlugged,
     HeadsetUnplugged,

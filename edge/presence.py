@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from drivers.hid.events import Flash, HookSwitch, PhoneMute, Volume
+from drivers.hid.events import Drop, Flash, HookSwitch, PhoneMute, ProgrammableButton, Redial, Volume
 from edge.clock import Instant
 from edge.config import Duration, Section
 from edge.effects import Emit
@@ -27,7 +27,7 @@ def evidence(facts: Facts, inp: Input) -> bool:
         or facts.call.in_call
         or facts.hook.off_hook
         or facts.tx.speaking
-        or isinstance(inp, HookSwitch | PhoneMute | Flash | Volume)
+        or isinstance(inp, HookSwitch | PhoneMute | Flash | Volume | Redial | Drop | ProgrammableButton)
     )
 
 

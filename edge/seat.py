@@ -12,12 +12,16 @@ from typing import Any
 
 from drivers.audio import AudioLevels, AudioStatus
 from drivers.hid.events import (
+    Drop,
     Flash,
     HeadsetPlugged,
     HeadsetUnplugged,
     HookSwitch,
     LedState,
+    MuteLocked,
     PhoneMute,
+    ProgrammableButton,
+    Redial,
     Volume,
 )
 from drivers.host import HostLeds
@@ -233,7 +237,14 @@ def apply_input(f: Facts, inp: Input, now: Instant) -> tuple[Facts, list[Request
                 f, emits, _ = _Calls.hold(f, now, "headset")
             elif f.call.state == "held":
                 f, emits, _ = _Calls.resume(f, now, "headset")
-        case Volume():
+        case Drop():
+            if f.call.state != "idle":
+                f, emits, _ = _Calls.end(f, now, "headset")
+        case MuteLocked(requests=requests, window=window):
+            # The headset holds its own mute and refuses to let go: believe it, say so.
+            f = _set_agent_mute(f, True, "headset", now)
+            emits.append(Emit("headset.mute_locked", {"requests": requests, "window_s": window}))
+        case Volume() | Redial() | ProgrammableButton():
             pass
         case HeadsetPlugged(info=info):
             f = replace(f, headset=HeadsetPart(connected=True, since=now, info=info))
@@ -328,7 +339,7 @@ def _outputs(before: Facts, after: Facts, inp: Input, now: Instant) -> list[Effe
     effects: list[Effect] = []
     leds = leds_for(after)
     # The host owns the headset state: every request and every re-plug gets the whole state.
-    answer_request = isinstance(inp, HookSwitch | PhoneMute | Flash | HeadsetPlugged)
+    answer_request = isinstance(inp, HookSwitch | PhoneMute | Flash | Drop | HeadsetPlugged)
     if leds != leds_for(before) or answer_request:
         effects.append(SetLeds(leds))
     if after.mute.muted != before.mute.muted:
