@@ -57,9 +57,9 @@ def parse_time_of_day(value: object) -> time:
     if isinstance(value, time):
         return value
     if isinstance(value, str):
-        match = re.match(r"^(\d{1,2}):(\d{2})$", value.strip())
+        match = re.match(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$", value.strip())
         if match and int(match.group(1)) < 24 and int(match.group(2)) < 60:
-            return time(int(match.group(1)), int(match.group(2)))
+            return time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
     raise ValueError(f"expected a time of day HH:MM such as 08:45, got {value!r}")
 
 

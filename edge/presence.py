@@ -20,15 +20,15 @@ class PresenceSettings(Section):
     away_after_without_radar: Duration  # the same when no radar reports
 
 
-def evidence(facts: Facts, inp: Input) -> bool:
+def continuous_evidence(facts: Facts) -> bool:
+    """Someone is there for as long as this holds: radar target, a call, the hook, a voice."""
     radar_sees = facts.radar_link.ok is not False and facts.radar.target != "none"
-    return (
-        radar_sees
-        or facts.call.in_call
-        or facts.hook.off_hook
-        or facts.tx.speaking
-        or isinstance(inp, HookSwitch | PhoneMute | Flash | Volume | Redial | Drop | ProgrammableButton)
-    )
+    return radar_sees or facts.call.in_call or facts.hook.off_hook or facts.tx.speaking
+
+
+def momentary_evidence(inp: Input) -> bool:
+    """A button press: someone was there at this instant."""
+    return isinstance(inp, HookSwitch | PhoneMute | Flash | Volume | Redial | Drop | ProgrammableButton)
 
 
 def hysteresis(facts: Facts, settings: PresenceSettings) -> float:
@@ -39,26 +39,33 @@ def update(
     facts: Facts, inp: Input, now: Instant, settings: PresenceSettings
 ) -> tuple[Facts, list[Emit]]:
     part = facts.presence
-    if evidence(facts, inp):
+    seeing = continuous_evidence(facts)
+    if seeing or momentary_evidence(inp):
+        last_seen = None if seeing else now
         if part.state == "present":
-            return replace(facts, presence=replace(part, last_seen=now)), []
+            new = replace(part, seeing=seeing, last_seen=last_seen or part.last_seen)
+            return replace(facts, presence=new), []
         away_s = now.mono - part.since.mono if part.state == "away" else None
         data = {"away_s": round(away_s, 3)} if away_s is not None else {}
-        new = PresencePart(state="present", since=now, last_seen=now)
+        new = PresencePart(state="present", since=now, last_seen=last_seen, seeing=seeing)
         return replace(facts, presence=new), [Emit("presence.present", data)]
+    if part.seeing:
+        # The evidence ended at this instant: the agent was last seen now.
+        part = replace(part, seeing=False, last_seen=now)
+        facts = replace(facts, presence=part)
     if part.state == "away":
         return facts, []
     seen = part.last_seen or part.since
     if now.mono - seen.mono >= hysteresis(facts, settings) - 1e-9:
         # Away since the agent was last seen, not since the hysteresis ran out.
-        new = PresencePart(state="away", since=seen, last_seen=part.last_seen)
+        new = PresencePart(state="away", since=seen, last_seen=seen)
         return replace(facts, presence=new), [Emit("presence.away", {"last_seen": seen.iso()})]
     return facts, []
 
 
 def deadline(facts: Facts, settings: PresenceSettings) -> float | None:
     part = facts.presence
-    if part.state == "away":
+    if part.state == "away" or part.seeing:
         return None
     seen = part.last_seen or part.since
     return seen.mono + hysteresis(facts, settings)

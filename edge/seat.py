@@ -267,6 +267,8 @@ def apply_input(f: Facts, inp: Input, now: Instant) -> tuple[Facts, list[Request
         case RadarReport(target=target):
             if target != f.radar.target:
                 f = replace(f, radar=RadarPart(target=target, since=now))
+            if f.radar_link.ok is None:  # a report is proof of a working radar
+                f = replace(f, radar_link=DevicePart(ok=True, since=now))
         case RadarStatus(ok=ok, detail=detail):
             if ok != f.radar_link.ok:
                 if ok is False:

@@ -71,7 +71,8 @@ class MutePart:
 class PresencePart:
     state: PresenceState
     since: Instant
-    last_seen: Instant | None = None
+    last_seen: Instant | None = None  # when the evidence last ended (None while seeing)
+    seeing: bool = False  # continuous evidence (radar target, call, voice) right now
 
 
 @dataclass(frozen=True, slots=True)

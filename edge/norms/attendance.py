@@ -89,7 +89,9 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
             requests.append(Emit("shift.late", data))
 
     absent_at = start + timedelta(seconds=settings.absent_after)
-    if not state.arrived and not state.absent and absent_at <= now.wall < end:
+    # Absence is judged only once presence is known (a box booting late first has to look).
+    known = facts.presence.state != "unknown"
+    if not state.arrived and not state.absent and known and absent_at <= now.wall < end:
         state = replace(state, absent=True)
         requests += [
             Emit("shift.absent", {"start": settings.start.isoformat("minutes"), "limit_min": round(settings.absent_after / 60, 1)}),
