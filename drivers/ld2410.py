@@ -221,7 +221,8 @@ def decode_frame(frame: bytes) -> Frame:
     footer = DATA_FOOTER if head == DATA_HEADER else CMD_FOOTER
     got_footer = bytes(frame[total - 4 : total])
     if got_footer != footer:
-        raise FrameError(total - 4, f"footer {_hex(footer)}", _hex(got_footer))
+        bad = next(i for i in range(4) if got_footer[i] != footer[i])
+        raise FrameError(total - 4 + bad, f"footer {_hex(footer)}", _hex(got_footer))
     if len(frame) > total:
         raise FrameError(total, f"end of frame after {total} bytes", f"{len(frame) - total} more")
     body = bytes(frame[6 : total - 4])
@@ -323,9 +324,12 @@ def parse_firmware(ack: Ack) -> FirmwareVersion:
 
 
 def parse_config_info(ack: Ack) -> ConfigInfo:
-    if len(ack.data) != 4:
-        raise FrameError(10, "4 bytes: protocol version u16, buffer size u16", f"{len(ack.data)}")
-    version, size = struct.unpack("<HH", ack.data)
+    # The LD2420 answers with the protocol version only (frames.md 4.1): keep it readable so
+    # the identification can say what the device is instead of "malformed".
+    if len(ack.data) not in (2, 4):
+        raise FrameError(10, "protocol version u16 and buffer size u16", f"{len(ack.data)} bytes")
+    (version,) = struct.unpack_from("<H", ack.data)
+    size = struct.unpack_from("<H", ack.data, 2)[0] if len(ack.data) == 4 else 0
     return ConfigInfo(version, size)
 
 

@@ -79,6 +79,7 @@ class LD2410Emulator:
         engineering: bool = False,
         firmware: tuple[int, int, int] = DEFAULT_FIRMWARE,
         restart_s: float = 1.0,
+        protocol_version: int = 1,
         seed: int | None = None,
     ) -> None:
         self.fd = fd
@@ -89,6 +90,7 @@ class LD2410Emulator:
         self.engineering = engineering
         self.firmware = firmware
         self.restart_s = restart_s
+        self.protocol_version = protocol_version  # 2 plays an LD2420 answering enable-config
         self.settings = Settings()
         self.received: list[Command] = []  # every command, in order, for tests to check
         self.frames_sent = 0
@@ -191,7 +193,7 @@ class LD2410Emulator:
         word = cmd.command
         if word == CMD_ENABLE_CONFIG:
             self.config_mode = True
-            self._write(encode_ack(word, 0, struct.pack("<HH", 1, 64)))
+            self._write(encode_ack(word, 0, struct.pack("<HH", self.protocol_version, 64)))
             return
         if word == CMD_END_CONFIG:
             self.config_mode = False
