@@ -524,7 +524,10 @@ def open_serial(port: str, baudrate: int = 256000, timeout: float = 0.05) -> Ser
     try:
         return serial.Serial(port, baudrate=baudrate, timeout=timeout, exclusive=True)  # type: ignore[no-any-return]
     except (serial.SerialException, OSError, ValueError) as exc:
-        raise RadarError(f"cannot open {port} at {baudrate} baud: {exc}") from None
+        hint = ""
+        if "exclusively lock" in str(exc):
+            hint = " (another program holds it: stop the seatbox service before using the tools)"
+        raise RadarError(f"cannot open {port} at {baudrate} baud: {exc}{hint}") from None
 
 
 class LD2410Link:
