@@ -205,7 +205,8 @@ def decode_frame(frame: bytes) -> Frame:
         raise FrameError(len(frame), "4 header bytes F4 F3 F2 F1 or FD FC FB FA", "end of data")
     head = bytes(frame[:4])
     if head not in HEADERS:
-        for i, (a, b) in enumerate(zip(head, DATA_HEADER if head[0] == 0xF4 else CMD_HEADER)):
+        like = DATA_HEADER if head[0] == 0xF4 else CMD_HEADER
+        for i, (a, b) in enumerate(zip(head, like, strict=True)):
             if a != b:
                 raise FrameError(
                     i, "header F4 F3 F2 F1 (data) or FD FC FB FA (command/ACK)", f"{_hex(head)}"

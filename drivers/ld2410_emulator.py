@@ -261,10 +261,9 @@ class LD2410Emulator:
         self._asleep_until = time.monotonic() + self.restart_s
 
     def _write(self, data: bytes) -> None:
-        try:
+        # Nobody reading (buffer full) or the line is gone: a module does not care.
+        with contextlib.suppress(OSError):
             os.write(self.fd, data)
-        except (BlockingIOError, OSError):
-            pass  # nobody reading (buffer full) or the line is gone: a module does not care
 
 
 def _words(value: bytes) -> dict[int, int] | None:
@@ -341,10 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGUSR1, toggle_silent)
     signal.signal(signal.SIGTERM, lambda _s, _f: emulator._stop.set())
     print(f"emulator: LD2410 on {where_text}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         emulator.run()
-    except KeyboardInterrupt:
-        pass
     del keep
     return 0
 

@@ -1,10 +1,11 @@
 """The presence radar (HLK-LD2410 family): its readings in, its configuration out.
 
-`RadarReport`/`RadarStatus` are the typed inputs; `LD2410Radar` the real driver; `VirtualRadar` the twin.
+Typed inputs `RadarReport`/`RadarStatus`; real driver `LD2410Radar`; twin `VirtualRadar`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -110,7 +111,7 @@ class RadarInfo:
 
 @dataclass
 class Backoff:
-    """Delays between reopen attempts: initial, doubled after each failure, capped; reset on data."""
+    """Delays between reopen attempts: initial, doubled per failure, capped; reset by data."""
 
     initial: float = 0.5
     maximum: float = 30.0
@@ -339,7 +340,5 @@ class LD2410Radar:
 
 
 def _close_quietly(link: LD2410Link) -> None:
-    try:
+    with contextlib.suppress(OSError):
         link.close()
-    except OSError:
-        pass

@@ -1,4 +1,7 @@
-"""`seatbox radar info|watch|set|decode` against the emulator over a real pty: output and exit codes."""
+"""`seatbox radar info|watch|set|decode` against the emulator over a real pty.
+
+Checks what a facilities user sees: the printed output, the JSON and the exit codes.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,7 @@ from ld2410_pty import emulated_radar
 from drivers.ld2410 import CMD_END_CONFIG, CMD_ENGINEERING_OFF, CMD_ENGINEERING_ON
 from edge.cli import main
 
-FRAMES: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "data/ld2410/frames.json").read_text()
-)
+FRAMES: dict[str, Any] = json.loads((Path(__file__).parent / "data/ld2410/frames.json").read_text())
 REPO = Path(__file__).parent.parent
 
 

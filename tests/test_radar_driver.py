@@ -124,7 +124,11 @@ def test_a_refused_value_raises_with_the_command_name(link_to: list[LD2410Link])
         link = _link(path, link_to)
         with link.configuration(), pytest.raises(CommandFailed, match="set_max_gates"):
             # Max gate 9 is beyond the module's range: it answers status 1.
-            link.command(Command(0x0060, bytes.fromhex("0000090000000100080000000200050000 00".replace(" ", ""))))
+            link.command(
+                Command(
+                    0x0060, bytes.fromhex("0000090000000100080000000200050000 00".replace(" ", ""))
+                )
+            )
 
 
 def test_commands_outside_configuration_mode_get_no_answer_and_time_out(
@@ -136,9 +140,7 @@ def test_commands_outside_configuration_mode_get_no_answer_and_time_out(
             link.command(read_parameters())
 
 
-def test_a_device_answering_as_an_ld2420_is_refused(
-    link_to: list[LD2410Link], sink: Sink
-) -> None:
+def test_a_device_answering_as_an_ld2420_is_refused(link_to: list[LD2410Link], sink: Sink) -> None:
     with emulated_radar(protocol_version=2) as (_emulator, path):
         link = _link(path, link_to)
         with pytest.raises(NotLD2410, match="protocol version 2"):
