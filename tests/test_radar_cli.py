@@ -35,7 +35,7 @@ def test_info_prints_firmware_and_parameters(capsys: pytest.CaptureFixture[str])
         code, out, err = run(capsys, "info", "--port", path)
     assert (code, err) == (0, "")
     assert "firmware:    V1.07.22091516 (type 0x0100)" in out
-    assert "max gates:   moving 8, still 8 (about 6.75 m at 0.75 m per gate)" in out
+    assert "max gates:   moving 8, still 8 (about 6.00 m at 0.75 m per gate)" in out
     assert "no-one duration: 5 s" in out
     assert "moving sensitivity  50  50  40  30  20  15  15  15  15" in out
     assert "still sensitivity    0   0  40  40  30  30  20  20  20" in out
@@ -79,7 +79,7 @@ def test_set_max_gate_and_timeout_writes_and_prints_the_result(
     assert (code, err) == (0, "")
     assert (settings.max_moving_gate, settings.max_still_gate) == (3, 3)
     assert settings.no_one_duration_s == 30
-    assert "max gates:   moving 3, still 3 (about 3.00 m at 0.75 m per gate)" in out
+    assert "max gates:   moving 3, still 3 (about 2.25 m at 0.75 m per gate)" in out
     assert "no-one duration: 30 s" in out
 
 

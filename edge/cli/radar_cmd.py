@@ -237,7 +237,8 @@ def info_cmd(args: argparse.Namespace) -> int:
 
 
 def _print_parameters(params: Parameters) -> None:
-    reach = (max(params.max_moving_gate, params.max_still_gate) + 1) * GATE_M
+    # V1.07: max gate 2 limits detection to about 1.5 m; 8 gates reach about 6 m.
+    reach = max(params.max_moving_gate, params.max_still_gate) * GATE_M
     print(
         f"max gates:   moving {params.max_moving_gate}, still {params.max_still_gate} "
         f"(about {reach:.2f} m at {GATE_M} m per gate)"
