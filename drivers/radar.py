@@ -17,6 +17,7 @@ from drivers.base import Sink
 from drivers.ld2410 import (
     DataFrame,
     FirmwareVersion,
+    FrameError,
     LD2410Link,
     NotLD2410,
     Parameters,
@@ -263,6 +264,9 @@ class LD2410Radar:
                 self._lost(str(exc))
             except OSError as exc:  # pyserial's SerialException is an OSError (IOError)
                 self._lost(f"{self.port}: port error: {exc}")
+            except Exception as exc:  # never let the reader thread die: report and retry
+                log.exception("radar %s: unexpected error", self.port)
+                self._lost(f"{self.port}: unexpected error: {exc!r}")
             finally:
                 if link is not None:
                     _close_quietly(link)
@@ -289,7 +293,7 @@ class LD2410Radar:
             )
         except NotLD2410:
             raise
-        except RadarError as exc:
+        except (RadarError, FrameError) as exc:
             # A module that streams but does not answer commands is still a presence sensor;
             # the watchdog decides whether it is alive.
             log.warning("radar %s: configuration at start-up failed: %s", self.port, exc)
@@ -329,8 +333,12 @@ class LD2410Radar:
 
     def _emit(self, item: object) -> None:
         sink = self._sink
-        if sink is not None:
+        if sink is None:
+            return
+        try:
             sink(item)
+        except Exception:  # the seat's problem must not stop the radar or reopen its port
+            log.exception("radar %s: the sink failed on %r", self.port, item)
 
     def _pause(self, seconds: float) -> None:
         """Wait `seconds` on the driver's clock, waking for stop (short real waits)."""

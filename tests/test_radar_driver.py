@@ -271,6 +271,27 @@ def test_silent_sensor_is_reported_lost_once_then_ok_when_frames_return(sink: Si
         assert isinstance(sink.after_last_status()[0], RadarReport)
 
 
+def test_a_failing_sink_does_not_stop_the_driver(sink: Sink) -> None:
+    calls: list[object] = []
+
+    def flaky(item: object) -> None:
+        calls.append(item)
+        if len(calls) == 1:
+            raise RuntimeError("queue full")
+        sink(item)
+
+    with emulated_radar() as (emulator, path):
+        emulator.set_target("moving", 90, 70)
+        radar = LD2410Radar(path, report_interval=0.05, **FAST)
+        radar.start(flaky)
+        try:
+            wait_until(lambda: len(sink.reports()) >= 3, 5, "reports after the failure")
+        finally:
+            radar.stop()
+    assert sink.statuses() == []  # the first status was lost to the failure; no reopen
+    assert {r.target for r in sink.reports()} == {"moving"}
+
+
 def test_garbage_on_the_line_does_not_disturb_presence(sink: Sink) -> None:
     with emulated_radar(garbage=True, seed=7) as (emulator, path):
         emulator.set_target("both", 80, 60, 70, 55)

@@ -267,7 +267,7 @@ def watch_cmd(args: argparse.Namespace) -> int:
             _print_parameters(params)
             print("(* = gate energy above its sensitivity: that gate detects a target)")
         return _watch(link, args, params)
-    except (RadarError, OSError) as exc:
+    except (RadarError, FrameError, OSError) as exc:
         return _fail(exc)
     except KeyboardInterrupt:
         return EXIT_OK
@@ -370,7 +370,7 @@ def set_cmd(args: argparse.Namespace) -> int:
             params = link.read_parameters()
             if args.restart:
                 link.command(restart())
-    except (RadarError, OSError) as exc:
+    except (RadarError, FrameError, OSError) as exc:
         return _fail(exc)
     finally:
         link.close()
