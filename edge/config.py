@@ -120,8 +120,11 @@ class AudioSection(Section):
 
 class RadarSection(Section):
     backend: Literal["virtual", "ld2410", "none"] = "virtual"
-    port: str = ""
+    port: str = ""  # e.g. /dev/seatbox-radar (udev link, systemd/61-seatbox-radar.rules)
     baudrate: int = 256000
+    watchdog: Duration = 2.0  # no valid frame this long: radar lost, port reopened
+    report_interval: Duration = 1.0  # reports to the seat: on target change, else this often
+    engineering: bool = False  # per-gate energies in every report (for tuning logs)
 
 
 class CallSection(Section):

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "edge.cli.config_cmd",
     "edge.cli.seat_cmd",
     "edge.cli.headset_cmd",
+    "edge.cli.radar_cmd",
 ]
 
 
