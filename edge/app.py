@@ -48,8 +48,19 @@ def build_devices(config: SeatConfig) -> Devices:
         raise ConfigError(f"[audio] backend: {config.audio.backend!r} is not available in this build")
     if config.radar.backend == "virtual":
         devices.radar = VirtualRadar()
-    elif config.radar.backend != "none":
-        raise ConfigError(f"[radar] backend: {config.radar.backend!r} is not available in this build")
+    elif config.radar.backend == "ld2410":
+        from drivers.radar import LD2410Radar
+
+        radar = config.radar
+        if not radar.port:
+            raise ConfigError("[radar] port: required for backend ld2410 (e.g. /dev/seatbox-radar)")
+        devices.radar = LD2410Radar(
+            radar.port,
+            radar.baudrate,
+            watchdog=radar.watchdog,
+            report_interval=radar.report_interval,
+            engineering_mode=radar.engineering,
+        )
     if "simulate" in config.call.sources:
         devices.host = VirtualCallHost()
     return devices
