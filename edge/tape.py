@@ -99,7 +99,7 @@ def load_tape(path: str | Path) -> Tape:
                     effects=list(decode(entry.get("fx", []))),
                 )
             )
-        except (json.JSONDecodeError, KeyError, TypeError, DecodeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}:{number}: not a tape line: {exc}") from None
     return Tape(header=header, profile=profile, start=_read_instant(header["start"]), lines=lines)
 
