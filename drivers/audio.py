@@ -134,6 +134,8 @@ class VirtualAudio:
             return
         if steady:
             period = self._pending_s + self.period_s
-            levels = AudioLevels(tx=replace(tx, period_s=period), rx=replace(levels.rx, period_s=period))
+            levels = AudioLevels(
+                tx=replace(tx, period_s=period), rx=replace(levels.rx, period_s=period)
+            )
         self._pending_s = 0.0
         self._sink(levels)

@@ -35,7 +35,7 @@ def zone(config: SeatConfig) -> ZoneInfo | None:
 
 def seat_clock(config: SeatConfig) -> Clock:
     tz = zone(config) or datetime.now().astimezone().tzinfo
-    return Clock(tz)  # type: ignore[arg-type]
+    return Clock(tz)
 
 
 def build_devices(config: SeatConfig) -> Devices:
@@ -45,7 +45,9 @@ def build_devices(config: SeatConfig) -> Devices:
     if config.audio.backend == "virtual":
         devices.audio = VirtualAudio(period_s=1.0 / config.audio.levels_hz)
     elif config.audio.backend != "none":
-        raise ConfigError(f"[audio] backend: {config.audio.backend!r} is not available in this build")
+        raise ConfigError(
+            f"[audio] backend: {config.audio.backend!r} is not available in this build"
+        )
     if config.radar.backend == "virtual":
         devices.radar = VirtualRadar()
     elif config.radar.backend == "ld2410":

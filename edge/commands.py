@@ -42,7 +42,9 @@ def parse(name: str, payload: bytes) -> Command:
     if not isinstance(request_id, str) or len(request_id) > MAX_ID:
         raise CommandError("", f"id: expected a string of at most {MAX_ID} characters")
     if name not in COMMANDS:
-        raise CommandError(request_id, f"command: unknown {name!r} (expected one of {list(COMMANDS)})")
+        raise CommandError(
+            request_id, f"command: unknown {name!r} (expected one of {list(COMMANDS)})"
+        )
     if name == "call":
         action = body.get("action")
         if action not in CALL_ACTIONS:
@@ -51,18 +53,25 @@ def parse(name: str, payload: bytes) -> Command:
             )
         call_id = body.get("call_id", "")
         if not isinstance(call_id, str) or len(call_id) > MAX_ID:
-            raise CommandError(request_id, f"call_id: expected a string of at most {MAX_ID} characters")
-        return Command(name, request_id, CtiCommand(action=action, request_id=request_id, call_id=call_id))
+            raise CommandError(
+                request_id, f"call_id: expected a string of at most {MAX_ID} characters"
+            )
+        return Command(
+            name, request_id, CtiCommand(action=action, request_id=request_id, call_id=call_id)
+        )
     if name == "identify":
         return Command(name, request_id, Identify(request_id=request_id))
     if name == "resend":
-        args = {key: body.get(key) for key in ("boot_id", "from_seq", "to_seq")}
-        if not isinstance(args["boot_id"], str) or not args["boot_id"]:
+        boot_id = body.get("boot_id")
+        if not isinstance(boot_id, str) or not boot_id:
             raise CommandError(request_id, "boot_id: expected the boot id whose events to resend")
+        seqs: dict[str, int] = {}
         for key in ("from_seq", "to_seq"):
-            if not isinstance(args[key], int) or isinstance(args[key], bool) or args[key] < 0:
+            value = body.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise CommandError(request_id, f"{key}: expected an integer >= 0")
-        if args["to_seq"] < args["from_seq"]:
+            seqs[key] = value
+        if seqs["to_seq"] < seqs["from_seq"]:
             raise CommandError(request_id, "to_seq: expected >= from_seq")
-        return Command(name, request_id, None, args)
+        return Command(name, request_id, None, {"boot_id": boot_id, **seqs})
     return Command(name, request_id)

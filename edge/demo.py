@@ -12,12 +12,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edge.config import REPO_CONFIG_DIR, BrokerSection, Profile, find_profile, load_profile, profile_from_dict, read_toml
+from edge import sim
+from edge.config import (
+    REPO_CONFIG_DIR,
+    BrokerSection,
+    Profile,
+    find_profile,
+    load_profile,
+    profile_from_dict,
+    read_toml,
+)
 from edge.embedded import EmbeddedBroker
 from edge.floor import FloorView, render
 from edge.runtime import Runtime
 from edge.scenario import load_scenario, scenario_from_dict
-from edge import sim
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +65,9 @@ class Floor:
             self.broker.stop()
 
 
-def start_floor(seats: int = 12, site: str = "demo", broker_url: str | None = None, port: int = 0) -> Floor:
+def start_floor(
+    seats: int = 12, site: str = "demo", broker_url: str | None = None, port: int = 0
+) -> Floor:
     broker = None
     if broker_url is None:
         broker = EmbeddedBroker(port=port)
@@ -93,7 +103,9 @@ def start_floor(seats: int = 12, site: str = "demo", broker_url: str | None = No
     return Floor(broker=broker, url=broker_url, runtimes=runtimes, threads=threads)
 
 
-def run_demo(seats: int, duration: float | None, view: bool, broker_url: str | None, port: int) -> int:
+def run_demo(
+    seats: int, duration: float | None, view: bool, broker_url: str | None, port: int
+) -> int:
     floor = start_floor(seats=seats, broker_url=broker_url, port=port)
     print(f"seatbox demo: {seats} seats on {floor.url}; Ctrl-C to stop", flush=True)
     floor_view = FloorView(BrokerSection(url=floor.url), site="demo")

@@ -83,7 +83,17 @@ class FloorModel:
 
 
 def _notable(kind: str) -> bool:
-    return kind.split(".")[0] in {"answer", "greeting", "hold", "speech", "talk", "floor", "hearing", "away", "shift"} or kind in {"call.dead_air", "headset.impact", "headset.disconnected", "radar.lost"}
+    return kind.split(".")[0] in {
+        "answer",
+        "greeting",
+        "hold",
+        "speech",
+        "talk",
+        "floor",
+        "hearing",
+        "away",
+        "shift",
+    } or kind in {"call.dead_air", "headset.impact", "headset.disconnected", "radar.lost"}
 
 
 def _since(text: str | None, now: datetime) -> str:
@@ -94,7 +104,11 @@ def _since(text: str | None, now: datetime) -> str:
     except ValueError:
         return ""
     seconds = max(0, int((now - then).total_seconds()))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 def seat_panel(view: SeatView, now: datetime) -> Panel:
@@ -138,7 +152,9 @@ def render(model: FloorModel, now: datetime | None = None, columns: int = 4) -> 
         grid.add_column()
     for row in range(0, len(seats), columns):
         grid.add_row(*(seat_panel(v, now) for v in seats[row : row + columns]))
-    on_call = sum(1 for v in seats if (v.state or {}).get("call", {}).get("state") in ("active", "held"))
+    on_call = sum(
+        1 for v in seats if (v.state or {}).get("call", {}).get("state") in ("active", "held")
+    )
     away = sum(1 for v in seats if (v.state or {}).get("presence", {}).get("state") == "away")
     flagged = sum(1 for v in seats if (v.state or {}).get("violations"))
     header = Text(
@@ -156,7 +172,9 @@ class FloorView:
     def __init__(self, broker: BrokerSection, site: str, url: str | None = None) -> None:
         self.model = FloorModel(site=site)
         self.lock = threading.Lock()
-        self.client, self.endpoint = make_client(broker, f"seatbox-floor-{int(time.time() * 1000) % 10**8}", url)
+        self.client, self.endpoint = make_client(
+            broker, f"seatbox-floor-{int(time.time() * 1000) % 10**8}", url
+        )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.site = site

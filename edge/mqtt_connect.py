@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import BrokerSection, ConfigError
 
@@ -96,14 +97,14 @@ def make_client(
     endpoint = parse_url(url or broker.url)
     if broker.protocol == "5":
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
             transport="websockets" if endpoint.websockets else "tcp",
         )
     else:
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=clean_session,
             protocol=mqtt.MQTTv311,
@@ -115,7 +116,9 @@ def make_client(
         client.tls_set_context(tls_context(broker))
     if broker.username:
         password = (
-            read_secret_file(broker.password_file, "password_file") if broker.password_file else None
+            read_secret_file(broker.password_file, "password_file")
+            if broker.password_file
+            else None
         )
         client.username_pw_set(broker.username, password)
     return client, endpoint

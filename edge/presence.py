@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from drivers.hid.events import Drop, Flash, HookSwitch, PhoneMute, ProgrammableButton, Redial, Volume
+from drivers.hid.events import (
+    Drop,
+    Flash,
+    HookSwitch,
+    PhoneMute,
+    ProgrammableButton,
+    Redial,
+    Volume,
+)
 from edge.clock import Instant
 from edge.config import Duration, Section
 from edge.effects import Emit
@@ -28,7 +36,9 @@ def continuous_evidence(facts: Facts) -> bool:
 
 def momentary_evidence(inp: Input) -> bool:
     """A button press: someone was there at this instant."""
-    return isinstance(inp, HookSwitch | PhoneMute | Flash | Volume | Redial | Drop | ProgrammableButton)
+    return isinstance(
+        inp, HookSwitch | PhoneMute | Flash | Volume | Redial | Drop | ProgrammableButton
+    )
 
 
 def hysteresis(facts: Facts, settings: PresenceSettings) -> float:

@@ -106,7 +106,9 @@ class Runtime:
         self.state = new_seat(profile, start)
         self.events_out = events_out
         self.recorder = (
-            Recorder(tape_path, profile, self.site, self.seat, self.boot_id, start) if tape_path else None
+            Recorder(tape_path, profile, self.site, self.seat, self.boot_id, start)
+            if tape_path
+            else None
         )
         self._state_key: Any = None
         self._identify_until: float | None = None
@@ -137,7 +139,11 @@ class Runtime:
             if self.link:
                 self.link.reply(
                     "resend",
-                    {"id": command.request_id, "ok": False, "error": "resend: no durable outbox on this seat"},
+                    {
+                        "id": command.request_id,
+                        "ok": False,
+                        "error": "resend: no durable outbox on this seat",
+                    },
                 )
             return
         if command.input is not None:
@@ -148,7 +154,9 @@ class Runtime:
     def at(self, mono: float, callback: Callable[[], None], every: float | None = None) -> None:
         heapq.heappush(self._timers, _Timer(mono, next(self._order), callback, every, first=mono))
 
-    def every(self, period: float, callback: Callable[[], None], first: float | None = None) -> None:
+    def every(
+        self, period: float, callback: Callable[[], None], first: float | None = None
+    ) -> None:
         self.at(self.clock.now().mono + (period if first is None else first), callback, period)
 
     # --- the loop ------------------------------------------------------------------------------
@@ -202,7 +210,11 @@ class Runtime:
             if self._stopping or (until is not None and now.mono >= until):
                 return
             wake = min(
-                (t for t in (deadline, self._timers[0].at if self._timers else None, until) if t is not None),
+                (
+                    t
+                    for t in (deadline, self._timers[0].at if self._timers else None, until)
+                    if t is not None
+                ),
                 default=None,
             )
             self._wait(now, wake)
@@ -231,7 +243,12 @@ class Runtime:
             if timer.every is not None:
                 # From the first time and a count, so a 0.1 s period does not drift over a day.
                 count = timer.count + 1
-                again = replace(timer, at=timer.first + count * timer.every, order=next(self._order), count=count)
+                again = replace(
+                    timer,
+                    at=timer.first + count * timer.every,
+                    order=next(self._order),
+                    count=count,
+                )
                 heapq.heappush(self._timers, again)
             timer.callback()
 
@@ -283,7 +300,11 @@ class Runtime:
                     self.link.publish_levels(effect)
             case Reply(name=name, request_id=request_id, ok=ok, error=error, data=data):
                 if self.link:
-                    payload: dict[str, Any] = {"id": request_id, "ok": ok, **({"error": error} if error else {})}
+                    payload: dict[str, Any] = {
+                        "id": request_id,
+                        "ok": ok,
+                        **({"error": error} if error else {}),
+                    }
                     if data:
                         payload["data"] = data
                     self.link.reply(name, payload)
@@ -294,7 +315,9 @@ class Runtime:
 
     def _emit(self, event: Event) -> None:
         if self.events_out is not None:
-            self.events_out.write(json.dumps(event_payload(self.boot_id, event), ensure_ascii=False) + "\n")
+            self.events_out.write(
+                json.dumps(event_payload(self.boot_id, event), ensure_ascii=False) + "\n"
+            )
             self.events_out.flush()
         if self.link:
             self.link.publish_event(event)
@@ -302,7 +325,9 @@ class Runtime:
     def _screen_lock(self, reason: str) -> None:
         command = self.config.hooks.screen_lock
         if not command:
-            log.info("screen lock requested (%s); no [hooks] screen_lock command configured", reason)
+            log.info(
+                "screen lock requested (%s); no [hooks] screen_lock command configured", reason
+            )
             return
         try:
             subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)

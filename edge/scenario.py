@@ -112,13 +112,17 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
             raise ConfigError(f"{where} t: {exc}") from None
         action = raw.get("do")
         if action not in ACTIONS:
-            raise ConfigError(f"{where} do: unknown action {action!r} (expected one of {sorted(ACTIONS)})")
+            raise ConfigError(
+                f"{where} do: unknown action {action!r} (expected one of {sorted(ACTIONS)})"
+            )
         args = {k: v for k, v in raw.items() if k not in ("t", "do")}
         extra = set(args) - ACTIONS[action]
         if extra:
             raise ConfigError(f"{where} {sorted(extra)[0]}: not an argument of {action}")
         for key in ("level_dbov", "noise_dbfs", "clipping_pct"):
-            if key in args and (not isinstance(args[key], int | float) or isinstance(args[key], bool)):
+            if key in args and (
+                not isinstance(args[key], int | float) or isinstance(args[key], bool)
+            ):
                 raise ConfigError(f"{where} {key}: expected a number, got {args[key]!r}")
         for key in ("silence", "moving"):
             if key in args and not isinstance(args[key], bool):

@@ -6,7 +6,7 @@ after and return requests; the core derives device writes and numbered events fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -55,9 +55,8 @@ from edge.state import (
     Facts,
     HeadsetPart,
     HookPart,
-    MutePart,
-    RadarPart,
     LevelsWindow,
+    RadarPart,
     SeatState,
     ShiftPart,
     SpeechPart,
@@ -81,7 +80,9 @@ class _Calls:
     """Call-state transitions shared by the headset, the call host and CTI commands."""
 
     @staticmethod
-    def ring(f: Facts, now: Instant, source: str, call_id: str = "") -> tuple[Facts, list[Emit], str]:
+    def ring(
+        f: Facts, now: Instant, source: str, call_id: str = ""
+    ) -> tuple[Facts, list[Emit], str]:
         if f.call.state != "idle":
             return f, [], f"the seat is already in a call (call is {f.call.state})"
         call = CallPart(
@@ -190,7 +191,8 @@ def _host_leds(f: Facts, leds: HostLeds, now: Instant) -> tuple[Facts, list[Emit
     old = f.host
     f = replace(f, host=leds)
     out: list[Emit] = []
-    steps = []
+    Transition = Callable[[Facts], tuple[Facts, list[Emit], str]]
+    steps: list[Transition] = []
     if leds.ring and not old.ring:
         steps.append(lambda g: _Calls.ring(g, now, "host"))
     if leds.off_hook and not old.off_hook:
@@ -248,7 +250,11 @@ def apply_input(f: Facts, inp: Input, now: Instant) -> tuple[Facts, list[Request
             pass
         case HeadsetPlugged(info=info):
             f = replace(f, headset=HeadsetPart(connected=True, since=now, info=info))
-            data = {"product": info.product, "vendor_id": info.vendor_id, "product_id": info.product_id}
+            data = {
+                "product": info.product,
+                "vendor_id": info.vendor_id,
+                "product_id": info.product_id,
+            }
             emits.append(Emit("headset.connected", data))
         case HeadsetUnplugged(reason=reason):
             if f.headset.connected:

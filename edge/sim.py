@@ -51,7 +51,11 @@ class VirtualSeat:
 
     def devices(self) -> Devices:
         return Devices(
-            headset=self.headset, host=self.host, radar=self.radar, audio=self.audio, extra=[self.cti]
+            headset=self.headset,
+            host=self.host,
+            radar=self.radar,
+            audio=self.audio,
+            extra=[self.cti],
         )
 
 
@@ -149,20 +153,27 @@ def build(
     return runtime, seat
 
 
-def schedule(runtime: Runtime, seat: VirtualSeat, scenario: Scenario, offset: float, loop: bool) -> None:
+def schedule(
+    runtime: Runtime, seat: VirtualSeat, scenario: Scenario, offset: float, loop: bool
+) -> None:
     length = scenario.end
     for step in scenario.steps:
         if step.t > length:
             break
         if step.do == "end":
             if loop:
-                runtime.at(offset + step.t, lambda: schedule(runtime, seat, scenario, offset + length, loop))
+                runtime.at(
+                    offset + step.t,
+                    lambda: schedule(runtime, seat, scenario, offset + length, loop),
+                )
             else:
                 runtime.at(offset + step.t, runtime.stop)
             continue
         runtime.at(offset + step.t, lambda step=step: act(seat, step, runtime.stop))  # type: ignore[misc]
     if not any(step.do == "end" for step in scenario.steps):
         if loop and length > 0:
-            runtime.at(offset + length, lambda: schedule(runtime, seat, scenario, offset + length, loop))
+            runtime.at(
+                offset + length, lambda: schedule(runtime, seat, scenario, offset + length, loop)
+            )
         elif not loop:
             runtime.at(offset + length, runtime.stop)

@@ -5,17 +5,16 @@ Immutable values; only `edge.seat.step` makes a new one. `snapshot()` is the ret
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import math
-
 from drivers.audio import AudioLevels
 from drivers.hid.events import HeadsetInfo
 from drivers.host import HostLeds
-from edge.clock import Instant
 from dsp.types import SILENCE_DB, ChannelLevels
+from edge.clock import Instant
 from edge.config import Profile
 
 CallState = Literal["idle", "ringing", "active", "held"]
@@ -139,7 +138,8 @@ class LevelSums:
     def add(self, levels: ChannelLevels) -> LevelSums:
         active = levels.active_s if levels.speech else 0.0
         return LevelSums(
-            energy=self.energy + (10 ** (levels.active_level_dbov / 10) * active if active else 0.0),
+            energy=self.energy
+            + (10 ** (levels.active_level_dbov / 10) * active if active else 0.0),
             active_s=self.active_s + active,
             period_s=self.period_s + levels.period_s,
             peak_dbfs=max(self.peak_dbfs, levels.peak_dbfs),

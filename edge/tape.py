@@ -15,7 +15,7 @@ from typing import IO, Any
 from edge.clock import Instant
 from edge.config import ConfigError, Profile, profile_from_dict
 from edge.effects import Effect
-from edge.inputs import DecodeError, Input, decode, encode
+from edge.inputs import Input, decode, encode
 from edge.seat import new_seat, step
 
 TAPE_VERSION = 1
@@ -32,7 +32,9 @@ def _read_instant(data: Any) -> Instant:
 class Recorder:
     """Writes a tape as JSON lines: a header, then one line per input with its effects."""
 
-    def __init__(self, path: str | Path, profile: Profile, site: str, seat: str, boot_id: str, start: Instant) -> None:
+    def __init__(
+        self, path: str | Path, profile: Profile, site: str, seat: str, boot_id: str, start: Instant
+    ) -> None:
         self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 (kept open)
         header = {
             "tape": TAPE_VERSION,
@@ -86,7 +88,9 @@ def load_tape(path: str | Path) -> Tape:
         raise ConfigError(f"{path}:1: not a tape header: {exc}") from None
     if header.get("tape") != TAPE_VERSION:
         raise ConfigError(f"{path}:1: expected a seatbox tape version {TAPE_VERSION}")
-    profile = profile_from_dict(header.get("profile_name", "tape"), header["profile"], source=f"{path}:1")
+    profile = profile_from_dict(
+        header.get("profile_name", "tape"), header["profile"], source=f"{path}:1"
+    )
     for number, text in enumerate(raw[1:], start=2):
         if not text.strip():
             continue

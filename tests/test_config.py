@@ -42,7 +42,7 @@ def test_example_config_and_every_shipped_profile_are_valid() -> None:
 
 
 def test_wrong_type_names_the_key_and_the_expectation(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD + "keepalive = \"soon\"\n")
+    path = write(tmp_path, GOOD + 'keepalive = "soon"\n')
     result = seatbox("config", "check", str(path))
     assert result.returncode == 2
     assert f"{path}: [broker] keepalive: expected a duration such as 90s, 2m or 1h" in result.stderr
@@ -71,7 +71,11 @@ def test_seat_id_that_would_break_topics_is_refused(tmp_path: Path) -> None:
 
 def test_profile_override_errors_name_the_profile_file_and_key(tmp_path: Path) -> None:
     (tmp_path / "profiles").mkdir()
-    write(tmp_path / "profiles", '[answer]\nring_limit = "three"\n[dead_air]\nnotice = "5s"\n', "site.toml")
+    write(
+        tmp_path / "profiles",
+        '[answer]\nring_limit = "three"\n[dead_air]\nnotice = "5s"\n',
+        "site.toml",
+    )
     path = write(tmp_path, GOOD.replace('id = "A-01"', 'id = "A-01"\nprofile = "site"'))
     with pytest.raises(ConfigError) as err:
         load_config(path)
@@ -108,4 +112,6 @@ def test_show_masks_secrets_and_prints_effective_values(tmp_path: Path) -> None:
 def test_bad_toml_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "[seat\nsite = 1\n")
     result = seatbox("config", "check", str(path))
-    assert result.returncode == 2 and "not valid TOML" in result.stderr and "line 1" in result.stderr
+    assert (
+        result.returncode == 2 and "not valid TOML" in result.stderr and "line 1" in result.stderr
+    )

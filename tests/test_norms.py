@@ -18,13 +18,21 @@ PERIOD = 0.1
 
 def speech(level: float = -26.0, clipping: float = 0.0) -> ChannelLevels:
     return ChannelLevels(
-        period_s=PERIOD, speech=True, active_s=PERIOD, active_level_dbov=level,
-        rms_dbov=level, peak_dbfs=level + 15, clipping_pct=clipping, laeq_dbfs=level,
+        period_s=PERIOD,
+        speech=True,
+        active_s=PERIOD,
+        active_level_dbov=level,
+        rms_dbov=level,
+        peak_dbfs=level + 15,
+        clipping_pct=clipping,
+        laeq_dbfs=level,
     )
 
 
 def quiet(rms: float = -70.0, peak: float | None = None) -> ChannelLevels:
-    return ChannelLevels(period_s=PERIOD, rms_dbov=rms, peak_dbfs=rms + 10 if peak is None else peak, laeq_dbfs=rms)
+    return ChannelLevels(
+        period_s=PERIOD, rms_dbov=rms, peak_dbfs=rms + 10 if peak is None else peak, laeq_dbfs=rms
+    )
 
 
 def audio(h: Harness, start: float, end: float, tx: ChannelLevels, rx: ChannelLevels) -> None:
@@ -35,7 +43,11 @@ def audio(h: Harness, start: float, end: float, tx: ChannelLevels, rx: ChannelLe
 
 
 def seated(h: Harness) -> None:
-    h.at(0.0, HeadsetPlugged(HeadsetInfo(product="Test", model="virtual")), RadarReport(target="still"))
+    h.at(
+        0.0,
+        HeadsetPlugged(HeadsetInfo(product="Test", model="virtual")),
+        RadarReport(target="still"),
+    )
 
 
 def answered_call(h: Harness, ring: float, answer: float) -> None:
@@ -102,7 +114,7 @@ def test_hold_mutes_mic_and_resume_restores_previous_mute() -> None:
     assert h.of(SetLeds)[-1][1].leds.hold and h.of(SetLeds)[-1][1].leds.off_hook
     assert h.events("mute.") == [(5.0, "mute.on", {"by": "hold_policy"})]
     h.at(6.0, PhoneMute())  # the agent cannot unmute the customer line on hold
-    assert h.of(SetLeds)[-1] [1].leds.mute is True
+    assert h.of(SetLeds)[-1][1].leds.mute is True
     h.at(10.0, Flash())  # resume: the agent was unmuted before the hold
     assert h.of(SetMicMute)[-1] == (10.0, SetMicMute(False))
     assert h.events("mute.")[-1] == (10.0, "mute.off", {"by": "hold_policy"})
@@ -137,7 +149,10 @@ def test_hold_long_at_120s_and_too_long_at_180s_cleared_on_resume() -> None:
     h.until(129.9)
     assert h.types("hold.") == []
     h.until(200.0)
-    assert [(t, k) for t, k, _ in h.events("hold.")] == [(130.0, "hold.long"), (190.0, "hold.too_long")]
+    assert [(t, k) for t, k, _ in h.events("hold.")] == [
+        (130.0, "hold.long"),
+        (190.0, "hold.too_long"),
+    ]
     assert "hold.too_long" in h.state.facts.violations
     h.at(200.0, CtiCommand(action="resume"))
     assert h.state.facts.violations == {}
@@ -185,7 +200,9 @@ def test_agent_cutting_in_for_one_second_is_an_interruption() -> None:
     audio(h, 4.9, 6.0, quiet(), speech())
     assert h.types("talk.") == []
     audio(h, 6.0, 7.5, speech(), speech())
-    assert h.events("talk.") == [(7.0, "talk.interrupt", {"by": "agent", "overlap_s": 1.0, "limit_s": 1.0})]
+    assert h.events("talk.") == [
+        (7.0, "talk.interrupt", {"by": "agent", "overlap_s": 1.0, "limit_s": 1.0})
+    ]
 
 
 def test_customer_talking_over_the_agent_is_not_an_agent_interruption() -> None:
@@ -209,7 +226,10 @@ def test_dead_air_notice_at_5s_and_violation_at_15s() -> None:
     h.until(7.9)
     assert h.types("call.dead_air") == []
     h.until(20.0)
-    assert [(t, d["severity"]) for t, _, d in h.events("call.dead_air")] == [(8.0, "notice"), (18.0, "violation")]
+    assert [(t, d["severity"]) for t, _, d in h.events("call.dead_air")] == [
+        (8.0, "notice"),
+        (18.0, "violation"),
+    ]
     assert "call.dead_air" in h.state.facts.violations
     audio(h, 20.0, 20.1, quiet(), speech())
     assert "call.dead_air" not in h.state.facts.violations
@@ -249,7 +269,9 @@ def test_receive_peak_over_limit_caps_the_receive_gain() -> None:
     seated(h)
     answered_call(h, ring=1.0, answer=2.0)
     audio(h, 2.0, 2.1, quiet(), speech(-19.0))  # peak -4 dBFS + 110 dB SPL = 106 > 102
-    assert h.events("hearing.") == [(2.0, "hearing.peak", {"peak_db_spl": 106.0, "limit_db_spl": 102.0, "cap_db": -4.0})]
+    assert h.events("hearing.") == [
+        (2.0, "hearing.peak", {"peak_db_spl": 106.0, "limit_db_spl": 102.0, "cap_db": -4.0})
+    ]
     assert h.of(SetRxCap) == [(2.0, SetRxCap(-4.0))]
 
 
@@ -275,7 +297,10 @@ def test_away_long_at_5min_too_long_at_15min_with_screen_lock() -> None:
     assert h.events("presence.away")[0][0] == 910.0  # after the 10 s hysteresis
     assert h.types("away.") == []  # counted from 900, when the agent was last seen
     h.until(900.0 + 2000)
-    assert [(t, k) for t, k, _ in h.events("away.")] == [(1200.0, "away.long"), (1800.0, "away.too_long")]
+    assert [(t, k) for t, k, _ in h.events("away.")] == [
+        (1200.0, "away.long"),
+        (1800.0, "away.too_long"),
+    ]
     assert h.of(ScreenLock) == [(1200.0, ScreenLock(reason="away.long"))]
     h.at(3000.0, RadarReport(target="still"))
     assert h.state.facts.violations == {}
@@ -313,10 +338,22 @@ def test_late_arrival_at_0850_for_an_0845_shift() -> None:
     h.until(599.9)
     assert h.types("shift.") == []
     h.until(601.0)
-    assert h.events("shift.") == [(600.0, "shift.not_ready", {"missing": ["presence"], "start": "08:45"})]
+    assert h.events("shift.") == [
+        (600.0, "shift.not_ready", {"missing": ["presence"], "start": "08:45"})
+    ]
     h.at(1200.0, RadarReport(target="still"))  # 08:50
     late = h.events("shift.late")
-    assert late == [(1200.0, "shift.late", {"late_min": 5.0, "arrived": "2026-11-23T08:50:00.000+08:00", "counts_as_absence": False})]
+    assert late == [
+        (
+            1200.0,
+            "shift.late",
+            {
+                "late_min": 5.0,
+                "arrived": "2026-11-23T08:50:00.000+08:00",
+                "counts_as_absence": False,
+            },
+        )
+    ]
 
 
 def test_agent_who_never_arrives_is_absent_after_the_limit() -> None:
@@ -329,7 +366,9 @@ def test_agent_who_never_arrives_is_absent_after_the_limit() -> None:
     h.until(4499.0)  # 09:44:59
     assert h.types("shift.absent") == []
     h.until(4600.0)
-    assert h.events("shift.absent") == [(4500.0, "shift.absent", {"start": "08:45", "limit_min": 60.0})]
+    assert h.events("shift.absent") == [
+        (4500.0, "shift.absent", {"start": "08:45", "limit_min": 60.0})
+    ]
     assert h.types("away.") == []  # not arrived is attendance's business
 
 

@@ -16,14 +16,19 @@ REPO = Path(__file__).parent.parent
 def simulate(scenario: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "edge.cli", "simulate", scenario, "--fast", *extra],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
 
 
 def test_recorded_tape_replays_to_identical_effects(tmp_path: Path) -> None:
     tape = tmp_path / "hold.tape"
     events = tmp_path / "events.jsonl"
-    result = simulate("config/scenarios/hold_mute.toml", "--record", str(tape), "--events-out", str(events))
+    result = simulate(
+        "config/scenarios/hold_mute.toml", "--record", str(tape), "--events-out", str(events)
+    )
     assert result.returncode == 0, result.stderr
     loaded = load_tape(tape)
     replayed = [effect for _, effects in replay(loaded) for effect in effects]
@@ -34,7 +39,11 @@ def test_recorded_tape_replays_to_identical_effects(tmp_path: Path) -> None:
     assert "mute.on" in [p["type"] for p in published]
 
     check = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "replay", str(tape)], capture_output=True, text=True, timeout=60, cwd=REPO
+        [sys.executable, "-m", "edge.cli", "replay", str(tape)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert check.returncode == 0 and "identical to the recording" in check.stderr
 
@@ -52,7 +61,11 @@ def test_a_tampered_tape_is_caught(tmp_path: Path) -> None:
             break
     tape.write_text("\n".join(lines) + "\n")
     check = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "replay", str(tape)], capture_output=True, text=True, timeout=60, cwd=REPO
+        [sys.executable, "-m", "edge.cli", "replay", str(tape)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert check.returncode == 1 and "effects differ" in check.stderr
 
@@ -62,6 +75,10 @@ def test_a_broken_tape_line_is_named(tmp_path: Path) -> None:
     assert simulate("config/scenarios/greet.toml", "--record", str(tape)).returncode == 0
     tape.write_text(tape.read_text() + '{"at": {"mono": 1, "wall": "x"}, "in": {"@": "Nope"}}\n')
     check = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "replay", str(tape)], capture_output=True, text=True, timeout=60, cwd=REPO
+        [sys.executable, "-m", "edge.cli", "replay", str(tape)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert check.returncode == 2 and "not a tape line" in check.stderr

@@ -31,7 +31,9 @@ def register(sub: Any) -> None:
     simulate.add_argument("scenario")
     simulate.add_argument("--fast", action="store_true", help="simulated time as fast as possible")
     simulate.add_argument("--broker", metavar="URL", help="publish to this broker (or 'embedded')")
-    simulate.add_argument("--events-out", metavar="FILE", help="write events as JSON lines ('-' stdout)")
+    simulate.add_argument(
+        "--events-out", metavar="FILE", help="write events as JSON lines ('-' stdout)"
+    )
     simulate.add_argument("--record", metavar="TAPE", help="write every input and effect to a tape")
     simulate.add_argument("--profile", help="norm profile name or file instead of the scenario's")
     simulate.set_defaults(func=simulate_cmd)
@@ -44,9 +46,13 @@ def register(sub: Any) -> None:
     demo = sub.add_parser("demo", help="a simulated floor on the embedded broker, live floor view")
     demo.add_argument("--seats", type=int, default=12)
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
-    demo.add_argument("--no-view", action="store_true", help="no live view; print the floor at the end")
+    demo.add_argument(
+        "--no-view", action="store_true", help="no live view; print the floor at the end"
+    )
     demo.add_argument("--broker", metavar="URL", help="use this broker instead of the embedded one")
-    demo.add_argument("--port", type=int, default=0, help="embedded broker port (default: a free one)")
+    demo.add_argument(
+        "--port", type=int, default=0, help="embedded broker port (default: a free one)"
+    )
     demo.set_defaults(func=demo_cmd)
 
     floor = sub.add_parser("floor", help="live floor view of a site (subscribes like a supervisor)")
@@ -119,7 +125,9 @@ def simulate_cmd(args: argparse.Namespace) -> int:
 
     try:
         scenario = load_scenario(args.scenario)
-        profile = load_profile(args.profile or scenario.profile, base_dir=Path(args.scenario).parent)
+        profile = load_profile(
+            args.profile or scenario.profile, base_dir=Path(args.scenario).parent
+        )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE

@@ -19,7 +19,6 @@ from edge.norms.base import NO_REQUESTS, Ctx, Norm, earliest
 from edge.shift import ShiftSettings
 from edge.state import Facts
 
-
 # A box that boots this long after the readiness time does not judge readiness that day.
 READY_CHECK_GRACE_S = 60.0
 
@@ -67,13 +66,20 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
     requests: list[Request] = []
 
     # At exactly the readiness time the other inputs of that instant come first, then the tick.
-    if not state.ready_checked and (check < now.wall or (check == now.wall and isinstance(ctx.input, Tick))):
+    if not state.ready_checked and (
+        check < now.wall or (check == now.wall and isinstance(ctx.input, Tick))
+    ):
         state = replace(state, ready_checked=True)
         missing = _ready(facts)
         # Judge readiness only at the readiness time, not when the box booted later.
         on_time = (now.wall - check).total_seconds() <= READY_CHECK_GRACE_S
         if missing and on_time and now.wall < start:
-            requests.append(Emit("shift.not_ready", {"missing": missing, "start": settings.start.isoformat("minutes")}))
+            requests.append(
+                Emit(
+                    "shift.not_ready",
+                    {"missing": missing, "start": settings.start.isoformat("minutes")},
+                )
+            )
 
     if not state.arrived and facts.presence.state == "present" and now.wall < end:
         late_s = (now.wall - start).total_seconds()
@@ -94,7 +100,13 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
     if not state.arrived and not state.absent and known and absent_at <= now.wall < end:
         state = replace(state, absent=True)
         requests += [
-            Emit("shift.absent", {"start": settings.start.isoformat("minutes"), "limit_min": round(settings.absent_after / 60, 1)}),
+            Emit(
+                "shift.absent",
+                {
+                    "start": settings.start.isoformat("minutes"),
+                    "limit_min": round(settings.absent_after / 60, 1),
+                },
+            ),
             Flag("shift.absent", True),
         ]
 

@@ -65,7 +65,9 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
         return state, requests or NO_REQUESTS
     rx = ctx.input.rx
     sensitivity = _sensitivity(ctx.after, settings)
-    state = replace(state, energy=state.energy + 10 ** ((rx.laeq_dbfs + sensitivity) / 10) * rx.period_s)
+    state = replace(
+        state, energy=state.energy + 10 ** ((rx.laeq_dbfs + sensitivity) / 10) * rx.period_s
+    )
     peak = rx.peak_dbfs + sensitivity
     if peak > settings.peak_limit_db_spl:
         excess = peak - settings.peak_limit_db_spl

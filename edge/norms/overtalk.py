@@ -30,15 +30,17 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
     both = after.tx.speaking and after.rx.speaking and after.call.state == "active"
     if not both:
         return (State(), NO_REQUESTS) if state.started is not None else (state, NO_REQUESTS)
-    if state.started is None:
+    started = state.started
+    if started is None:
         cut_in = not before.tx.speaking and before.rx.speaking
         if not cut_in:
             return state, NO_REQUESTS
-        state = State(started=ctx.now.mono)
-    if not state.reported and due(state.started + ctx.settings.min_overlap, ctx.now):
-        overlap = ctx.now.mono - state.started
+        started = ctx.now.mono
+        state = State(started=started)
+    if not state.reported and due(started + ctx.settings.min_overlap, ctx.now):
+        overlap = ctx.now.mono - started
         data = {"by": "agent", "overlap_s": round(overlap, 3), "limit_s": ctx.settings.min_overlap}
-        return State(started=state.started, reported=True), (Emit("talk.interrupt", data),)
+        return State(started=started, reported=True), (Emit("talk.interrupt", data),)
     return state, NO_REQUESTS
 
 

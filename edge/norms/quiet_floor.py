@@ -36,9 +36,13 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
     idle = ctx.after.call.state == "idle"
     if isinstance(ctx.input, AudioLevels):
         tx = ctx.input.tx
-        if idle and tx.peak_dbfs >= settings.impact_peak_dbfs and tx.crest_db >= settings.impact_crest_db:
-            data = {"peak_dbfs": round(tx.peak_dbfs, 1), "crest_db": round(tx.crest_db, 1)}
-            requests.append(Emit("headset.impact", data))
+        if (
+            idle
+            and tx.peak_dbfs >= settings.impact_peak_dbfs
+            and tx.crest_db >= settings.impact_crest_db
+        ):
+            impact = {"peak_dbfs": round(tx.peak_dbfs, 1), "crest_db": round(tx.crest_db, 1)}
+            requests.append(Emit("headset.impact", impact))
         loud = idle and tx.rms_dbov > settings.ambient_dbfs
         if not loud:
             if state.raised:
@@ -50,15 +54,19 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
         if state.raised:
             requests.append(Flag("floor.loud", False))
         return State(), requests
-    if state.loud_since is not None and not state.raised:
-        if due(state.loud_since + settings.ambient_for, ctx.now):
-            level = ctx.after.last_audio.tx.rms_dbov if ctx.after.last_audio else None
-            data = {
-                "level_dbfs": round(level, 1) if level is not None else None,
-                "loud_s": round(ctx.now.mono - state.loud_since, 3),
-            }
-            requests += [Emit("floor.loud", data), Flag("floor.loud", True)]
-            state = State(loud_since=state.loud_since, raised=True)
+    loud_since = state.loud_since
+    if (
+        loud_since is not None
+        and not state.raised
+        and due(loud_since + settings.ambient_for, ctx.now)
+    ):
+        level = ctx.after.last_audio.tx.rms_dbov if ctx.after.last_audio else None
+        data: dict[str, float | None] = {
+            "level_dbfs": round(level, 1) if level is not None else None,
+            "loud_s": round(ctx.now.mono - loud_since, 3),
+        }
+        requests += [Emit("floor.loud", data), Flag("floor.loud", True)]
+        state = State(loud_since=loud_since, raised=True)
     return state, requests or NO_REQUESTS
 
 

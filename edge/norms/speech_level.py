@@ -111,5 +111,9 @@ def deadline(state: State, facts: Facts, settings: Settings, now: Instant) -> fl
 
 
 NORM: Norm[State, Settings] = Norm(
-    name="speech_level", settings=Settings, initial=lambda now: State(), step=step, deadline=deadline
+    name="speech_level",
+    settings=Settings,
+    initial=lambda now: State(),
+    step=step,
+    deadline=deadline,
 )
