@@ -7,6 +7,7 @@ depend on the block size; `summary()` measures everything fed since the last res
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,3 +216,31 @@ def measure(samples: Int16Block | FloatBlock, samplerate: int) -> LevelSummary:
     meter.feed(samples)
     meter.flush()
     return meter.summary()
+
+
+def resample(samples: FloatBlock, from_rate: int, to_rate: int) -> FloatBlock:
+    """Polyphase resampling (anti-aliased) between the rates the meters run at."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(from_rate, to_rate)
+    return np.asarray(resample_poly(samples, to_rate // g, from_rate // g), dtype=np.float64)
+
+
+def combine_active_levels(periods: Iterable[ChannelLevels]) -> tuple[float, float]:
+    """P.56 active level over many periods (a call): (level dBov, active seconds).
+
+    Each period's active level times its active time is the energy of its active part, so
+    the power mean weighted by active time is the level of all active speech. It differs from
+    running P.56 over the whole call only in where each period put its threshold.
+    """
+    energy = 0.0
+    active = 0.0
+    for levels in periods:
+        if levels.active_s > 0 and levels.active_level_dbov > SILENCE_DB:
+            energy += levels.active_s * 10.0 ** (levels.active_level_dbov / 10.0)
+            active += levels.active_s
+    if active <= 0:
+        return SILENCE_DB, 0.0
+    return _db_power(energy / active), active
