@@ -77,7 +77,9 @@ def _read_wav(path: Path, data: bytes) -> AudioFile:
     raise AudioFileError(f"{path}: WAV file without a 'data' chunk")
 
 
-def _decode(path: Path, body: bytes, tag: int, channels: int, rate: int, bits: int) -> npt.NDArray[np.float64]:
+def _decode(
+    path: Path, body: bytes, tag: int, channels: int, rate: int, bits: int
+) -> npt.NDArray[np.float64]:
     width = bits // 8 if bits % 8 == 0 else (bits + 7) // 8
     frame = width * channels
     usable = len(body) - len(body) % frame

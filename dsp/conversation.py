@@ -209,7 +209,9 @@ class ImpulseDetector:
     """Impulsive events (a headset slammed on the desk): a near-full-scale peak with a high crest
     factor in one period; one event per impulse (a refractory time swallows the ringing)."""
 
-    def __init__(self, peak_min_dbfs: float, crest_min_db: float, refractory_s: float = 1.0) -> None:
+    def __init__(
+        self, peak_min_dbfs: float, crest_min_db: float, refractory_s: float = 1.0
+    ) -> None:
         self.peak_min_dbfs = peak_min_dbfs
         self.crest_min_db = crest_min_db
         self.refractory_s = refractory_s

@@ -93,7 +93,11 @@ class NoiseDose:
 
     def dose_pct(self, criterion_dba: float) -> float:
         """Dose against a criterion level for 8 h: 100 * 10^((L_EX,8h - L_c)/10)."""
-        return 100.0 * self.exposure_pa2s / (P0_SQ_PA2 * 10.0 ** (criterion_dba / 10.0) * NOMINAL_DAY_S)
+        return float(
+            100.0
+            * self.exposure_pa2s
+            / (P0_SQ_PA2 * 10.0 ** (criterion_dba / 10.0) * NOMINAL_DAY_S)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"day": self.day, "exposure_pa2s": self.exposure_pa2s, "seconds": self.seconds}
@@ -102,7 +106,9 @@ class NoiseDose:
     def from_dict(cls, data: dict[str, Any]) -> NoiseDose:
         """Restore a persisted state; a clear error names the field that is wrong."""
         if not isinstance(data, dict):
-            raise ValueError("noise dose state: expected an object with day, exposure_pa2s, seconds")
+            raise ValueError(
+                "noise dose state: expected an object with day, exposure_pa2s, seconds"
+            )
         day = data.get("day", "")
         if not isinstance(day, str):
             raise ValueError(f"noise dose state: 'day' must be a string, got {day!r}")
@@ -110,8 +116,6 @@ class NoiseDose:
         for key in ("exposure_pa2s", "seconds"):
             value = data.get(key, 0.0)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise ValueError(
-                    f"noise dose state: '{key}' must be a number >= 0, got {value!r}"
-                )
+                raise ValueError(f"noise dose state: '{key}' must be a number >= 0, got {value!r}")
             values.append(float(value))
         return cls(day=day, exposure_pa2s=values[0], seconds=values[1])

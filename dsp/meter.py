@@ -49,8 +49,15 @@ def to_float(block: Int16Block | FloatBlock) -> FloatBlock:
 def to_int16(block: Int16Block | FloatBlock) -> Int16Block:
     if block.dtype == np.int16:
         return np.asarray(block, dtype=np.int16)
-    scaled = np.clip(np.rint(np.asarray(block) * INT16_SCALE), -32768, 32767)
-    return scaled.astype(np.int16)
+    scaled = np.clip(np.rint(np.asarray(block, dtype=np.float64) * INT16_SCALE), -32768, 32767)
+    return np.asarray(scaled, dtype=np.int16)
+
+
+def _join(blocks: list[Int16Block | FloatBlock]) -> Int16Block | FloatBlock:
+    joined = np.concatenate(blocks)
+    if joined.dtype == np.int16:
+        return np.asarray(joined, dtype=np.int16)
+    return np.asarray(joined, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +137,7 @@ class ChannelMeter:
         return [self._close_period()] if self._pending_n else []
 
     def _close_period(self) -> ChannelLevels:
-        raw = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        raw = self._pending[0] if len(self._pending) == 1 else _join(self._pending)
         self._pending, self._pending_n = [], 0
         x, xi = to_float(raw), to_int16(raw)
         n = x.shape[0]

@@ -15,18 +15,25 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support import wait_until
 
 from drivers.wavfile import read_audio
 from dsp.meter import ChannelMeter, combine_active_levels
 from dsp.types import ChannelLevels
-from support import wait_until
 
 REPO = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data" / "audio"
 CHILD = Path(__file__).parent / "audio_capture_child.py"
 
 pytestmark = pytest.mark.skipif(
-    not any(Path(p).exists() for p in ("/usr/lib/x86_64-linux-gnu/libportaudio.so.2", "/usr/lib/aarch64-linux-gnu/libportaudio.so.2", "/usr/lib/arm-linux-gnueabihf/libportaudio.so.2"))
+    not any(
+        Path(p).exists()
+        for p in (
+            "/usr/lib/x86_64-linux-gnu/libportaudio.so.2",
+            "/usr/lib/aarch64-linux-gnu/libportaudio.so.2",
+            "/usr/lib/arm-linux-gnueabihf/libportaudio.so.2",
+        )
+    )
     and not os.environ.get("CI"),
     reason="libportaudio2 not installed (make test installs it)",
 )
@@ -50,7 +57,9 @@ pcm.{name} {{
 
 def _stereo_pcm(name: str, raw: Path) -> str:
     """A two-channel headset whose both channels read the same mono file."""
-    return _pcm(f"{name}_mono", raw) + f"""
+    return (
+        _pcm(f"{name}_mono", raw)
+        + f"""
 pcm.{name} {{
     type route
     slave {{ pcm "{name}_mono_raw" channels 1 }}
@@ -58,6 +67,7 @@ pcm.{name} {{
     ttable.1.0 1
 }}
 """
+    )
 
 
 def _asoundrc(home: Path, devices: dict[str, Path], stereo: dict[str, Path] | None = None) -> None:
@@ -140,7 +150,10 @@ def test_capture_of_two_devices_reaches_the_sink_as_audio_levels(tmp_path: Path)
     assert sum(levels.speech for levels in tx) >= 0.7 * n_tx
     level, _ = combine_active_levels(tx)
     assert level == pytest.approx(-27.1, abs=0.5)  # P.56 of agent.wav: -27.095 dBov
-    assert [u.utterance_level_dbov for u in tx if u.utterance_s] in ([], [pytest.approx(-27.1, abs=0.5)])
+    assert [u.utterance_level_dbov for u in tx if u.utterance_s] in (
+        [],
+        [pytest.approx(-27.1, abs=0.5)],
+    )
 
 
 def test_one_stereo_stream_when_tx_and_rx_name_the_same_device(tmp_path: Path) -> None:

@@ -40,7 +40,9 @@ def _analyse(tx: np.ndarray, rx: np.ndarray) -> tuple[ConversationAnalyser, list
     events: list[object] = []
     for start in range(0, tx.size, 320):  # 20 ms blocks, as the capture delivers them
         for t, r in zip(
-            tx_meter.feed(tx[start : start + 320]), rx_meter.feed(rx[start : start + 320]), strict=True
+            tx_meter.feed(tx[start : start + 320]),
+            rx_meter.feed(rx[start : start + 320]),
+            strict=True,
         ):
             events += analyser.update(t, r)
     return analyser, events

@@ -40,7 +40,11 @@ def test_dose_state_survives_a_restart_through_json() -> None:
 
 @pytest.mark.parametrize(
     ("state", "field"),
-    [({"day": 5}, "'day'"), ({"exposure_pa2s": -1}, "'exposure_pa2s'"), ({"seconds": "x"}, "'seconds'")],
+    [
+        ({"day": 5}, "'day'"),
+        ({"exposure_pa2s": -1}, "'exposure_pa2s'"),
+        ({"seconds": "x"}, "'seconds'"),
+    ],
 )
 def test_bad_persisted_dose_state_names_the_field(state: dict[str, object], field: str) -> None:
     with pytest.raises(ValueError, match=field):

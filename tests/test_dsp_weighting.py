@@ -42,13 +42,18 @@ def test_response_at_table_frequencies_within_class1_and_design_tolerance(rate: 
             assert abs(error) <= DESIGN_TOLERANCE_DB, f"{f:.0f} Hz at {rate} Hz: {error:+.2f} dB"
 
 
-@pytest.mark.parametrize(("rate", "freq"), [(16000, 100.0), (16000, 1000.0), (16000, 6300.0), (8000, 3150.0), (48000, 10000.0)])
+@pytest.mark.parametrize(
+    ("rate", "freq"),
+    [(16000, 100.0), (16000, 1000.0), (16000, 6300.0), (8000, 3150.0), (48000, 10000.0)],
+)
 def test_filtered_sine_level_follows_the_a_weighting(rate: int, freq: float) -> None:
     t = np.arange(rate * 2) / rate
     x = 0.5 * np.sin(2 * np.pi * freq * t)
     weighting = AWeighting(rate)
     # streamed in 20 ms blocks; the second second is past the filter's settling
-    y = np.concatenate([weighting.filter(x[i : i + rate // 50]) for i in range(0, x.size, rate // 50)])
+    y = np.concatenate(
+        [weighting.filter(x[i : i + rate // 50]) for i in range(0, x.size, rate // 50)]
+    )
     gain_db = 10 * np.log10(np.mean(y[rate:] ** 2) / np.mean(x[rate:] ** 2))
     assert gain_db == pytest.approx(float(a_weighting_db(freq)), abs=DESIGN_TOLERANCE_DB)
 

@@ -35,12 +35,18 @@ def _wav(path: Path, frames: np.ndarray, rate: int, bits: int, tag: int = 1) -> 
         ints = np.round(frames * 2 ** (bits - 1)).clip(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
         raw = ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :width]
         body = raw.tobytes()
-    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * width, channels * width, bits)
-    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(body)) + body
+    fmt = struct.pack(
+        "<HHIIHH", tag, channels, rate, rate * channels * width, channels * width, bits
+    )
+    chunks = (
+        b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(body)) + body
+    )
     path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
 
 
-def test_raw_reference_vector_at_8khz_reads_the_stl_figures(capsys: pytest.CaptureFixture[str]) -> None:
+def test_raw_reference_vector_at_8khz_reads_the_stl_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = _run(capsys, str(DATA / "voice.src"), "--rate", "8000", "--json")
     assert code == 0
     result = json.loads(out)
@@ -75,7 +81,9 @@ def test_wav_of_any_width_measures_its_first_channel(
     assert result["rms_dbov"] == pytest.approx(-25.478, abs=tolerance)
 
 
-def test_full_scale_square_wave_is_0_dbov_and_all_clipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_full_scale_square_wave_is_0_dbov_and_all_clipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     square = np.tile(np.r_[np.full(8, 32767), np.full(8, -32768)], 1000).astype("<i2")
     path = tmp_path / "square.pcm"
     square.tofile(path)
@@ -103,7 +111,9 @@ def test_human_output_names_format_and_units(capsys: pytest.CaptureFixture[str])
         (b"", "empty file"),
     ],
 )
-def test_bad_file_exits_2_with_a_clear_message(tmp_path: Path, content: bytes, message: str) -> None:
+def test_bad_file_exits_2_with_a_clear_message(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     path = tmp_path / "bad.wav"
     path.write_bytes(content)
     proc = subprocess.run(
