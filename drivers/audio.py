@@ -251,8 +251,12 @@ class SoundDeviceAudio:
 
     def _emit(self, item: object) -> None:
         sink = self._sink
-        if sink is not None:
+        if sink is None:
+            return
+        try:
             sink(item)
+        except Exception:  # a failing consumer must not end the capture thread
+            log.exception("audio sink failed on %s", type(item).__name__)
 
     def _run(self) -> None:
         delay = self.retry_initial_s

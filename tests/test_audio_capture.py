@@ -25,19 +25,6 @@ REPO = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data" / "audio"
 CHILD = Path(__file__).parent / "audio_capture_child.py"
 
-pytestmark = pytest.mark.skipif(
-    not any(
-        Path(p).exists()
-        for p in (
-            "/usr/lib/x86_64-linux-gnu/libportaudio.so.2",
-            "/usr/lib/aarch64-linux-gnu/libportaudio.so.2",
-            "/usr/lib/arm-linux-gnueabihf/libportaudio.so.2",
-        )
-    )
-    and not os.environ.get("CI"),
-    reason="libportaudio2 not installed (make test installs it)",
-)
-
 
 def _pcm(name: str, raw: Path) -> str:
     return f"""
