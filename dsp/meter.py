@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -133,8 +133,21 @@ class ChannelMeter:
         return out
 
     def flush(self) -> list[ChannelLevels]:
-        """Measure a trailing partial period (end of a file)."""
-        return [self._close_period()] if self._pending_n else []
+        """End of a file: measure a trailing partial period and end an open utterance on it
+        (a file that ends exactly on a period boundary has no period left to carry it)."""
+        if not self._pending_n:
+            return []
+        last = self._close_period()
+        if self._utterance_start is not None:
+            result = p56_result(self._utterance_end - self._utterance_start)
+            last = replace(
+                last,
+                utterance_s=self._utterance_periods * self.period_s,
+                utterance_level_dbov=result.active_level_dbov,
+            )
+            self._utterance_start = None
+            self._silent_periods = 0
+        return [last]
 
     def _close_period(self) -> ChannelLevels:
         raw = self._pending[0] if len(self._pending) == 1 else _join(self._pending)

@@ -146,3 +146,12 @@ def test_periods_flag_speech_and_an_utterance_carries_its_p56_level() -> None:
     level, active_s = combine_active_levels(periods)
     assert level == pytest.approx(-27.1, abs=0.5)
     assert 4.0 <= active_s <= 5.0
+
+
+def test_an_utterance_running_to_the_end_of_a_file_is_reported_by_flush() -> None:
+    x = np.fromfile(DATA / "voice.src", dtype="<i2")  # 6.592 s: ends on a partial period
+    meter = ChannelMeter(8000)
+    periods = meter.feed(x) + meter.flush()
+    utterances = [p for p in periods if p.utterance_s > 0]
+    assert len(utterances) == 1 and utterances[0] is periods[-1]
+    assert utterances[0].utterance_level_dbov == pytest.approx(-25.022, abs=0.1)
