@@ -5,11 +5,27 @@
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from drivers.base import Sink
+from drivers.wavfile import read_audio
+from dsp.meter import ChannelMeter, resample, to_int16
 from dsp.types import ChannelLevels
+
+log = logging.getLogger(__name__)
+
+QUEUE_SECONDS = 10.0  # audio the capture worker may fall behind by before blocks are dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +155,334 @@ class VirtualAudio:
             )
         self._pending_s = 0.0
         self._sink(levels)
+
+
+class LevelsPipeline:
+    """Both channels' dsp meters; blocks in, `AudioLevels` out once both have a period.
+
+    Shared by the capture backend and the WAV-playing twin, so both measure identically.
+    """
+
+    def __init__(self, samplerate: int, period_s: float, vad_mode: int = 2) -> None:
+        self.samplerate = samplerate
+        self.tx = ChannelMeter(samplerate, period_s, vad_mode)
+        self.rx = ChannelMeter(samplerate, period_s, vad_mode)
+        self._tx_ready: deque[ChannelLevels] = deque()
+        self._rx_ready: deque[ChannelLevels] = deque()
+
+    @property
+    def period_s(self) -> float:
+        return self.tx.period_s
+
+    def feed(self, channel: str, block: npt.NDArray[np.int16]) -> list[AudioLevels]:
+        if channel == "tx":
+            self._tx_ready.extend(self.tx.feed(block))
+        else:
+            self._rx_ready.extend(self.rx.feed(block))
+        out = []
+        while self._tx_ready and self._rx_ready:
+            out.append(AudioLevels(tx=self._tx_ready.popleft(), rx=self._rx_ready.popleft()))
+        return out
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """One PortAudio input stream and which of its channels feed tx and rx."""
+
+    device: str
+    channels: dict[str, int]  # "tx"/"rx" -> channel index in the stream
+
+
+class SoundDeviceAudio:
+    """Capture of the headset path through PortAudio (sounddevice), devices chosen by name.
+
+    The PortAudio callback only copies blocks onto a bounded queue; one worker thread runs
+    the meters and hands `AudioLevels` to the sink at `levels_hz`, paced by the device clock.
+    A lost device (open failure, stream error, no data for `stall_s`) is reported as
+    `AudioStatus(ok=False)` and reopened with exponential back-off; `AudioStatus(ok=True)`
+    follows when it is back. Same device name for tx and rx: one stereo stream (0 = tx,
+    1 = rx). Empty rx device: the receive channel is not captured and reads as silence.
+    """
+
+    def __init__(
+        self,
+        tx_device: str,
+        rx_device: str = "",
+        samplerate: int = 16000,
+        block_s: float = 0.02,
+        levels_hz: float = 10.0,
+        vad_mode: int = 2,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        stall_s: float = 2.0,
+    ) -> None:
+        if not tx_device:
+            raise ValueError("audio.tx_device: a PortAudio capture device name is needed")
+        self.samplerate = samplerate
+        self.blocksize = max(1, int(round(block_s * samplerate)))
+        self.period_s = 1.0 / levels_hz
+        self.vad_mode = vad_mode
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.stall_s = stall_s
+        if rx_device == tx_device:
+            self._streams = [_Stream(tx_device, {"tx": 0, "rx": 1})]
+        else:
+            self._streams = [_Stream(tx_device, {"tx": 0})]
+            if rx_device:
+                self._streams.append(_Stream(rx_device, {"rx": 0}))
+        self._capture_rx = bool(rx_device)
+        self.mic_muted = False
+        self.rx_cap_db: float | None = None
+        self.dropped_blocks = 0
+        # Blocks waiting for the worker, bounded per channel (10 s of audio each) so a flood
+        # on one channel can never crowd out the other.
+        self._queue: queue.Queue[tuple[str, npt.NDArray[np.int16]]] = queue.Queue()
+        self._pending = {"tx": 0, "rx": 0}
+        self._max_pending = max(1, int(QUEUE_SECONDS * samplerate / self.blocksize))
+        self._failed = threading.Event()
+        self._failure = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sink: Sink | None = None
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="audio-capture", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        self._sink = None
+
+    def set_mic_mute(self, muted: bool) -> None:
+        # Levels are measured before the box's gate (hold-mute must not hide speech); the
+        # gate itself is applied in the audio bridge, which reads this state.
+        self.mic_muted = muted
+
+    def set_rx_cap(self, max_gain_db: float | None) -> None:
+        self.rx_cap_db = max_gain_db
+
+    # -- worker ----------------------------------------------------------------------------
+
+    def _emit(self, item: object) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        try:
+            sink(item)
+        except Exception:  # a failing consumer must not end the capture thread
+            log.exception("audio sink failed on %s", type(item).__name__)
+
+    def _run(self) -> None:
+        delay = self.retry_initial_s
+        lost_reported = False
+        first = True
+        while not self._stop.is_set():
+            try:
+                streams = self._open(rescan=not first)
+            except Exception as exc:  # PortAudio raises various errors for a missing device
+                first = False
+                if not lost_reported:
+                    self._emit(AudioStatus(ok=False, detail=str(exc)))
+                    lost_reported = True
+                log.warning("audio capture unavailable (%s); retrying in %.1f s", exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2.0, self.retry_max_s)
+                continue
+            first = False
+            delay = self.retry_initial_s
+            lost_reported = False
+            self._emit(AudioStatus(ok=True, detail=", ".join(s.device for s in self._streams)))
+            detail = self._measure(streams)
+            self._close(streams)
+            if detail:
+                self._emit(AudioStatus(ok=False, detail=detail))
+                lost_reported = True
+                log.warning("audio capture lost: %s", detail)
+
+    def _open(self, rescan: bool) -> list[Any]:
+        import sounddevice as sd
+
+        if rescan:
+            # PortAudio lists devices once per initialisation: re-initialise to see a headset
+            # that came back (also reloads the ALSA configuration).
+            sd._terminate()
+            sd._initialize()
+        self._failed.clear()
+        self._failure = ""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._pending = {"tx": 0, "rx": 0}
+        opened: list[Any] = []
+        try:
+            for stream in self._streams:
+                device = _find_input_device(sd, stream.device)
+                channels = max(stream.channels.values()) + 1
+                s = sd.InputStream(
+                    device=device,
+                    channels=channels,
+                    samplerate=self.samplerate,
+                    blocksize=self.blocksize,
+                    dtype="int16",
+                    callback=self._callback_for(stream),
+                    finished_callback=self._finished_for(stream),
+                )
+                opened.append(s)
+            for s in opened:
+                s.start()
+        except Exception:
+            self._close(opened)
+            raise
+        return opened
+
+    def _callback_for(self, stream: _Stream) -> Callable[..., None]:
+        routes = list(stream.channels.items())
+
+        def callback(indata: npt.NDArray[np.int16], frames: int, time: Any, status: Any) -> None:
+            for channel, index in routes:
+                if self._pending[channel] >= self._max_pending:
+                    self.dropped_blocks += 1  # the worker fell behind: drop, never block
+                    continue
+                self._pending[channel] += 1
+                self._queue.put_nowait((channel, indata[:, index].copy()))
+
+        return callback
+
+    def _finished_for(self, stream: _Stream) -> Callable[[], None]:
+        def finished() -> None:
+            if not self._stop.is_set():
+                self._failure = f"capture stream of {stream.device!r} stopped"
+                self._failed.set()
+
+        return finished
+
+    def _measure(self, streams: list[Any]) -> str:
+        """Run the meters until stopped ("") or the device is lost (the reason)."""
+        pipeline = LevelsPipeline(self.samplerate, self.period_s, self.vad_mode)
+        silence = np.zeros(self.blocksize, dtype=np.int16)
+        last_data = time.monotonic()
+        while not self._stop.is_set():
+            if self._failed.is_set():
+                return self._failure
+            try:
+                channel, block = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if time.monotonic() - last_data > self.stall_s:
+                    names = ", ".join(repr(s.device) for s in self._streams)
+                    return f"no audio from {names} for {self.stall_s:.1f} s"
+                continue
+            self._pending[channel] -= 1
+            last_data = time.monotonic()
+            out = pipeline.feed(channel, block)
+            if channel == "tx" and not self._capture_rx:
+                out += pipeline.feed("rx", silence[: block.shape[0]])
+            for levels in out:
+                self._emit(levels)
+        return ""
+
+    @staticmethod
+    def _close(streams: list[Any]) -> None:
+        for s in streams:
+            try:
+                s.abort(ignore_errors=True)
+                s.close(ignore_errors=True)
+            except Exception as exc:  # closing a vanished device may fail; nothing to do
+                log.debug("closing audio stream: %s", exc)
+
+
+def _find_input_device(sd: Any, name: str) -> int:
+    """Index of the input device named `name` (exact, else unique substring match)."""
+    devices = [d for d in sd.query_devices() if d["max_input_channels"] > 0]
+    for device in devices:
+        if device["name"] == name:
+            return int(device["index"])
+    matches = [d for d in devices if name in d["name"]]
+    if len(matches) == 1:
+        return int(matches[0]["index"])
+    names = ", ".join(repr(d["name"]) for d in devices) or "none"
+    if matches:
+        raise LookupError(f"audio device {name!r} is ambiguous; input devices: {names}")
+    raise LookupError(f"audio device {name!r} not found; input devices: {names}")
+
+
+class WavAudio:
+    """Virtual twin that plays WAV files per channel through the same dsp meters.
+
+    Driven like `VirtualAudio`: `tick()` once per period measures the next period of each
+    channel's file (silence when none or when it ended) and hands `AudioLevels` to the sink.
+    """
+
+    def __init__(self, period_s: float = 0.1, samplerate: int = 16000) -> None:
+        self.period_s = period_s
+        self.samplerate = samplerate
+        self.mic_muted = False
+        self.rx_cap_db: float | None = None
+        self._pipeline = LevelsPipeline(samplerate, period_s)
+        self._period = self._pipeline.tx.period
+        self._playing: dict[str, tuple[npt.NDArray[np.int16], int, bool]] = {}
+        self._sink: Sink | None = None
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+        sink(AudioStatus(ok=True, detail="wav"))
+
+    def stop(self) -> None:
+        self._sink = None
+
+    def set_mic_mute(self, muted: bool) -> None:
+        self.mic_muted = muted
+
+    def set_rx_cap(self, max_gain_db: float | None) -> None:
+        self.rx_cap_db = max_gain_db
+
+    def play(self, channel: str, path: str | Path, loop: bool = False) -> None:
+        """Start playing a WAV (or raw int16 at this twin's rate) on "tx" or "rx"."""
+        if channel not in ("tx", "rx"):
+            raise ValueError(f"audio channel must be 'tx' or 'rx', got {channel!r}")
+        audio = read_audio(path, raw_rate=self.samplerate)
+        samples = audio.samples
+        if audio.samplerate != self.samplerate:
+            samples = resample(samples, audio.samplerate, self.samplerate)
+        self._playing[channel] = (to_int16(samples), 0, loop)
+
+    def silence(self, channel: str) -> None:
+        self._playing.pop(channel, None)
+
+    def playing(self, channel: str) -> bool:
+        return channel in self._playing
+
+    def _next(self, channel: str) -> npt.NDArray[np.int16]:
+        block = np.zeros(self._period, dtype=np.int16)
+        if channel not in self._playing:
+            return block
+        samples, pos, loop = self._playing[channel]
+        filled = 0
+        while filled < self._period:
+            chunk = samples[pos : pos + self._period - filled]
+            block[filled : filled + chunk.shape[0]] = chunk
+            filled += chunk.shape[0]
+            pos += chunk.shape[0]
+            if pos >= samples.shape[0]:
+                if not loop:
+                    self._playing.pop(channel)
+                    return block
+                pos = 0
+        self._playing[channel] = (samples, pos, loop)
+        return block
+
+    def tick(self) -> None:
+        if self._sink is None:
+            return
+        # The box measures the mic before its own gate, so hold-mute does not hide speech.
+        tx = self._next("tx")
+        rx = self._next("rx")
+        if self.rx_cap_db is not None and self.rx_cap_db < 0:
+            rx = to_int16(rx.astype(np.float64) / 32768.0 * 10.0 ** (self.rx_cap_db / 20.0))
+        self._pipeline.feed("tx", tx)
+        for levels in self._pipeline.feed("rx", rx):
+            self._sink(levels)

@@ -27,6 +27,11 @@ class ChannelLevels:
     peak_dbfs: float = SILENCE_DB
     clipping_pct: float = 0.0  # share of samples at full scale, percent
     laeq_dbfs: float = SILENCE_DB  # A-weighted equivalent level over the period, dBFS(A)
+    voiced_s: float = 0.0  # seconds of VAD frames flagged as voice in this period
+    # An utterance (a talk spurt delimited by the VAD) that ended in this period: its length
+    # and its P.56 active level measured from its first to its last voiced period.
+    utterance_s: float = 0.0
+    utterance_level_dbov: float = SILENCE_DB
 
     @property
     def crest_db(self) -> float:

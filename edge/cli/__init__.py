@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "edge.cli.seat_cmd",
     "edge.cli.headset_cmd",
     "edge.cli.radar_cmd",
+    "edge.cli.meter_cmd",
 ]
 
 
