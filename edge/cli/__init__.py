@@ -19,6 +19,7 @@ EXIT_USAGE = 2  # bad input: invalid config, unparseable file, wrong arguments
 
 COMMAND_MODULES = [
     "edge.cli.config_cmd",
+    "edge.cli.install_cmd",
 ]
 
 
