@@ -20,6 +20,7 @@ EXIT_USAGE = 2  # bad input: invalid config, unparseable file, wrong arguments
 COMMAND_MODULES = [
     "edge.cli.config_cmd",
     "edge.cli.install_cmd",
+    "edge.cli.provision_cmd",
 ]
 
 
