@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "edge.cli.config_cmd",
     "edge.cli.install_cmd",
     "edge.cli.provision_cmd",
+    "edge.cli.doctor_cmd",
 ]
 
 
