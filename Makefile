@@ -3,6 +3,8 @@
 #   make test   the whole test suite against real parts (Mosquitto, ALSA file PCM, pty serial)
 #   make lint   ruff + mypy --strict on edge/ and dsp/
 #   make bench  the benchmarks in bench/ (figures go to docs/benchmarks.md by hand)
+#   sudo make install    onto this box (/opt/seatbox, /etc/seatbox, units, udev rules);
+#                        DESTDIR=/some/root for a scratch root; `make uninstall` keeps config+state
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,8 +17,12 @@ STAMP  := $(VENV)/.seatbox-installed
 #   libasound2-plugins alsa-utils  ALSA file PCM for capture tests
 DEBS_RUN  := libportaudio2
 DEBS_TEST := mosquitto libportaudio2 alsa-utils
+#   systemd        systemd-analyze verify/security on the shipped units
+DEBS_TEST += systemd
+# A real box: the venv needs python3-venv; PortAudio for the audio path.
+DEBS_INSTALL := python3-venv libportaudio2
 
-.PHONY: demo test lint bench debs-run debs-test venv clean
+.PHONY: demo test lint bench debs-run debs-test venv clean install uninstall debs-install
 
 # Install missing Debian packages with apt-get; say clearly what to do when we cannot.
 define ensure_debs
@@ -39,6 +45,9 @@ debs-run:
 debs-test:
 	$(call ensure_debs,$(DEBS_TEST))
 
+debs-install:
+	$(call ensure_debs,$(DEBS_INSTALL))
+
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "seatbox: Python >= 3.11 is needed (found $$($(PYTHON) --version 2>&1)); set PYTHON=python3.11" >&2; exit 1; }
@@ -56,6 +65,14 @@ demo: debs-run $(STAMP)
 
 test: debs-test $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The installer is standard-library Python, so it runs before any venv exists.
+# A DESTDIR install (packaging, images) does not touch this machine's packages.
+install: $(if $(DESTDIR),,debs-install)
+	$(PYTHON) -m edge.install install --root "$(or $(DESTDIR),/)" $(INSTALL_FLAGS)
+
+uninstall:
+	$(PYTHON) -m edge.install uninstall --root "$(or $(DESTDIR),/)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check edge drivers dsp tests bench

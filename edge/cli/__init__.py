@@ -23,6 +23,9 @@ COMMAND_MODULES = [
     "edge.cli.headset_cmd",
     "edge.cli.radar_cmd",
     "edge.cli.meter_cmd",
+    "edge.cli.install_cmd",
+    "edge.cli.provision_cmd",
+    "edge.cli.doctor_cmd",
 ]
 
 

@@ -1,0 +1,623 @@
+"""The box's self-check: one small function per check, each saying OK / WARN / FAIL and what to do.
+
+`run_checks` is what `seatbox doctor` prints and what the service publishes in `info` at start.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import grp
+import logging
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edge.config import AudioSection, ConfigError, RadarSection, SeatConfig, load_config
+from edge.provision import check_broker
+
+log = logging.getLogger(__name__)
+
+Status = Literal["OK", "WARN", "FAIL"]
+CHECK_NAMES = (
+    "config",
+    "broker",
+    "headset",
+    "audio",
+    "microphone",
+    "radar",
+    "clock",
+    "disk",
+    "permissions",
+)
+SERVICE_USER = "seatbox"
+
+# HID Usage Tables 1.5, §14 Telephony Device Page (0x0B): usage 0x05 Headset, an
+# Application Collection; that collection is what makes a HID device a telephony headset.
+TELEPHONY_PAGE = 0x0B
+TELEPHONY_HEADSET = 0x05
+COLLECTION_APPLICATION = 0x01  # HID 1.11 §6.2.2.6
+
+# Outbox budget: a day of a busy seat's events is a few MB; below these the outbox may
+# have to drop events while the broker is away.
+DISK_FAIL_BYTES = 20 * 1024 * 1024
+DISK_WARN_BYTES = 100 * 1024 * 1024
+
+# Microphone signal: a live headset mic's self-noise and room sound sit well above this;
+# digital silence (-100 dBov) or a muted/unplugged capsule sits below.
+MIC_SILENT_DBOV = -70.0
+MIC_PROBE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def checks_json(checks: Iterable[Check]) -> dict[str, list[dict[str, str]]]:
+    """The `doctor --json` document and the `checks` part of `info`."""
+    return {"checks": [check.to_dict() for check in checks]}
+
+
+def worst(checks: Iterable[Check]) -> Status:
+    statuses = {check.status for check in checks}
+    return "FAIL" if "FAIL" in statuses else "WARN" if "WARN" in statuses else "OK"
+
+
+# --- what the checks look at (tests point these at a scratch tree) -------------------------
+
+
+@dataclass(frozen=True)
+class ClockState:
+    synchronised: bool | None  # None: cannot tell
+    detail: str
+
+
+@dataclass(frozen=True)
+class MicReading:
+    """What the microphone produced during the probe: levels only (dsp/ measured them)."""
+
+    ok: bool
+    rms_dbov: float = -100.0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Host:
+    sys_root: Path = Path("/sys")
+    dev_root: Path = Path("/dev")
+    service_user: str = SERVICE_USER
+    broker_timeout: float = 10.0
+    clock: Callable[[], ClockState] = field(default=lambda: kernel_clock_state())
+    mic_probe: Callable[[AudioSection, float], MicReading] = field(
+        default=lambda audio, seconds: probe_microphone(audio, seconds)
+    )
+    audio_devices: Callable[[], list[dict[str, Any]]] = field(default=lambda: portaudio_devices())
+
+
+# --- headset --------------------------------------------------------------------------------
+
+
+def is_telephony_headset(descriptor: bytes) -> bool:
+    """True when a top-level Application Collection has usage Telephony:Headset (0x0B:0x05).
+
+    A deliberately small walk of short items (HID 1.11 §6.2.2); drivers.hid.descriptor holds
+    the full parser, and this one function is the seam to swap it in.
+    """
+    page = 0
+    page_stack: list[int] = []
+    usages: list[int] = []
+    depth = 0
+    i = 0
+    while i < len(descriptor):
+        prefix = descriptor[i]
+        if prefix == 0xFE:  # long item: bDataSize, bLongItemTag, data
+            i += 3 + (descriptor[i + 1] if i + 1 < len(descriptor) else 0)
+            continue
+        size = (0, 1, 2, 4)[prefix & 0x03]
+        tag = prefix & 0xFC
+        data = int.from_bytes(descriptor[i + 1 : i + 1 + size], "little")
+        i += 1 + size
+        if tag == 0x04:  # Usage Page (global)
+            page = data
+        elif tag == 0xA4:  # Push
+            page_stack.append(page)
+        elif tag == 0xB4:  # Pop
+            page = page_stack.pop() if page_stack else page
+        elif tag == 0x08:  # Usage (local): 4 bytes carry their own page
+            usages.append(data if size == 4 else (page << 16) | data)
+        elif tag == 0xA0:  # Collection
+            headset = (TELEPHONY_PAGE << 16) | TELEPHONY_HEADSET
+            if depth == 0 and data == COLLECTION_APPLICATION and usages[:1] == [headset]:
+                return True
+            depth += 1
+            usages = []
+        elif tag == 0xC0:  # End Collection
+            depth = max(0, depth - 1)
+            usages = []
+        elif tag in (0x80, 0x90, 0xB0):  # Input, Output, Feature end the local items
+            usages = []
+    return False
+
+
+@dataclass(frozen=True)
+class HidNode:
+    name: str  # hidraw0
+    path: Path  # /dev/hidraw0
+    product: str
+    usb_id: str  # 0b0e:2453
+    telephony: bool
+
+
+def hid_nodes(host: Host) -> list[HidNode]:
+    nodes = []
+    for entry in sorted((host.sys_root / "class/hidraw").glob("hidraw*")):
+        try:
+            descriptor = (entry / "device/report_descriptor").read_bytes()
+        except OSError:
+            continue
+        uevent: dict[str, str] = {}
+        try:
+            for line in (entry / "device/uevent").read_text().splitlines():
+                key, _, value = line.partition("=")
+                uevent[key] = value
+        except OSError:
+            pass
+        # HID_ID=0003:00000B0E:00002453 (bus:vendor:product)
+        parts = uevent.get("HID_ID", "").split(":")
+        usb_id = f"{int(parts[1], 16):04x}:{int(parts[2], 16):04x}" if len(parts) == 3 else "?"
+        nodes.append(
+            HidNode(
+                name=entry.name,
+                path=host.dev_root / entry.name,
+                product=uevent.get("HID_NAME", "unknown"),
+                usb_id=usb_id,
+                telephony=is_telephony_headset(descriptor),
+            )
+        )
+    return nodes
+
+
+def check_headset(config: SeatConfig, host: Host) -> Check:
+    device = config.headset.device
+    if device == "virtual":
+        return Check("headset", "OK", "virtual headset (simulated seat)")
+    if device == "none":
+        return Check(
+            "headset", "WARN", "no headset configured ([headset] device = none)",
+            "set [headset] device = auto to use the seat's USB headset",
+        )  # fmt: skip
+    nodes = hid_nodes(host)
+    telephony = [n for n in nodes if n.telephony]
+    if device != "auto":
+        match = [n for n in nodes if str(n.path) == device or n.name == Path(device).name]
+        if not match:
+            return Check(
+                "headset", "FAIL", f"{device} not present",
+                "plug in the headset, or set [headset] device = auto",
+            )  # fmt: skip
+        if not match[0].telephony:
+            return Check(
+                "headset", "FAIL",
+                f"{device} ({match[0].product}, {match[0].usb_id}) has no telephony controls",
+                "use a headset with call controls (HID Telephony page), or set device = auto",
+            )  # fmt: skip
+        telephony = match
+    if not telephony:
+        others = ", ".join(f"{n.name} {n.product} ({n.usb_id})" for n in nodes) or "none"
+        return Check(
+            "headset", "FAIL", f"no telephony headset found (HID devices: {others})",
+            "plug the headset's USB cable into the box; a gaming or plain audio headset has no "
+            "call buttons and cannot be used",
+        )  # fmt: skip
+    first = telephony[0]
+    more = f" (+{len(telephony) - 1} more)" if len(telephony) > 1 else ""
+    return Check(
+        "headset", "OK", f"{first.product} ({first.usb_id}) at {first.path}, telephony{more}"
+    )
+
+
+# --- audio ----------------------------------------------------------------------------------
+
+
+def portaudio_devices() -> list[dict[str, Any]]:
+    import sounddevice
+
+    return [dict(d) for d in sounddevice.query_devices()]
+
+
+def probe_microphone(audio: AudioSection, seconds: float) -> MicReading:
+    """Capture `seconds` from the mic through the real audio driver; only levels come back."""
+    import drivers.audio as audio_driver
+
+    driver_class = getattr(audio_driver, "SoundDeviceAudio", None)
+    if driver_class is None:
+        return MicReading(False, detail="this build has no real audio capture driver")
+    levels: list[float] = []
+    failure: list[str] = []
+    enough = threading.Event()
+    wanted = max(1, int(seconds * audio.levels_hz))
+
+    def sink(item: object) -> None:
+        tx = getattr(item, "tx", None)
+        if tx is not None:
+            levels.append(float(tx.rms_dbov))
+            if len(levels) >= wanted:
+                enough.set()
+        elif getattr(item, "ok", True) is False:
+            failure.append(str(getattr(item, "detail", "capture failed")))
+            enough.set()
+
+    driver = driver_class(
+        tx_device=audio.tx_device,
+        samplerate=audio.samplerate,
+        block_s=audio.block,
+        levels_hz=audio.levels_hz,
+    )
+    driver.start(sink)
+    try:
+        enough.wait(seconds + 5.0)  # device start-up plus the capture itself
+    finally:
+        driver.stop()
+    if failure and not levels:
+        return MicReading(False, detail=failure[0])
+    if not levels:
+        return MicReading(
+            False, detail=f"no audio from {audio.tx_device!r} within {seconds + 5:g} s"
+        )
+    return MicReading(True, rms_dbov=max(levels))
+
+
+def check_audio(config: SeatConfig, host: Host) -> Check:
+    audio = config.audio
+    if audio.backend == "virtual":
+        return Check("audio", "OK", "virtual audio (simulated seat)")
+    if audio.backend == "none":
+        return Check(
+            "audio", "WARN", "audio measurement off ([audio] backend = none)",
+            "set [audio] backend = sounddevice to measure levels and enforce hearing limits",
+        )  # fmt: skip
+    try:
+        devices = host.audio_devices()
+    except OSError as exc:
+        return Check(
+            "audio", "FAIL", f"PortAudio is not available ({exc})",
+            "install it: apt-get install libportaudio2",
+        )  # fmt: skip
+    inputs = [d for d in devices if int(d.get("max_input_channels", 0)) > 0]
+    names = ", ".join(repr(d["name"]) for d in inputs) or "none"
+    if not audio.tx_device:
+        return Check(
+            "audio", "FAIL", f"[audio] tx_device is empty (capture devices: {names})",
+            "set [audio] tx_device to the headset's capture device name from this list",
+        )  # fmt: skip
+    missing = []
+    for key in ("tx_device", "rx_device"):
+        wanted = getattr(audio, key)
+        if wanted and not any(wanted == d["name"] or wanted in d["name"] for d in inputs):
+            missing.append(f"[audio] {key} {wanted!r}")
+    if missing:
+        return Check(
+            "audio", "FAIL", f"{' and '.join(missing)} not found (capture devices: {names})",
+            "plug in the headset; or set the device names to ones listed here",
+        )  # fmt: skip
+    rx = f", rx {audio.rx_device!r}" if audio.rx_device else ""
+    return Check("audio", "OK", f"tx {audio.tx_device!r}{rx} present")
+
+
+def check_microphone(config: SeatConfig, host: Host, audio_ok: bool) -> Check:
+    audio = config.audio
+    if audio.backend == "virtual":
+        return Check("microphone", "OK", "virtual microphone (simulated seat)")
+    if audio.backend == "none":
+        return Check("microphone", "WARN", "not checked: audio measurement is off")
+    if not audio_ok:
+        return Check("microphone", "WARN", "not checked: the audio device is missing",
+                     "fix the audio check first")  # fmt: skip
+    try:
+        reading = host.mic_probe(audio, MIC_PROBE_SECONDS)
+    except Exception as exc:  # a driver failure is a finding, not a doctor crash
+        reading = MicReading(False, detail=f"{type(exc).__name__}: {exc}")
+    if not reading.ok:
+        return Check(
+            "microphone", "FAIL", f"capture from {audio.tx_device!r} failed: {reading.detail}",
+            "replug the headset; check no other program holds the device",
+        )  # fmt: skip
+    if reading.rms_dbov < MIC_SILENT_DBOV:
+        return Check(
+            "microphone", "WARN",
+            f"silent: {reading.rms_dbov:.1f} dBov RMS (below {MIC_SILENT_DBOV:g} dBov)",
+            "check the headset's mute switch and boom; speak into the mic and run doctor again",
+        )  # fmt: skip
+    return Check("microphone", "OK", f"signal {reading.rms_dbov:.1f} dBov RMS")
+
+
+# --- radar ----------------------------------------------------------------------------------
+
+
+def probe_radar_port(radar: RadarSection) -> str:
+    """Open and close the serial port; "" when it opens, else why not.
+
+    The LD2410 protocol check (firmware query) belongs to drivers.ld2410; this is the seam.
+    """
+    import serial
+
+    try:
+        port = serial.Serial(radar.port, radar.baudrate, timeout=0)
+    except serial.SerialException as exc:
+        return str(exc)
+    port.close()
+    return ""
+
+
+def check_radar(config: SeatConfig, host: Host) -> Check:
+    radar = config.radar
+    if radar.backend == "virtual":
+        return Check("radar", "OK", "virtual radar (simulated seat)")
+    if radar.backend == "none":
+        return Check(
+            "radar", "WARN", "no presence radar ([radar] backend = none): away is not measured",
+            "connect the LD2410 and set [radar] backend = ld2410",
+        )  # fmt: skip
+    if not radar.port:
+        return Check(
+            "radar", "FAIL", "[radar] port is empty", "set [radar] port (e.g. /dev/seatbox-radar)"
+        )
+    if not os.path.exists(radar.port):
+        return Check(
+            "radar", "FAIL", f"{radar.port} not present",
+            "check the radar's USB-serial adapter is plugged in and 61-seatbox-radar.rules "
+            "is installed (sudo make install)",
+        )  # fmt: skip
+    problem = probe_radar_port(radar)
+    if problem:
+        return Check(
+            "radar", "FAIL", f"{radar.port} does not open: {problem}",
+            "check the permissions check below and that nothing else uses the port",
+        )  # fmt: skip
+    return Check("radar", "OK", f"{radar.port} opens at {radar.baudrate} baud")
+
+
+# --- clock ----------------------------------------------------------------------------------
+
+
+class _Timex(ctypes.Structure):
+    # struct timex (adjtimex(2)); only the head is read, the tail is room for the kernel.
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("_rest", ctypes.c_byte * 256),
+    ]
+
+
+STA_UNSYNC = 0x0040  # adjtimex(2): clock not synchronised
+TIME_ERROR = 5  # adjtimex(2) return: clock not synchronised
+# timedated's rule (NTPSynchronized): maxerror below 16 s counts as synchronised.
+MAX_SYNC_ERROR_US = 16_000_000
+
+
+def kernel_clock_state() -> ClockState:
+    """Ask the kernel (adjtimex, read-only) like timedatectl does; fall back to timedatectl."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        timex = _Timex()
+        state = libc.adjtimex(ctypes.byref(timex))
+        if state == -1:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        synced = (
+            state != TIME_ERROR
+            and not timex.status & STA_UNSYNC
+            and timex.maxerror < MAX_SYNC_ERROR_US
+        )
+        return ClockState(synced, f"kernel: maxerror {timex.maxerror / 1e6:.1f} s")
+    except (OSError, AttributeError) as exc:
+        # The service's ProtectClock= filters adjtimex (EPERM): ask timedated instead.
+        if isinstance(exc, OSError) and exc.errno not in (errno.EPERM, errno.ENOSYS, None):
+            log.debug("adjtimex: %s", exc)
+    return timedatectl_state()
+
+
+def timedatectl_state() -> ClockState:
+    if not shutil.which("timedatectl"):
+        return ClockState(None, "cannot read the clock state (no adjtimex, no timedatectl)")
+    result = subprocess.run(
+        ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+    value = result.stdout.strip()
+    if result.returncode != 0 or value not in ("yes", "no"):
+        return ClockState(None, f"timedatectl: {(result.stderr or value).strip() or 'no answer'}")
+    return ClockState(value == "yes", "timedatectl NTPSynchronized")
+
+
+def check_clock(host: Host) -> Check:
+    state = host.clock()
+    if state.synchronised is None:
+        return Check(
+            "clock", "WARN", f"synchronisation unknown ({state.detail})",
+            "check NTP: timedatectl timesync-status (attendance times depend on the clock)",
+        )  # fmt: skip
+    if not state.synchronised:
+        return Check(
+            "clock", "FAIL", f"not synchronised ({state.detail}): attendance times would be wrong",
+            "enable NTP: timedatectl set-ntp true; make sure the site's NTP server is reachable",
+        )  # fmt: skip
+    return Check("clock", "OK", f"synchronised ({state.detail})")
+
+
+# --- disk and permissions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    uid: int
+    gids: frozenset[int]
+
+
+def service_identity(host: Host) -> Identity:
+    """The service user when it exists (doctor run as root checks for it), else ourselves."""
+    try:
+        user = pwd.getpwnam(host.service_user)
+        gids = frozenset(os.getgrouplist(user.pw_name, user.pw_gid))
+        return Identity(user.pw_name, user.pw_uid, gids)
+    except KeyError:
+        uid = os.geteuid()
+        name = pwd.getpwuid(uid).pw_name if uid >= 0 else str(uid)
+        return Identity(name, uid, frozenset(os.getgroups()) | {os.getegid()})
+
+
+def can_access(path: Path, who: Identity, want: int) -> bool:
+    """Would `who` get `want` (os.R_OK | os.W_OK ...) on path by its mode bits?"""
+    info = path.stat()
+    if who.uid == 0:
+        return True
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid == who.uid:
+        bits = mode >> 6
+    elif info.st_gid in who.gids:
+        bits = mode >> 3
+    else:
+        bits = mode
+    return (bits & want) == want
+
+
+def check_disk(config: SeatConfig, host: Host) -> Check:
+    state = Path(config.storage.state_dir)
+    if not state.is_dir():
+        return Check(
+            "disk", "FAIL", f"state folder {state} does not exist",
+            "run sudo make install (or systemd-tmpfiles --create /etc/tmpfiles.d/seatbox.conf)",
+        )  # fmt: skip
+    who = service_identity(host)
+    if not can_access(state, who, os.W_OK | os.X_OK):
+        return Check(
+            "disk", "FAIL", f"{state} is not writable by {who.name}",
+            f"chown {who.name} {state} (systemd-tmpfiles --create sets it)",
+        )  # fmt: skip
+    fs = os.statvfs(state)
+    free = fs.f_bavail * fs.f_frsize
+    free_mb = free / (1024 * 1024)
+    if free < DISK_FAIL_BYTES:
+        return Check(
+            "disk", "FAIL", f"{free_mb:.0f} MB free in {state}: the outbox cannot keep events",
+            "free space: old tapes in /var/lib/seatbox/tapes, the journal (journalctl --vacuum)",
+        )  # fmt: skip
+    if free < DISK_WARN_BYTES:
+        return Check(
+            "disk", "WARN", f"only {free_mb:.0f} MB free in {state}",
+            "free space before the outbox fills: old tapes, journal (journalctl --vacuum-size)",
+        )  # fmt: skip
+    return Check("disk", "OK", f"{free_mb:.0f} MB free in {state}")
+
+
+def device_nodes(config: SeatConfig, host: Host) -> list[Path]:
+    nodes: list[Path] = []
+    if config.headset.device == "auto":
+        nodes += [n.path for n in hid_nodes(host) if n.telephony]
+    elif config.headset.device not in ("virtual", "none"):
+        nodes.append(Path(config.headset.device))
+    if config.radar.backend == "ld2410" and config.radar.port:
+        nodes.append(Path(config.radar.port))
+    if config.audio.backend == "sounddevice":
+        snd = host.dev_root / "snd"
+        nodes += sorted(p for p in snd.glob("pcmC*c") if not p.is_dir())
+    return nodes
+
+
+def check_permissions(config: SeatConfig, host: Host) -> Check:
+    nodes = [p for p in device_nodes(config, host) if p.exists()]
+    if not nodes:
+        simulated = config.headset.device == "virtual" and config.radar.backend != "ld2410"
+        detail = (
+            "no device nodes to open (simulated seat)" if simulated else "no device nodes found"
+        )
+        return Check("permissions", "OK" if simulated else "WARN", detail,
+                     "" if simulated else "see the headset, audio and radar checks")  # fmt: skip
+    who = service_identity(host)
+    denied = []
+    for node in nodes:
+        if not can_access(node, who, os.R_OK | os.W_OK):
+            info = node.stat()
+            group = _group_name(info.st_gid)
+            denied.append(f"{node} ({stat.filemode(info.st_mode)} group {group})")
+    if denied:
+        return Check(
+            "permissions", "FAIL", f"{who.name} cannot open: {', '.join(denied)}",
+            "install the udev rules (sudo make install), then replug the device or run "
+            "udevadm trigger; the service user needs groups seatbox, audio and dialout",
+        )  # fmt: skip
+    return Check("permissions", "OK", f"{who.name} can open {len(nodes)} device node(s)")
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+# --- running them -----------------------------------------------------------------------------
+
+
+def not_checked(name: str, why: str) -> Check:
+    return Check(name, "WARN", f"not checked: {why}", "fix the config first")
+
+
+def run_checks_for(config: SeatConfig, host: Host | None = None) -> list[Check]:
+    """Every check but `config` on an already-loaded config (the runtime's entry point)."""
+    host = host or Host()
+    broker = check_broker(config.broker, config.client_id, timeout=host.broker_timeout)
+    checks = [
+        Check("broker", "OK" if broker.ok else "FAIL", broker.detail, broker.fix),
+        check_headset(config, host),
+    ]
+    audio = check_audio(config, host)
+    checks += [
+        audio,
+        check_microphone(config, host, audio.status == "OK"),
+        check_radar(config, host),
+        check_clock(host),
+        check_disk(config, host),
+        check_permissions(config, host),
+    ]
+    return checks
+
+
+def run_checks(config_path: str | os.PathLike[str], host: Host | None = None) -> list[Check]:
+    """All checks, in CHECK_NAMES order; a broken config is the first FAIL and names the problem."""
+    host = host or Host()
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        checks = [
+            Check("config", "FAIL", str(exc), "correct the config (seatbox config check FILE)")
+        ]
+        checks += [
+            check_clock(host) if name == "clock" else not_checked(name, "the config is invalid")
+            for name in CHECK_NAMES[1:]
+        ]
+        return checks
+    first = Check(
+        "config", "OK", f"{config_path}: seat {config.seat.site}/{config.seat.id}, "
+        f"profile {config.seat.profile}",
+    )  # fmt: skip
+    return [first, *run_checks_for(config, host)]

@@ -1,0 +1,380 @@
+"""Provisioning a seat: writing its validated config and checking the broker takes its credentials.
+
+`check_broker` is shared with `seatbox doctor`; `read_seats_csv` prepares many seats for imaging.
+"""
+
+from __future__ import annotations
+
+import csv
+import grp
+import os
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from pydantic import ValidationError
+
+from edge.config import BrokerSection, ConfigError, SeatConfig, load_config, valid_id
+from edge.mqtt_connect import make_client, parse_url
+
+DEFAULT_OUTPUT = Path("/etc/seatbox/seatbox.toml")
+# The stable name 61-seatbox-radar.rules gives the radar's USB-serial adapter.
+DEFAULT_RADAR_PORT = "/dev/seatbox-radar"
+CONFIG_MODE = 0o640  # root writes it; the service reads it through group seatbox
+SERVICE_GROUP = "seatbox"
+CHECK_TIMEOUT_S = 10.0
+
+# CSV columns for `--from`: required, then optional (docs/operations.md).
+CSV_REQUIRED = ("site", "seat", "broker")
+CSV_OPTIONAL = ("username", "password_file", "ca", "cert", "key", "profile")
+# Config key (section, key) -> the flag or column a person typed it as.
+_FLAG = {
+    ("seat", "site"): "site",
+    ("seat", "id"): "seat",
+    ("seat", "profile"): "profile",
+    ("broker", "url"): "broker",
+    ("broker", "username"): "username",
+    ("broker", "password_file"): "password_file",
+    ("broker", "ca_file"): "ca",
+    ("broker", "cert_file"): "cert",
+    ("broker", "key_file"): "key",
+}
+_ID_NEED = "expected letters, digits, '_' or '-' (1 to 64), no '+ # / .' (MQTT topic level)"
+
+
+class ProvisionError(Exception):
+    """Bad input to provisioning; the message names the flag or CSV row and column."""
+
+
+@dataclass(frozen=True)
+class SeatRequest:
+    """What staff give for one seat (flags or one CSV row)."""
+
+    site: str
+    seat: str
+    broker: str
+    username: str = ""
+    password_file: str = ""
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    profile: str = "default"
+    simulate: bool = False  # virtual headset, audio and radar (labs, demos, tests)
+    radar_port: str = DEFAULT_RADAR_PORT
+
+
+def config_data(req: SeatRequest) -> dict[str, Any]:
+    """The seat config as TOML-ready data: only keys that differ from the schema defaults."""
+    broker: dict[str, Any] = {"url": req.broker}
+    for key, value in (
+        ("username", req.username),
+        ("password_file", req.password_file),
+        ("ca_file", req.ca),
+        ("cert_file", req.cert),
+        ("key_file", req.key),
+    ):
+        if value:
+            broker[key] = value
+    data: dict[str, Any] = {
+        "seat": {"site": req.site, "id": req.seat, "profile": req.profile},
+        "broker": broker,
+    }
+    if req.simulate:
+        data["headset"] = {"device": "virtual"}
+        data["audio"] = {"backend": "virtual"}
+        data["radar"] = {"backend": "virtual"}
+        data["call"] = {"sources": ["simulate", "cti"]}
+    else:
+        data["headset"] = {"device": "auto"}
+        data["audio"] = {"backend": "sounddevice"}
+        data["radar"] = {"backend": "ld2410", "port": req.radar_port}
+        data["call"] = {"sources": ["bridge", "cti"]}
+    data["storage"] = {"state_dir": "/var/lib/seatbox"}
+    return data
+
+
+def render(req: SeatRequest) -> str:
+    header = (
+        f"# seatbox seat config for {req.site}/{req.seat}, written by `seatbox provision`.\n"
+        "# Every key: config/seatbox.example.toml. Check with `seatbox config check FILE`.\n\n"
+    )
+    return header + tomli_w.dumps(config_data(req))
+
+
+def validate_request(req: SeatRequest) -> list[tuple[str, str]]:
+    """Problems as (flag or column, message), checked before anything is written."""
+    problems: list[tuple[str, str]] = []
+    for name, value in (("site", req.site), ("seat", req.seat)):
+        if not valid_id(value):
+            problems.append((name, f"{_ID_NEED}, got {value!r}"))
+    try:
+        endpoint = parse_url(req.broker) if req.broker != "embedded" else None
+    except ConfigError as exc:
+        problems.append(("broker", str(exc).removeprefix("[broker] url: ")))
+        endpoint = None
+    if req.password_file and not req.username:
+        problems.append(("username", "required with a password file"))
+    if bool(req.cert) != bool(req.key):
+        problems.append(
+            ("cert" if not req.cert else "key", "give both cert and key for mutual TLS")
+        )
+    if endpoint is not None and not endpoint.tls and (req.ca or req.cert):
+        problems.append(("broker", f"TLS files given but {req.broker!r} is not TLS: use mqtts://"))
+    try:
+        SeatConfig.model_validate(config_data(req))
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(str(part) for part in err["loc"][:2])
+            name = _FLAG.get((loc[0], loc[1]) if len(loc) == 2 else ("", ""), ".".join(loc))
+            if not any(p[0] == name for p in problems):
+                problems.append((name, str(err.get("msg", "invalid value"))))
+    return problems
+
+
+def _validated_in_place(text: str, output: Path) -> SeatConfig:
+    """load_config on the text as if it were at `output` (profiles are found next to it)."""
+    tmp = output.with_name(f".{output.name}.provision-check")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        return load_config(tmp)
+    except ConfigError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(str(exc).replace(str(tmp), str(output))) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_config(req: SeatRequest, output: Path) -> tuple[SeatConfig, bool]:
+    """Write the config atomically after load_config accepted it; True when it replaced a file.
+
+    Raises ProvisionError (bad flags) or ConfigError (e.g. an unknown profile) before writing.
+    """
+    problems = validate_request(req)
+    if problems:
+        raise ProvisionError(
+            "\n".join(f"--{name.replace('_', '-')}: {msg}" for name, msg in problems)
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    text = render(req)
+    config = _validated_in_place(text, output)
+    tmp = output.with_name(f".{output.name}.provision-check")
+    os.chmod(tmp, CONFIG_MODE)
+    _give_to_service_group(tmp)
+    existed = output.exists()
+    os.replace(tmp, output)
+    return config, existed
+
+
+def _give_to_service_group(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    try:
+        gid = grp.getgrnam(SERVICE_GROUP).gr_gid
+    except KeyError:
+        return  # not installed on this machine (preparing configs for imaging)
+    os.chown(path, 0, gid)
+
+
+# --- broker check -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrokerCheck:
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+# MQTT 5 reason codes of a refused CONNACK (MQTT 5.0 §3.2.2.2); paho maps the 3.1.1 return
+# codes (MQTT 3.1.1 §3.2.2.3) onto these: 1->0x84, 2->0x85, 3->0x88, 4->0x86, 5->0x87.
+CONNACK_REFUSED: dict[int, tuple[str, str]] = {
+    0x84: (
+        "the broker does not accept this MQTT protocol version",
+        "set [broker] protocol to the version the broker speaks (3.1.1 or 5)",
+    ),
+    0x85: (
+        "the broker rejected the client id",
+        "set [broker] client_id to one the broker accepts (or leave it empty)",
+    ),
+    0x86: (
+        "bad username or password",
+        "check the username and the password file's content against the broker's password list",
+    ),
+    0x87: (
+        "not authorised: the broker refused these credentials",
+        "check the username/password (or client certificate) and the broker's ACL for this seat",
+    ),
+    0x88: ("the broker is unavailable", "try again later; check the broker's own log"),
+    0x89: ("the broker is busy", "try again later"),
+    0x8A: ("this client is banned by the broker", "ask the broker's administrator"),
+    0x8C: ("bad authentication method", "check [broker] settings against the broker"),
+}
+
+
+def check_broker(
+    broker: BrokerSection, client_id: str, timeout: float = CHECK_TIMEOUT_S
+) -> BrokerCheck:
+    """Connect with these settings and credentials, wait for the CONNACK, disconnect."""
+    if broker.url == "embedded":
+        return BrokerCheck(True, "embedded broker: the service starts its own")
+    try:
+        client, endpoint = make_client(broker, f"{client_id}-check")
+    except ConfigError as exc:
+        return BrokerCheck(False, str(exc), "fix the [broker] settings or the files they name")
+    except ssl.SSLError as exc:
+        return BrokerCheck(
+            False,
+            f"TLS files could not be loaded: {exc.reason or exc}",
+            "check that ca/cert/key are PEM files and the key belongs to the certificate",
+        )
+    where = f"{endpoint.host}:{endpoint.port}"
+    client.connect_timeout = timeout
+    answered = threading.Event()
+    outcome: dict[str, int] = {}
+
+    def on_connect(_c: Any, _u: Any, _f: Any, reason_code: Any, _p: Any) -> None:
+        outcome["rc"] = int(reason_code.value)
+        answered.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(endpoint.host, endpoint.port, keepalive=max(5, int(broker.keepalive)))
+    except ssl.SSLCertVerificationError as exc:
+        return BrokerCheck(
+            False,
+            f"TLS: the broker's certificate at {where} is not trusted ({exc.verify_message})",
+            "give the CA that signed the broker's certificate (--ca / [broker] ca_file) and use "
+            "the host name the certificate names",
+        )
+    except ssl.SSLError as exc:
+        return BrokerCheck(
+            False,
+            f"TLS handshake with {where} failed ({exc.reason or exc})",
+            "check the port is the broker's TLS port (mqtts://, usually 8883) and, for mutual "
+            "TLS, that the broker trusts the client certificate",
+        )
+    except ConnectionRefusedError:
+        return BrokerCheck(
+            False,
+            f"connection refused by {where}",
+            "check the broker is running and listens on that port (the URL's port)",
+        )
+    except socket.gaierror:
+        return BrokerCheck(
+            False, f"host {endpoint.host!r} not found", "check the host name in the URL and DNS"
+        )
+    except TimeoutError:
+        return BrokerCheck(
+            False,
+            f"no answer from {where} within {timeout:g} s",
+            "check the network, the firewall and the broker address",
+        )
+    except OSError as exc:
+        return BrokerCheck(
+            False,
+            f"cannot reach {where}: {exc.strerror or exc}",
+            "check the network, the firewall and the broker address",
+        )
+    client.loop_start()
+    try:
+        if not answered.wait(timeout):
+            return BrokerCheck(
+                False,
+                f"{where} accepted the connection but sent no MQTT CONNACK within {timeout:g} s",
+                "check the URL's scheme and port: is it an MQTT port (ws:// for websockets)?",
+            )
+        code = outcome["rc"]
+        if code >= 0x80:
+            detail, fix = CONNACK_REFUSED.get(
+                code, (f"the broker refused the connection (reason 0x{code:02x})", "")
+            )
+            return BrokerCheck(False, f"{where}: {detail}", fix)
+        client.disconnect()
+    finally:
+        client.loop_stop()
+    how = ", TLS" if endpoint.tls else ""
+    who = f" as {broker.username}" if broker.username else ""
+    return BrokerCheck(True, f"connected to {where}{who}{how}")
+
+
+# --- many seats ---------------------------------------------------------------------------
+
+
+def read_seats_csv(path: Path, simulate: bool = False) -> list[SeatRequest]:
+    """One SeatRequest per row; every problem names the row (file line) and column."""
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise ProvisionError(f"{path}: cannot read: {exc.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        header = [name.strip() for name in (reader.fieldnames or [])]
+        missing = [c for c in CSV_REQUIRED if c not in header]
+        unknown = [c for c in header if c not in CSV_REQUIRED + CSV_OPTIONAL]
+        if missing or unknown:
+            parts = []
+            if missing:
+                parts.append(f"missing column(s) {', '.join(missing)}")
+            if unknown:
+                parts.append(f"unknown column(s) {', '.join(unknown)}")
+            raise ProvisionError(
+                f"{path}: header: {'; '.join(parts)} "
+                f"(expected {','.join(CSV_REQUIRED + CSV_OPTIONAL)})"
+            )
+        requests: list[SeatRequest] = []
+        errors: list[str] = []
+        seen: dict[tuple[str, str], int] = {}
+        for row in reader:
+            line = reader.line_num
+            cells = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k}
+            if not any(cells.values()):
+                continue  # blank line
+            req = SeatRequest(
+                site=cells.get("site", ""),
+                seat=cells.get("seat", ""),
+                broker=cells.get("broker", ""),
+                username=cells.get("username", ""),
+                password_file=cells.get("password_file", ""),
+                ca=cells.get("ca", ""),
+                cert=cells.get("cert", ""),
+                key=cells.get("key", ""),
+                profile=cells.get("profile", "") or "default",
+                simulate=simulate,
+            )
+            for column, message in validate_request(req):
+                errors.append(f"{path}: row {line}, column {column}: {message}")
+            key = (req.site, req.seat)
+            if key in seen:
+                errors.append(
+                    f"{path}: row {line}, column seat: {req.site}/{req.seat} "
+                    f"already on row {seen[key]}"
+                )
+            seen.setdefault(key, line)
+            requests.append(req)
+    if errors:
+        raise ProvisionError("\n".join(errors))
+    if not requests:
+        raise ProvisionError(f"{path}: no seats (only a header?)")
+    return requests
+
+
+def seat_output(folder: Path, req: SeatRequest) -> Path:
+    """Where `--from` puts a seat's config: one folder per seat, ready to copy to /etc/seatbox."""
+    return folder / req.site / req.seat / "seatbox.toml"
+
+
+def describe(req: SeatRequest) -> str:
+    auth = (
+        "client certificate"
+        if req.cert
+        else f"user {req.username}"
+        if req.username
+        else "anonymous"
+    )
+    mode = "simulated devices" if req.simulate else "real devices"
+    return f"seat {req.site}/{req.seat}, broker {req.broker} ({auth}), {mode}"

@@ -1,0 +1,236 @@
+"""`seatbox doctor`: every check listed, OK for a simulated seat, problems named with a fix.
+
+Headset detection runs on real report descriptors laid out as sysfs lays them out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import Mosquitto
+
+from edge.config import load_config
+from edge.doctor import (
+    CHECK_NAMES,
+    ClockState,
+    Host,
+    MicReading,
+    check_clock,
+    check_headset,
+    check_microphone,
+    check_permissions,
+    check_radar,
+    is_telephony_headset,
+    kernel_clock_state,
+    run_checks,
+)
+
+DATA = Path(__file__).parent / "data" / "ops"
+SEATBOX = str(Path(sys.executable).parent / "seatbox")
+
+
+def descriptor(name: str) -> bytes:
+    return bytes.fromhex((DATA / f"{name}.hex").read_text().strip())
+
+
+def seatbox(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SEATBOX, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def provision(tmp_path: Path, *extra: str, broker: str = "embedded") -> Path:
+    out = tmp_path / "seatbox.toml"
+    result = seatbox("provision", "--site", "lab", "--seat", "s1", "--broker", broker,
+                     "--output", str(out), "--no-check", *extra)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    state = tmp_path / "state"
+    state.mkdir(exist_ok=True)
+    out.write_text(out.read_text().replace('"/var/lib/seatbox"', f'"{state}"'))
+    return out
+
+
+def fake_hidraw(root: Path, name: str, desc: bytes, hid_name: str, hid_id: str) -> Path:
+    """sysfs and /dev entries of one hidraw node, laid out as the kernel has them."""
+    device = root / "sys/class/hidraw" / name / "device"
+    device.mkdir(parents=True)
+    (device / "report_descriptor").write_bytes(desc)
+    (device / "uevent").write_text(f"HID_ID={hid_id}\nHID_NAME={hid_name}\n")
+    node = root / "dev" / name
+    node.parent.mkdir(exist_ok=True)
+    node.write_bytes(b"")
+    return node
+
+
+def host_at(root: Path, **kw: object) -> Host:
+    return Host(sys_root=root / "sys", dev_root=root / "dev", **kw)  # type: ignore[arg-type]
+
+
+SYNCED = ClockState(True, "test clock")
+
+
+def test_telephony_collection_is_found_first_or_last_and_not_in_a_gaming_headset() -> None:
+    assert is_telephony_headset(descriptor("jabra_biz2400_ii"))
+    assert is_telephony_headset(descriptor("poly_bt700_dongle"))
+    assert not is_telephony_headset(descriptor("logitech_g535_wireless"))
+    assert not is_telephony_headset(b"\x05\x0b\x09")  # cut short: no crash, no headset
+
+
+def test_doctor_json_on_a_simulated_seat_lists_every_check_and_exits_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = provision(tmp_path, "--simulate")
+    checks = run_checks(config, Host(clock=lambda: SYNCED))
+    assert [c.name for c in checks] == list(CHECK_NAMES)
+    assert {c.name: c.status for c in checks} == dict.fromkeys(CHECK_NAMES, "OK")
+    assert "virtual" in {c.name: c.detail for c in checks}["headset"]
+    # The command itself: the exact JSON shape; its exit code follows this box's real clock.
+    result = seatbox("doctor", str(config), "--json")
+    document = json.loads(result.stdout)
+    assert list(document) == ["checks"]
+    assert [c["name"] for c in document["checks"]] == list(CHECK_NAMES)
+    for check in document["checks"]:
+        assert set(check) == {"name", "status", "detail", "fix"}
+        assert check["status"] in ("OK", "WARN", "FAIL")
+    clock = next(c for c in document["checks"] if c["name"] == "clock")
+    fails = [c["name"] for c in document["checks"] if c["status"] == "FAIL"]
+    assert fails in ([], ["clock"])
+    assert result.returncode == (1 if fails else 0), (clock, result.stderr)
+
+
+def test_doctor_on_a_broken_config_names_the_problem_and_exits_1(tmp_path: Path) -> None:
+    config = provision(tmp_path, "--simulate")
+    config.write_text(config.read_text().replace('backend = "virtual"', 'backend = "alsa"', 1))
+    result = seatbox("doctor", str(config), "--json")
+    assert result.returncode == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert list(checks) == list(CHECK_NAMES)
+    assert checks["config"]["status"] == "FAIL"
+    assert (
+        f"{config}: [audio] backend: expected one of 'virtual', 'sounddevice'"
+        in (checks["config"]["detail"])
+    )
+    assert checks["config"]["fix"].startswith("correct the config")
+    assert checks["broker"]["detail"] == "not checked: the config is invalid"
+
+
+def test_text_output_says_what_to_do(tmp_path: Path) -> None:
+    result = seatbox("doctor", str(tmp_path / "missing.toml"))
+    assert result.returncode == 1
+    assert f"FAIL  config       {tmp_path / 'missing.toml'}: file not found" in result.stdout
+    assert "fix: correct the config" in result.stdout
+    assert result.stdout.rstrip().endswith("overall: FAIL")
+
+
+def test_broker_check_connects_with_the_seat_credentials(broker: Mosquitto, tmp_path: Path) -> None:
+    config = provision(tmp_path, "--simulate", broker=broker.url)
+    checks = {c.name: c for c in run_checks(config, Host(clock=lambda: SYNCED))}
+    assert checks["broker"].status == "OK"
+    assert checks["broker"].detail == f"connected to 127.0.0.1:{broker.port}"
+    broker_down = provision(tmp_path, "--simulate", broker="mqtt://127.0.0.1:1")
+    checks = {c.name: c for c in run_checks(broker_down, Host(clock=lambda: SYNCED))}
+    assert checks["broker"].status == "FAIL"
+    assert "connection refused" in checks["broker"].detail
+
+
+def test_headset_check_finds_the_telephony_node_among_others(tmp_path: Path) -> None:
+    config = load_config(provision(tmp_path))  # real devices: headset auto
+    fake_hidraw(tmp_path, "hidraw0", descriptor("logitech_g535_wireless"),
+                "Logitech G535", "0003:0000046D:00000AC4")  # fmt: skip
+    host = host_at(tmp_path)
+    check = check_headset(config, host)
+    assert check.status == "FAIL"
+    assert "no telephony headset found (HID devices: hidraw0 Logitech G535 (046d:0ac4))" in (
+        check.detail
+    )
+    fake_hidraw(tmp_path, "hidraw1", descriptor("jabra_biz2400_ii"),
+                "GN Netcom A/S Jabra BIZ 2400 II", "0003:00000B0E:00002453")  # fmt: skip
+    check = check_headset(config, host)
+    assert check.status == "OK"
+    assert check.detail == (
+        f"GN Netcom A/S Jabra BIZ 2400 II (0b0e:2453) at {tmp_path}/dev/hidraw1, telephony"
+    )
+
+
+def test_permissions_check_names_nodes_the_service_user_cannot_open(tmp_path: Path) -> None:
+    config = load_config(provision(tmp_path, "--radar-port", str(tmp_path / "dev/ttyUSB0")))
+    node = fake_hidraw(tmp_path, "hidraw1", descriptor("jabra_biz2400_ii"),
+                       "Jabra", "0003:00000B0E:00002453")  # fmt: skip
+    radar = tmp_path / "dev/ttyUSB0"
+    radar.write_bytes(b"")
+    os.chmod(radar, 0o666)
+    # A user that exists on every system and is neither root nor the file's owner.
+    host = host_at(tmp_path, service_user="nobody")
+    os.chmod(node, 0o600)  # as the kernel leaves hidraw nodes without our udev rule
+    check = check_permissions(config, host)
+    assert check.status == "FAIL"
+    assert f"nobody cannot open: {node} (-rw-------" in check.detail
+    assert "udev rules" in check.fix
+    os.chmod(node, 0o666)
+    check = check_permissions(config, host)
+    assert (check.status, check.detail) == ("OK", "nobody can open 2 device node(s)")
+
+
+def test_radar_check_opens_a_real_serial_port_and_names_a_missing_one(tmp_path: Path) -> None:
+    controller, device = pty.openpty()
+    try:
+        port = os.ttyname(device)
+        config = load_config(provision(tmp_path, "--radar-port", port))
+        check = check_radar(config, Host())
+        assert (check.status, check.detail) == ("OK", f"{port} opens at 256000 baud")
+    finally:
+        os.close(controller)
+        os.close(device)
+    config = load_config(provision(tmp_path, "--radar-port", str(tmp_path / "ttyUSB9")))
+    check = check_radar(config, Host())
+    assert check.status == "FAIL"
+    assert check.detail == f"{tmp_path / 'ttyUSB9'} not present"
+
+
+def test_clock_states_map_to_ok_fail_warn() -> None:
+    assert check_clock(Host(clock=lambda: SYNCED)).status == "OK"
+    unsynced = check_clock(Host(clock=lambda: ClockState(False, "kernel")))
+    assert unsynced.status == "FAIL" and "attendance" in unsynced.detail
+    unknown = check_clock(Host(clock=lambda: ClockState(None, "no timedated")))
+    assert unknown.status == "WARN" and "timedatectl" in unknown.fix
+
+
+def test_kernel_clock_state_agrees_with_adjtimex_of_this_machine() -> None:
+    state = kernel_clock_state()
+    assert state.synchronised in (True, False)  # adjtimex is readable here
+    assert state.detail.startswith("kernel: maxerror")
+
+
+def test_microphone_silent_is_a_warning_and_a_capture_failure_a_fail(tmp_path: Path) -> None:
+    config = load_config(provision(tmp_path))
+    silent = Host(mic_probe=lambda audio, s: MicReading(True, rms_dbov=-95.0))
+    check = check_microphone(config, silent, audio_ok=True)
+    assert check.status == "WARN" and "silent: -95.0 dBov" in check.detail
+    speaking = Host(mic_probe=lambda audio, s: MicReading(True, rms_dbov=-38.2))
+    assert check_microphone(config, speaking, audio_ok=True).detail == "signal -38.2 dBov RMS"
+    broken = Host(mic_probe=lambda audio, s: MicReading(False, detail="device busy"))
+    assert check_microphone(config, broken, audio_ok=True).status == "FAIL"
+
+
+def test_audio_check_lists_the_capture_devices_when_the_configured_one_is_missing(
+    tmp_path: Path,
+) -> None:
+    from edge.doctor import check_audio
+
+    config_path = provision(tmp_path)
+    text = config_path.read_text().replace(
+        'backend = "sounddevice"', 'backend = "sounddevice"\ntx_device = "Jabra BIZ"'
+    )
+    config_path.write_text(text)
+    config = load_config(config_path)
+    devices = [{"name": "Poly BT700: USB Audio (hw:1,0)", "max_input_channels": 1}]
+    check = check_audio(config, Host(audio_devices=lambda: devices))
+    assert check.status == "FAIL"
+    assert "[audio] tx_device 'Jabra BIZ' not found" in check.detail
+    assert "'Poly BT700: USB Audio (hw:1,0)'" in check.detail
+    devices.append({"name": "Jabra BIZ 2400 II: USB Audio (hw:2,0)", "max_input_channels": 1})
+    assert check_audio(config, Host(audio_devices=lambda: devices)).status == "OK"

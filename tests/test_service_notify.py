@@ -1,0 +1,61 @@
+"""The service under a systemd-like NOTIFY_SOCKET: READY=1 once up, then periodic WATCHDOG=1.
+
+Needs `seatbox run` (the runtime); skipped with that reason until the command exists.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.cli import build_parser
+
+SEATBOX = str(Path(sys.executable).parent / "seatbox")
+
+
+def has_run_command() -> bool:
+    try:
+        build_parser().parse_args(["run", "x.toml"])
+    except SystemExit:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(
+    not has_run_command(), reason="`seatbox run` (edge/runtime.py) is not in this tree yet"
+)
+
+
+def test_service_sends_ready_then_watchdog_pings(tmp_path: Path) -> None:
+    config = tmp_path / "seatbox.toml"
+    made = subprocess.run(
+        [SEATBOX, "provision", "--site", "lab", "--seat", "s1", "--broker", "embedded",
+         "--simulate", "--no-check", "--output", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    state = tmp_path / "state"
+    state.mkdir()
+    config.write_text(config.read_text().replace('"/var/lib/seatbox"', f'"{state}"'))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify.sock"))
+    listener.settimeout(30)
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+           "WATCHDOG_USEC": "1000000"}  # fmt: skip
+    proc = subprocess.Popen([SEATBOX, "run", str(config)], env=env, stderr=subprocess.PIPE)
+    try:
+        seen: list[str] = []
+        while seen.count("WATCHDOG=1") < 3:
+            seen += listener.recv(4096).decode().split("\n")
+        assert "READY=1" in seen
+        assert seen.index("READY=1") < seen.index("WATCHDOG=1")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        listener.close()
