@@ -42,11 +42,21 @@ def build_devices(config: SeatConfig) -> Devices:
     """Device backends by name; a seat without a device keeps working without it."""
     devices = Devices()
     devices.headset = build_headset(config)
-    if config.audio.backend == "virtual":
-        devices.audio = VirtualAudio(period_s=1.0 / config.audio.levels_hz)
-    elif config.audio.backend != "none":
-        raise ConfigError(
-            f"[audio] backend: {config.audio.backend!r} is not available in this build"
+    audio = config.audio
+    if audio.backend == "virtual":
+        devices.audio = VirtualAudio(period_s=1.0 / audio.levels_hz)
+    elif audio.backend == "sounddevice":
+        from drivers.audio import SoundDeviceAudio
+
+        if not audio.tx_device:
+            raise ConfigError("[audio] tx_device: required for backend sounddevice (see seatbox doctor)")
+        devices.audio = SoundDeviceAudio(
+            audio.tx_device,
+            audio.rx_device,
+            samplerate=audio.samplerate,
+            block_s=audio.block,
+            levels_hz=audio.levels_hz,
+            vad_mode=audio.vad_mode,
         )
     if config.radar.backend == "virtual":
         devices.radar = VirtualRadar()

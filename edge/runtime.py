@@ -115,6 +115,8 @@ class Runtime:
         self.progress_hooks: list[Callable[[Instant], None]] = []
         self.effects_seen: list[Effect] = []  # for tests and replay comparisons (bounded by caller)
         self.keep_effects = False
+        self.checks: list[dict[str, str]] = []  # doctor's checks at start, for `info`
+        self._hung = False
         self.link: SeatLink | None = None
         if use_broker:
             self.link = SeatLink(
@@ -176,6 +178,16 @@ class Runtime:
     def stop(self) -> None:
         self._stopping = True
 
+    def hang(self) -> None:
+        """Stop processing as a hung core would (SIGUSR2): the watchdog must notice."""
+        log.warning("core told to hang (SIGUSR2): the systemd watchdog should restart the service")
+        self._hung = True
+
+    def status_line(self) -> str:
+        f = self.state.facts
+        line = f"call {f.call.state}, {f.presence.state}, {'muted' if f.mute.muted else 'mic on'}"
+        return line + (f", {len(f.violations)} violation(s)" if f.violations else "")
+
     def close(self) -> None:
         for device in self.devices.all():
             try:
@@ -197,6 +209,8 @@ class Runtime:
 
     def loop(self, until: float | None = None) -> None:
         while True:
+            while self._hung and not self._stopping:
+                self.clock.sleep_until(self.clock.now().mono + 0.5)
             now = self.clock.now()
             if not self._stopping:
                 self._fire_timers(now)
@@ -384,6 +398,7 @@ class Runtime:
                 "usb_path": headset.usb_path,
                 "telephony": headset.telephony,
             },
+            "checks": self.checks,
             "devices": {
                 "radar": type(self.devices.radar).__name__ if self.devices.radar else None,
                 "audio": type(self.devices.audio).__name__ if self.devices.audio else None,

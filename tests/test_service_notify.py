@@ -42,7 +42,9 @@ def test_service_sends_ready_then_watchdog_pings(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     state = tmp_path / "state"
     state.mkdir()
-    config.write_text(config.read_text().replace('"/var/lib/seatbox"', f'"{state}"'))
+    text = config.read_text().replace('"/var/lib/seatbox"', f'"{state}"')
+    # A free port for the embedded broker: this machine may run its own Mosquitto on 1883.
+    config.write_text(text.replace('url = "embedded"', 'url = "embedded"\nembedded_port = 0'))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(tmp_path / "notify.sock"))
     listener.settimeout(30)
@@ -55,6 +57,27 @@ def test_service_sends_ready_then_watchdog_pings(tmp_path: Path) -> None:
             seen += listener.recv(4096).decode().split("\n")
         assert "READY=1" in seen
         assert seen.index("READY=1") < seen.index("WATCHDOG=1")
+        assert any(line.startswith("STATUS=call idle") for line in seen)
+
+        # A hung core: the pings stop, so systemd (WatchdogSec) would restart the service.
+        proc.send_signal(signal.SIGUSR2)
+        listener.settimeout(1.0)  # a ping already due (half an interval) still comes
+        drained = 0
+        while drained < 50:  # what was in flight when the core stopped
+            try:
+                listener.recv(4096)
+            except TimeoutError:
+                break
+            drained += 1
+        listener.settimeout(3.0)  # three watchdog intervals of 1 s
+        after: list[str] = []
+        try:
+            while True:
+                after += listener.recv(4096).decode().split("\n")
+        except TimeoutError:
+            pass
+        assert "WATCHDOG=1" not in after
+        assert proc.poll() is None  # alive but hung: exactly what the watchdog is for
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)

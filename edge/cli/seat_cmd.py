@@ -11,14 +11,19 @@ import logging
 import signal
 import sys
 import threading
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
 from edge.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from edge.config import BrokerSection, ConfigError, load_config, load_profile
+from edge.notify import CoreWatchdog, Notifier, WatchdogTicker, watchdog_interval
 
 log = logging.getLogger(__name__)
+
+# READY=1 waits this long for the broker; a seat then runs (and queues) without it.
+READY_BROKER_WAIT_S = 10.0
 
 
 def register(sub: Any) -> None:
@@ -82,7 +87,14 @@ def run_cmd(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"seatbox run: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAIL
+    from edge.doctor import checks_json, run_checks_for
+    from edge.logs import bind_seat
+
+    bind_seat(config.seat.site, config.seat.id)
+    # The doctor's checks at start (before the devices are opened), published in `info`.
+    checks = checks_json(run_checks_for(config))["checks"]
     runtime = Runtime(config, profile, devices, clock, broker_url=url, tape_path=args.record)
+    runtime.checks = checks
     if "simulate" in config.call.sources and config.call.scenario:
         try:
             scenario = load_scenario(Path(args.config).parent / config.call.scenario)
@@ -101,10 +113,25 @@ def run_cmd(args: argparse.Namespace) -> int:
     if devices.audio is not None and hasattr(devices.audio, "tick"):
         runtime.every(devices.audio.period_s, devices.audio.tick)  # type: ignore[attr-defined]
     _stop_on_signals(runtime.stop)
-    log.info("seat %s/%s running (profile %s)", config.seat.site, config.seat.id, profile.name)
+    # `kill -USR2` makes the core stop processing, to prove the watchdog restarts the service.
+    signal.signal(signal.SIGUSR2, lambda *_: runtime.hang())
+    notifier = Notifier()
+    watchdog = CoreWatchdog(notifier, watchdog_interval())
+    ticker = WatchdogTicker(watchdog, time.monotonic)
+    runtime.progress_hooks.append(lambda at: watchdog.core_alive(time.monotonic()))
+    runtime.progress_hooks.append(lambda at: notifier.status(runtime.status_line()))
+    log.info("seat %s/%s starting (profile %s)", config.seat.site, config.seat.id, profile.name)
     try:
-        runtime.run()
+        runtime.start()
+        if runtime.link is not None and not runtime.link.connected.wait(READY_BROKER_WAIT_S):
+            log.warning("broker not reachable yet; running offline and retrying")
+        notifier.ready(runtime.status_line())
+        ticker.start()
+        runtime.loop()
     finally:
+        notifier.stopping("stopping")
+        ticker.stop()
+        runtime.close()
         if broker:
             broker.stop()
     return EXIT_OK
