@@ -54,7 +54,14 @@ def snapshot(state: SeatState, now: Instant, site: str, seat: str) -> dict[str, 
 
 
 def key(snap: dict[str, Any]) -> tuple[Any, ...]:
-    """What must change for the retained state to be republished."""
+    """What must change for the retained state to be republished.
+
+    `presence.last_seen` moves with every piece of evidence (each audio period in a call), so it
+    rides along with real changes instead of republishing the retained state ten times a second.
+    """
+    presence = {k: v for k, v in snap["presence"].items() if k != "last_seen"}
     return tuple(
-        (name, repr(value)) for name, value in snap.items() if name not in ("ts", "today")
+        (name, repr(presence if name == "presence" else value))
+        for name, value in snap.items()
+        if name not in ("ts", "today")
     )
