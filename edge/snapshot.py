@@ -42,11 +42,7 @@ def snapshot(state: SeatState, now: Instant, site: str, seat: str) -> dict[str, 
             "last_seen": f.presence.last_seen.iso_utc() if f.presence.last_seen else None,
         },
         "headset": headset,
-        "radar": {
-            "ok": f.radar_link.ok,
-            "target": f.radar.target,
-            "since": f.radar_link.since.iso_utc(),
-        },
+        "radar": {"ok": f.radar_link.ok, "target": f.radar.target, "since": f.radar_link.since.iso_utc()},
         "audio": {"ok": f.audio_link.ok, "since": f.audio_link.since.iso_utc()},
         "shift": {"phase": f.shift.phase, "since": f.shift.since.iso_utc()},
         "rx_cap_db": f.rx_cap,
@@ -58,5 +54,14 @@ def snapshot(state: SeatState, now: Instant, site: str, seat: str) -> dict[str, 
 
 
 def key(snap: dict[str, Any]) -> tuple[Any, ...]:
-    """What must change for the retained state to be republished."""
-    return tuple((name, repr(value)) for name, value in snap.items() if name not in ("ts", "today"))
+    """What must change for the retained state to be republished.
+
+    `presence.last_seen` moves with every piece of evidence (each audio period in a call), so it
+    rides along with real changes instead of republishing the retained state ten times a second.
+    """
+    presence = {k: v for k, v in snap["presence"].items() if k != "last_seen"}
+    return tuple(
+        (name, repr(presence if name == "presence" else value))
+        for name, value in snap.items()
+        if name not in ("ts", "today")
+    )
