@@ -144,6 +144,10 @@ class SeatLink:
 
     def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:
+            # paho keeps a QoS 1 message published while disconnected and sends it after the
+            # (re)connect; only its code says otherwise, and is_published() would raise on it.
+            info.rc = mqtt.MQTT_ERR_SUCCESS
         with self._unacked_lock:
             self._unacked.append(info)
             self._prune()

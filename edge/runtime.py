@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -111,6 +112,9 @@ class Runtime:
             else None
         )
         self._state_key: Any = None
+        # The core thread publishes state on change, paho's thread on (re)birth: one at a time,
+        # each from the newest state, so an older snapshot never lands last in the retained slot.
+        self._state_lock = threading.Lock()
         self._identify_until: float | None = None
         self.progress_hooks: list[Callable[[Instant], None]] = []
         self.effects_seen: list[Effect] = []  # for tests and replay comparisons (bounded by caller)
@@ -371,12 +375,13 @@ class Runtime:
     # --- what the broker sees --------------------------------------------------------------------
 
     def _publish_state(self, at: Instant) -> None:
-        snap = snapshot(self.state, at, self.site, self.seat)
-        state_key = key(snap)
-        if state_key != self._state_key:
-            self._state_key = state_key
-            if self.link:
-                self.link.publish_state(snap)
+        with self._state_lock:
+            snap = snapshot(self.state, at, self.site, self.seat)
+            state_key = key(snap)
+            if state_key != self._state_key:
+                self._state_key = state_key
+                if self.link:
+                    self.link.publish_state(snap)
 
     def info(self) -> dict[str, Any]:
         headset = self.devices.headset.info() if self.devices.headset else None
@@ -411,4 +416,7 @@ class Runtime:
         if not self.link:
             return
         self.link.publish_info(self.info())
-        self.link.publish_state(snapshot(self.state, self.clock.now(), self.site, self.seat))
+        with self._state_lock:
+            snap = snapshot(self.state, self.clock.now(), self.site, self.seat)
+            self._state_key = key(snap)
+            self.link.publish_state(snap)
