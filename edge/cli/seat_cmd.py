@@ -230,6 +230,9 @@ def demo_cmd(args: argparse.Namespace) -> int:
     if args.seats < 1:
         print("--seats: expected at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if args.log_level == "INFO":
+        # Twelve seats' connection chatter would scroll the floor view away.
+        logging.getLogger("edge").setLevel(logging.WARNING)
     try:
         return run_demo(args.seats, args.duration, not args.no_view, args.broker, args.port)
     except OSError as exc:
