@@ -135,6 +135,14 @@ class SeatLink:
 
     def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:
+            # Not connected (yet): paho keeps a QoS 1 message and sends it after the connect,
+            # but its is_published() raises on this rc for good, which broke every later
+            # publish and stopped the seat. Waiting for its PUBACK is all that is left.
+            info.rc = mqtt.MQTT_ERR_SUCCESS
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("not published to %s: %s", topic, mqtt.error_string(info.rc))
+            return
         with self._unacked_lock:
             self._unacked.append(info)
             self._prune()
