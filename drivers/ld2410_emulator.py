@@ -99,7 +99,9 @@ class LD2410Emulator:
         self._random = random.Random(seed)
         self._pending_reset = False
         self._asleep_until = 0.0
-        self._lock = threading.Lock()
+        # Reentrant: the signal handlers of `main` set the target on the thread that may be
+        # inside `_send_report` holding this lock.
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         os.set_blocking(fd, False)
@@ -299,7 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     where.add_argument("--pty", metavar="LINK", help="create a pty; link its slave path at LINK")
     parser.add_argument("--baudrate", type=int, default=256000)
     parser.add_argument("--period", type=float, default=0.1, help="seconds between frames")
-    parser.add_argument("--target", choices=sorted(TARGETS), default="still")
+    parser.add_argument(
+        "--target",
+        choices=sorted(TARGETS),
+        default="still",
+        help="target at start (SIGUSR2 toggles between it and none)",
+    )
     parser.add_argument("--silent", action="store_true", help="send nothing (SIGUSR1 toggles)")
     parser.add_argument("--stuck-config", action="store_true", help="start in config mode")
     parser.add_argument("--garbage", action="store_true", help="noise and cut frames")
@@ -330,14 +337,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         garbage=args.garbage,
         engineering=args.engineering,
     )
-    distance = {"none": 0, "moving": 80, "still": 60, "both": 70}[args.target]
-    energy = 0 if args.target == "none" else 60
-    emulator.set_target(args.target, distance, energy, distance, energy)
+    someone = args.target if args.target != "none" else "still"
+    shown = [args.target]
+
+    def show(target: str) -> None:
+        distance = {"none": 0, "moving": 80, "still": 60, "both": 70}[target]
+        energy = 0 if target == "none" else 60
+        emulator.set_target(target, distance, energy, distance, energy)
+        shown[0] = target
 
     def toggle_silent(_signum: int, _frame: object) -> None:
         emulator.silent = not emulator.silent
 
+    def toggle_target(_signum: int, _frame: object) -> None:
+        show(someone if shown[0] == "none" else "none")
+
+    show(args.target)
     signal.signal(signal.SIGUSR1, toggle_silent)
+    signal.signal(signal.SIGUSR2, toggle_target)
     signal.signal(signal.SIGTERM, lambda _s, _f: emulator._stop.set())
     print(f"emulator: LD2410 on {where_text}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

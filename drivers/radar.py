@@ -78,8 +78,10 @@ class VirtualRadar:
 
     def present(self, moving: bool = False) -> None:
         if self._sink is not None:
-            target: Target = "moving" if moving else "still"
-            self._sink(RadarReport(target=target, still_cm=60, still_energy=60))
+            if moving:  # a moving target carries its energy in the moving fields
+                self._sink(RadarReport(target="moving", moving_cm=80, moving_energy=60))
+            else:
+                self._sink(RadarReport(target="still", still_cm=60, still_energy=60))
 
     def absent(self) -> None:
         if self._sink is not None:

@@ -4,7 +4,6 @@ levels, commands in and replies out, reconnecting by itself.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -28,13 +27,7 @@ OFFLINE = b"offline"
 
 
 def event_payload(boot_id: str, event: Event) -> dict[str, Any]:
-    return {
-        "boot_id": boot_id,
-        "seq": event.seq,
-        "ts": event.ts,
-        "type": event.type,
-        "data": event.data,
-    }
+    return {"boot_id": boot_id, "seq": event.seq, "ts": event.ts, "type": event.type, "data": event.data}
 
 
 def dumps(payload: Any) -> bytes:
@@ -97,16 +90,16 @@ class SeatLink:
         if self.client.is_connected():
             self.flush(flush_timeout)
             info = self.client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
-            with contextlib.suppress(RuntimeError, ValueError):
+            try:
                 info.wait_for_publish(timeout=3)
+            except (RuntimeError, ValueError):
+                pass
         self.client.disconnect()
         self.client.loop_stop()
 
     # --- paho callbacks (paho's thread) ------------------------------------------------------
 
-    def _on_connect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
-    ) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             message = f"broker refused the connection: {reason}"
             if message != self._last_error:
@@ -121,9 +114,7 @@ class SeatLink:
         self.connected.set()
         self.on_connected()
 
-    def _on_disconnect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
-    ) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
         if reason.is_failure:
             log.warning("lost the broker (%s); reconnecting", reason)
@@ -133,7 +124,7 @@ class SeatLink:
         if name is None or name.endswith("reply"):
             return
         try:
-            command = parse(name, bytes(message.payload))
+            command = parse(name, message.payload)
         except CommandError as exc:
             log.warning("bad command on %s: %s", message.topic, exc)
             self.reply(name, {"id": exc.request_id, "ok": False, "error": str(exc)})
@@ -145,9 +136,13 @@ class SeatLink:
     def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc == mqtt.MQTT_ERR_NO_CONN:
-            # paho keeps a QoS 1 message published while disconnected and sends it after the
-            # (re)connect; only its code says otherwise, and is_published() would raise on it.
+            # Not connected (yet): paho keeps a QoS 1 message and sends it after the connect,
+            # but its is_published() raises on this rc for good, which broke every later
+            # publish and stopped the seat. Waiting for its PUBACK is all that is left.
             info.rc = mqtt.MQTT_ERR_SUCCESS
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("not published to %s: %s", topic, mqtt.error_string(info.rc))
+            return
         with self._unacked_lock:
             self._unacked.append(info)
             self._prune()

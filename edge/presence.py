@@ -1,11 +1,15 @@
 """Presence fusion: radar targets, headset use and voice become `present` / `away`.
 
 Present at once on any evidence; away only after the profile's hysteresis without evidence.
+A radar target weaker than the profile's energy floor (a neighbour's faint target) is no evidence.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Annotated
+
+from pydantic import Field
 
 from drivers.hid.events import (
     Drop,
@@ -22,16 +26,37 @@ from edge.effects import Emit
 from edge.inputs import Input
 from edge.state import Facts, PresencePart
 
+# LD2410 target energies are 0..100 (presence-ld2410.md §4).
+Energy = Annotated[int, Field(ge=0, le=100)]
+
 
 class PresenceSettings(Section):
     away_after: Duration  # no evidence for this long (radar working) → away
     away_after_without_radar: Duration  # the same when no radar reports
+    min_moving_energy: Energy  # a moving target weaker than this is not this seat's agent
+    min_still_energy: Energy  # the same for a still target
 
 
-def continuous_evidence(facts: Facts) -> bool:
+def radar_sees(facts: Facts, settings: PresenceSettings) -> bool:
+    """A working radar reports a target strong enough to be the agent at this seat.
+
+    The target-state byte says what the module detected; each part counts only at or above
+    its energy floor, so `both` counts when either part does.
+    """
+    radar = facts.radar
+    if facts.radar_link.ok is False:
+        return False
+    moving_ok = radar.moving_energy >= settings.min_moving_energy
+    still_ok = radar.still_energy >= settings.min_still_energy
+    moving = radar.target in ("moving", "both") and moving_ok
+    still = radar.target in ("still", "both") and still_ok
+    return moving or still
+
+
+def continuous_evidence(facts: Facts, settings: PresenceSettings) -> bool:
     """Someone is there for as long as this holds: radar target, a call, the hook, a voice."""
-    radar_sees = facts.radar_link.ok is not False and facts.radar.target != "none"
-    return radar_sees or facts.call.in_call or facts.hook.off_hook or facts.tx.speaking
+    in_use = facts.call.in_call or facts.hook.off_hook or facts.tx.speaking
+    return in_use or radar_sees(facts, settings)
 
 
 def momentary_evidence(inp: Input) -> bool:
@@ -49,7 +74,7 @@ def update(
     facts: Facts, inp: Input, now: Instant, settings: PresenceSettings
 ) -> tuple[Facts, list[Emit]]:
     part = facts.presence
-    seeing = continuous_evidence(facts)
+    seeing = continuous_evidence(facts, settings)
     if seeing or momentary_evidence(inp):
         last_seen = None if seeing else now
         if part.state == "present":

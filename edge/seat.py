@@ -270,9 +270,11 @@ def apply_input(f: Facts, inp: Input, now: Instant) -> tuple[Facts, list[Request
         case Identify(request_id=request_id):
             emits.append(Emit("seat.identify", {}))
             replies += [IdentifyHeadset(IDENTIFY_SECONDS), Reply("identify", request_id, ok=True)]
-        case RadarReport(target=target):
-            if target != f.radar.target:
-                f = replace(f, radar=RadarPart(target=target, since=now))
+        case RadarReport(target=target, moving_energy=moving, still_energy=still):
+            since = now if target != f.radar.target else f.radar.since
+            radar = RadarPart(target=target, since=since, moving_energy=moving, still_energy=still)
+            if radar != f.radar:
+                f = replace(f, radar=radar)
             if f.radar_link.ok is None:  # a report is proof of a working radar
                 f = replace(f, radar_link=DevicePart(ok=True, since=now))
         case RadarStatus(ok=ok, detail=detail):

@@ -86,7 +86,9 @@ class DevicePart:
 @dataclass(frozen=True, slots=True)
 class RadarPart:
     target: str
-    since: Instant
+    since: Instant  # when `target` last changed
+    moving_energy: int = 0  # of the latest report (0..100), for presence's weak-target floor
+    still_energy: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,50 +3,21 @@
 from __future__ import annotations
 
 import queue
-import socket
 from collections.abc import Iterator
 
 import pytest
-from hid_support import descriptor, input_report, layout
+from hid_support import INFO, FakeBus, input_report, layout, recv
 from support import wait_until
 
 from drivers.hid.events import (
-    HeadsetInfo,
     HeadsetPlugged,
     HeadsetUnplugged,
     HookSwitch,
     LedState,
     PhoneMute,
 )
-from drivers.hid.hidraw import DeviceCandidate, FdDevice, HidHandle, HidrawHeadset
+from drivers.hid.hidraw import HidrawHeadset
 from drivers.hid.protocol import ProtocolSettings
-
-INFO = HeadsetInfo(vendor_id=0x0B0E, product_id=0x0307, product="EVOLVE LINK MS", usb_path="1-1.3")
-
-
-class FakeBus:
-    """Enumeration and opening of hidraw nodes, each a SOCK_SEQPACKET pair: our end goes to
-    the driver as an FdDevice, the test keeps the device end."""
-
-    def __init__(self, name: str) -> None:
-        self.candidate = DeviceCandidate("/dev/hidraw7", descriptor(name), INFO)
-        self.present = True
-        self.ends: queue.Queue[socket.socket] = queue.Queue()
-        self.opened = 0
-
-    def enumerate(self) -> list[DeviceCandidate]:
-        return [self.candidate] if self.present else []
-
-    def open(self, candidate: DeviceCandidate) -> HidHandle:
-        host, device = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.ends.put(device)
-        self.opened += 1
-        return FdDevice(host.detach())
-
-
-def recv(device: socket.socket, timeout: float = 5.0) -> bytes:
-    device.settimeout(timeout)
-    return device.recv(4096)
 
 
 @pytest.fixture
