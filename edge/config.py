@@ -174,8 +174,7 @@ def format_validation_error(source: str, exc: ValidationError, prefix: tuple[str
         got = err.get("input")
         got_text = (
             f" (got {got!r})"
-            if err.get("type") not in ("missing", "extra_forbidden")
-            and not isinstance(got, dict)
+            if err.get("type") not in ("missing", "extra_forbidden") and not isinstance(got, dict)
             else ""
         )
         lines.append(f"{source}: {where}: {_expected(err)}{got_text}")
@@ -272,7 +271,9 @@ def profile_from_dict(name: str, data: Mapping[str, Any], source: str = "") -> P
     meta = {"name", "description", "extends"}
     for key in data:
         if key not in SECTIONS and key not in meta:
-            errors.append(f"{source}: [{key}]: unknown section (expected one of {sorted(SECTIONS)})")
+            errors.append(
+                f"{source}: [{key}]: unknown section (expected one of {sorted(SECTIONS)})"
+            )
     for key, model in SECTIONS.items():
         raw = data.get(key)
         if raw is None:

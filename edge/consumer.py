@@ -33,14 +33,14 @@ class SeatTopic:
 
 
 def parse_topic(topic: str) -> SeatTopic | None:
-    match = _TOPIC_RE.match(topic)
+    match = _TOPIC_RE.fullmatch(topic)
     return SeatTopic(match[1], match[2], match[3]) if match else None
 
 
 def seat_topic(site: str, seat: str, kind: str) -> str:
     """The topic of one seat; ids are checked so `+ # / .` never reach a topic or an ACL."""
     for what, value in (("site", site), ("seat", seat)):
-        if not _ID_RE.match(value):
+        if not _ID_RE.fullmatch(value):  # fullmatch: `$` would accept a final newline
             raise StreamError(f"{what} id {value!r}: expected 1-64 of A-Z a-z 0-9 _ -")
     return f"{TOPIC_BASE}/{site}/{seat}/{kind}"
 

@@ -115,7 +115,9 @@ def make_client(
         client.tls_set_context(tls_context(broker))
     if broker.username:
         password = (
-            read_secret_file(broker.password_file, "password_file") if broker.password_file else None
+            read_secret_file(broker.password_file, "password_file")
+            if broker.password_file
+            else None
         )
         client.username_pw_set(broker.username, password)
     return client, endpoint

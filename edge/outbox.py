@@ -58,7 +58,8 @@ CONDUCT_TYPES = frozenset({"call.dead_air", "headset.impact"})
 
 def loss_reserve(budget_bytes: int) -> int:
     """Budget bytes only loss reports may use, so reporting a loss never evicts an event."""
-    return min(64 * 1024, max(1024, budget_bytes // 64))
+    # 8 KiB holds a report with MAX_LOSS_RANGES ranges and a few dozen types.
+    return min(64 * 1024, max(8192, budget_bytes // 64))
 
 
 def priority_of(event_type: str) -> Priority:
@@ -239,8 +240,8 @@ class Outbox:
         keep_acked_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if budget_bytes < 4096:
-            raise ValueError(f"outbox budget_bytes: expected >= 4096, got {budget_bytes}")
+        if budget_bytes < 16384:
+            raise ValueError(f"outbox budget_bytes: expected >= 16384, got {budget_bytes}")
         self.path = Path(path)
         self.topic = topic
         self.budget_bytes = budget_bytes

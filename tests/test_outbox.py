@@ -122,7 +122,7 @@ def test_priority_classes_follow_the_event_type(event_type: str, priority: Prior
 
 def _pad(kind: str) -> dict[str, str]:
     # The type is counted in the payload and in the row: pad so every type costs the same.
-    return {"pad": "x" * (300 - 2 * len(kind))}
+    return {"pad": "x" * (1200 - 2 * len(kind))}
 
 
 def _fill(box: Outbox, kinds: list[str]) -> list[int]:
@@ -215,7 +215,7 @@ def test_unopenable_database_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_budget_below_minimum_is_rejected_naming_the_field(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="budget_bytes"):
-        Outbox(tmp_path / "o.db", TOPIC, budget_bytes=100)
+        Outbox(tmp_path / "o.db", TOPIC, budget_bytes=10000)
 
 
 def test_token_bucket_paces_after_the_burst() -> None:

@@ -33,7 +33,9 @@ def check_cmd(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    print(f"{args.file}: OK (seat {config.seat.site}/{config.seat.id}, profile {config.seat.profile})")
+    print(
+        f"{args.file}: OK (seat {config.seat.site}/{config.seat.id}, profile {config.seat.profile})"
+    )
     return EXIT_OK
 
 
