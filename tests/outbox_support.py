@@ -6,8 +6,14 @@ Both are thin wiring of the shipped classes; waiting polls real conditions (supp
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +154,24 @@ class Subscriber:
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+@contextmanager
+def broker_workdir() -> Iterator[Path]:
+    """A directory the broker can write after it drops root (Mosquitto started as root runs as
+    user `mosquitto`, which cannot enter pytest's 0700 temporary directories)."""
+    path = Path(tempfile.mkdtemp(prefix="seatbox-broker-"))
+    path.chmod(0o755)
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("mosquitto")
+            os.chown(path, user.pw_uid, user.pw_gid)
+        except KeyError:
+            pass  # no such user: mosquitto keeps running as root
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def persistent_mosquitto_config(port: int, workdir: Path, extra: str = "") -> str:

@@ -49,8 +49,7 @@ class Mosquitto:
         self.conf = workdir / f"mosquitto-{self.port}.conf"
         self.log = workdir / f"mosquitto-{self.port}.log"
         self.conf.write_text(
-            config
-            or f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            config or f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -13,7 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from outbox_support import SITE, SeatSide, Subscriber, persistent_mosquitto_config
+from outbox_support import (
+    SITE,
+    SeatSide,
+    Subscriber,
+    broker_workdir,
+    persistent_mosquitto_config,
+)
 from support import Mosquitto, free_port, wait_until
 
 REPO = Path(__file__).parent.parent
@@ -22,12 +28,15 @@ REPO = Path(__file__).parent.parent
 @pytest.fixture
 def persistent_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     port = free_port()
-    broker = Mosquitto(tmp_path, persistent_mosquitto_config(port, tmp_path), port)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    with broker_workdir() as data:
+        broker = Mosquitto(tmp_path, persistent_mosquitto_config(port, data), port)
+        broker.start()
+        try:
+            yield broker
+        finally:
+            broker.stop()
+        log = broker.log.read_text()
+        assert "Error saving" not in log, log  # sessions really were persisted
 
 
 def test_pump_publishes_events_in_order_and_marks_them_acknowledged(
