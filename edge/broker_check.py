@@ -6,6 +6,7 @@ Used by the seat at start-up, `doctor` and the TLS tests; secrets never appear i
 
 from __future__ import annotations
 
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge.config import BrokerSection
-from edge.mqtt_connect import Endpoint, make_client
+from edge.mqtt_connect import Endpoint, make_client, tls_context
 
 
 class BrokerConnectError(Exception):
@@ -60,6 +61,21 @@ def _tls_message(err: ssl.SSLError, where: str, broker: BrokerSection) -> str:
     return f"TLS: handshake with {where} failed ({err})"
 
 
+def _probe_tls(endpoint: Endpoint, broker: BrokerSection, where: str) -> None:
+    """With TLS 1.3 a server rejects our certificate after the handshake, and paho reports only
+    a lost connection: repeat the handshake and read the alert to name the reason."""
+    try:
+        with (
+            socket.create_connection((endpoint.host, endpoint.port), timeout=5) as raw,
+            tls_context(broker).wrap_socket(raw, server_hostname=endpoint.host) as tls,
+        ):
+            tls.recv(1)
+    except ssl.SSLError as err:
+        raise BrokerConnectError(_tls_message(err, where, broker)) from None
+    except OSError:
+        return
+
+
 def connect_and_wait(
     broker: BrokerSection,
     client_id: str,
@@ -100,6 +116,8 @@ def connect_and_wait(
             outcome.lost = True
         except OSError as err:
             raise BrokerConnectError(f"cannot reach {where}: {err.strerror or err}") from None
+        if outcome.reason is None and endpoint.tls:
+            _probe_tls(endpoint, broker, where)
         if outcome.reason is None:
             hint = (
                 "; it may be a TLS port: use mqtts://"
