@@ -119,15 +119,21 @@ def connect_and_wait(
         if outcome.reason is None and endpoint.tls:
             _probe_tls(endpoint, broker, where)
         if outcome.reason is None:
-            hint = (
-                "; it may be a TLS port: use mqtts://"
-                if not endpoint.tls
-                else "; our client certificate may have been refused"
-            )
+            hints = ["it may be a TLS port: use mqtts://"] if not endpoint.tls else []
+            if endpoint.tls:
+                hints.append("our client certificate may have been refused")
+            if broker.protocol == "5":
+                hints.append('it may not speak MQTT 5: set [broker] protocol = "3.1.1"')
             raise BrokerConnectError(
-                f"the broker at {where} closed the connection before accepting it{hint}"
+                f"the broker at {where} closed the connection before accepting it; "
+                + "; ".join(hints)
             )
         if outcome.reason.is_failure:
+            if "protocol version" in str(outcome.reason).lower():
+                raise BrokerConnectError(
+                    f"the broker at {where} does not speak MQTT {broker.protocol} "
+                    f'({outcome.reason}); set [broker] protocol = "3.1.1"'
+                )
             raise BrokerConnectError(
                 f"the broker at {where} refused the connection: {outcome.reason}"
                 " (check [broker] username / password_file or the client certificate)"
