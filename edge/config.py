@@ -96,6 +96,8 @@ class BrokerSection(Section):
     check_hostname: bool = True
     keepalive: Duration = 30.0
     embedded_port: int = Field(default=1883, ge=0, le=65535)
+    replay_rate: float = Field(default=200.0, gt=0)  # outbox events/s at most (backlog replay)
+    max_inflight: int = Field(default=32, ge=1, le=65535)  # unacknowledged QoS 1 publishes
 
 
 class HeadsetSection(Section):
@@ -138,6 +140,8 @@ class CallSection(Section):
 
 class StorageSection(Section):
     state_dir: str = "/var/lib/seatbox"
+    outbox_budget_mb: float = Field(default=64.0, ge=0.016)  # disk budget of the event outbox
+    outbox_keep_acked: Duration = 3600.0  # acknowledged events kept to answer cmd/resend
 
 
 class HooksSection(Section):

@@ -1,0 +1,210 @@
+"""Outbox benchmarks on a local Mosquitto the bench starts: enqueue->subscriber latency over
+10,000 events, and backlog drain of 100,000 events with the outbox vs raw paho QoS 1.
+
+Run: .venv/bin/python bench/outbox.py [--events 10000] [--backlog 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from support import Mosquitto, free_port, wait_until  # noqa: E402
+
+from edge.config import BrokerSection  # noqa: E402
+from edge.mqtt_connect import make_client  # noqa: E402
+from edge.outbox import Outbox, OutboxPump  # noqa: E402
+
+TOPIC = "seatbox/v1/bench/s01/event"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    u = platform.uname()
+    return f"{u.system} {u.release} {u.machine}; {cpu}; Python {platform.python_version()}"
+
+
+class Counter:
+    """A QoS 1 subscriber that timestamps each arrival by seq."""
+
+    def __init__(self, port: int) -> None:
+        self.arrived: dict[int, float] = {}
+        self.count = 0
+        self.event = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub")
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(TOPIC, qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        seq = json.loads(msg.payload)["seq"]
+        self.arrived.setdefault(seq, time.perf_counter())
+        self.count += 1
+        self.event.set()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def seat_client(port: int, client_id: str) -> mqtt.Client:
+    client, _ = make_client(BrokerSection(url=f"mqtt://127.0.0.1:{port}"), client_id)
+    return client
+
+
+def latency(port: int, workdir: Path, events: int) -> dict[str, float]:
+    counter = Counter(port)
+    outbox = Outbox(workdir / "latency.db", TOPIC)
+    client = seat_client(port, "bench-seat")
+    pump = OutboxPump(client, outbox, rate_per_s=None)
+    pump.attach()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    pump.start()
+    wait_until(lambda: pump._connected, 10, "pump connected")  # noqa: SLF001
+    enqueue_ms: list[float] = []
+    total_ms: list[float] = []
+    for n in range(events):
+        counter.event.clear()
+        start = time.perf_counter()
+        entry = outbox.add_event("hold.long", {"n": n})
+        stored = time.perf_counter()
+        while entry.seq not in counter.arrived:
+            counter.event.wait(1.0)
+            counter.event.clear()
+        total_ms.append((counter.arrived[entry.seq] - start) * 1000)
+        enqueue_ms.append((stored - start) * 1000)
+    pump.stop()
+    client.disconnect()
+    client.loop_stop()
+    counter.stop()
+    outbox.close()
+
+    def pct(values: list[float], q: float) -> float:
+        return statistics.quantiles(values, n=1000)[int(q * 10) - 1]
+
+    return {
+        "p50_ms": statistics.median(total_ms),
+        "p99_ms": pct(total_ms, 99.0),
+        "enqueue_p50_ms": statistics.median(enqueue_ms),
+        "enqueue_p99_ms": pct(enqueue_ms, 99.0),
+    }
+
+
+def payloads(count: int) -> list[bytes]:
+    return [
+        json.dumps(
+            {
+                "boot_id": "1-bench",
+                "seq": n,
+                "ts": "2026-11-23T08:00:00.000Z",
+                "type": "hold.long",
+                "data": {"n": n},
+            },
+            separators=(",", ":"),
+        ).encode()
+        for n in range(count)
+    ]
+
+
+def drain_raw(port: int, count: int, inflight: int) -> float:
+    """Raw paho QoS 1 at the same in-flight window: publish all, wait for all at the subscriber."""
+    counter = Counter(port)
+    client = seat_client(port, "bench-raw")
+    client.max_inflight_messages_set(inflight)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    data = payloads(count)
+    start = time.perf_counter()
+    infos = [client.publish(TOPIC, body, qos=1) for body in data]
+    wait_until(lambda: len(counter.arrived) == count, 600, "raw backlog at the subscriber")
+    elapsed = time.perf_counter() - start
+    wait_until(lambda: all(info.is_published() for info in infos[-10:]), 60, "raw PUBACKs")
+    client.disconnect()
+    client.loop_stop()
+    counter.stop()
+    return count / elapsed
+
+
+def drain_outbox(port: int, workdir: Path, count: int, inflight: int) -> float:
+    outbox = Outbox(workdir / "drain.db", TOPIC, budget_bytes=1 << 30)
+    for first in range(0, count, 1000):
+        outbox.add_events(("hold.long", {"n": n}, None) for n in range(first, first + 1000))
+    counter = Counter(port)
+    client = seat_client(port, "bench-outbox")
+    pump = OutboxPump(client, outbox, rate_per_s=None, max_inflight=inflight)
+    pump.attach()
+    client.connect("127.0.0.1", port)
+    start = time.perf_counter()
+    client.loop_start()
+    pump.start()
+    wait_until(lambda: len(counter.arrived) == count, 600, "outbox backlog at the subscriber")
+    elapsed = time.perf_counter() - start
+    wait_until(lambda: outbox.stats().pending == 0, 60, "all acknowledged")
+    pump.stop()
+    client.disconnect()
+    client.loop_stop()
+    counter.stop()
+    outbox.close()
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--inflight", type=int, default=32)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="seatbox-bench-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        conf = (
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 0\n"
+        )
+        broker = Mosquitto(workdir, conf, port)
+        broker.start()
+        try:
+            result = latency(port, workdir, args.events)
+            print(
+                f"latency enqueue->subscriber over {args.events} events: "
+                f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms "
+                f"(of which durable enqueue p50 {result['enqueue_p50_ms']:.2f} ms, "
+                f"p99 {result['enqueue_p99_ms']:.2f} ms)"
+            )
+            raw = drain_raw(port, args.backlog, args.inflight)
+            boxed = drain_outbox(port, workdir, args.backlog, args.inflight)
+            print(
+                f"backlog drain of {args.backlog} events, in-flight {args.inflight}: "
+                f"raw paho QoS 1 {raw:.0f}/s, outbox {boxed:.0f}/s "
+                f"(outbox costs {100 * (1 - boxed / raw):.0f} %)"
+            )
+        finally:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Connecting to the site broker once and saying plainly why it failed: untrusted server
+certificate, refused client certificate, plain MQTT to a TLS port, refused credentials.
+
+Used by the seat at start-up, `doctor` and the TLS tests; secrets never appear in messages.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge.config import BrokerSection
+from edge.mqtt_connect import Endpoint, make_client, tls_context
+
+
+class BrokerConnectError(Exception):
+    """The broker could not be reached or refused us; the message says what to fix."""
+
+
+@dataclass
+class _Outcome:
+    reason: Any = None  # CONNACK reason code
+    lost: bool = False
+
+
+def _tls_message(err: ssl.SSLError, where: str, broker: BrokerSection) -> str:
+    text = f"{err.reason or ''} {err}".lower()
+    if isinstance(err, ssl.SSLCertVerificationError):
+        detail = err.verify_message or str(err)
+        if "hostname" in text or "ip address mismatch" in text:
+            return (
+                f"TLS: the broker's certificate at {where} does not name this host ({detail}); "
+                "use the name in its certificate in [broker] url"
+            )
+        return (
+            f"TLS: the broker's certificate at {where} is not trusted ({detail}); "
+            f"check [broker] ca_file ({broker.ca_file or 'system CAs'})"
+        )
+    if "expired" in text:
+        return (
+            f"TLS: the broker at {where} refused our client certificate: it has expired; "
+            f"renew [broker] cert_file ({broker.cert_file})"
+        )
+    if "unknown ca" in text or "unknown_ca" in text or "bad certificate" in text:
+        return (
+            f"TLS: the broker at {where} does not accept our client certificate (not issued by "
+            f"its client CA); check [broker] cert_file ({broker.cert_file})"
+        )
+    if "certificate required" in text or "certificate_required" in text:
+        return (
+            f"TLS: the broker at {where} requires a client certificate; "
+            "set [broker] cert_file and key_file"
+        )
+    if "wrong version number" in text or "wrong_version_number" in text:
+        return f"TLS: {where} does not speak TLS; use mqtt:// for a plain port"
+    return f"TLS: handshake with {where} failed ({err})"
+
+
+def _probe_tls(endpoint: Endpoint, broker: BrokerSection, where: str) -> None:
+    """With TLS 1.3 a server rejects our certificate after the handshake, and paho reports only
+    a lost connection: repeat the handshake and read the alert to name the reason."""
+    try:
+        with (
+            socket.create_connection((endpoint.host, endpoint.port), timeout=5) as raw,
+            tls_context(broker).wrap_socket(raw, server_hostname=endpoint.host) as tls,
+        ):
+            tls.recv(1)
+    except ssl.SSLError as err:
+        raise BrokerConnectError(_tls_message(err, where, broker)) from None
+    except OSError:
+        return
+
+
+def connect_and_wait(
+    broker: BrokerSection,
+    client_id: str,
+    url: str | None = None,
+    *,
+    timeout: float = 10.0,
+    clean_session: bool = True,
+) -> tuple[mqtt.Client, Endpoint]:
+    """Connect and wait for the broker's CONNACK, driving the network loop ourselves so every
+    failure surfaces here; returns the connected client (start its loop next)."""
+    client, endpoint = make_client(broker, client_id, url, clean_session=clean_session)
+    where = f"{endpoint.host}:{endpoint.port}"
+    outcome = _Outcome()
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        outcome.reason = reason
+
+    def on_disconnect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        outcome.lost = True
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    try:
+        try:
+            client.connect(endpoint.host, endpoint.port, keepalive=int(broker.keepalive))
+            deadline = time.monotonic() + timeout
+            while outcome.reason is None and not outcome.lost:
+                if time.monotonic() > deadline:
+                    raise BrokerConnectError(f"no answer to CONNECT from {where} in {timeout:g} s")
+                rc = client.loop(timeout=0.1)
+                if rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+                    outcome.lost = True
+        except ssl.SSLError as err:
+            raise BrokerConnectError(_tls_message(err, where, broker)) from None
+        except ConnectionRefusedError:
+            raise BrokerConnectError(f"nothing listens on {where} (connection refused)") from None
+        except (ConnectionResetError, BrokenPipeError):
+            outcome.lost = True
+        except OSError as err:
+            raise BrokerConnectError(f"cannot reach {where}: {err.strerror or err}") from None
+        if outcome.reason is None and endpoint.tls:
+            _probe_tls(endpoint, broker, where)
+        if outcome.reason is None:
+            hints = ["it may be a TLS port: use mqtts://"] if not endpoint.tls else []
+            if endpoint.tls:
+                hints.append("our client certificate may have been refused")
+            if broker.protocol == "5":
+                hints.append('it may not speak MQTT 5: set [broker] protocol = "3.1.1"')
+            raise BrokerConnectError(
+                f"the broker at {where} closed the connection before accepting it; "
+                + "; ".join(hints)
+            )
+        if outcome.reason.is_failure:
+            if "protocol version" in str(outcome.reason).lower():
+                raise BrokerConnectError(
+                    f"the broker at {where} does not speak MQTT {broker.protocol} "
+                    f'({outcome.reason}); set [broker] protocol = "3.1.1"'
+                )
+            raise BrokerConnectError(
+                f"the broker at {where} refused the connection: {outcome.reason}"
+                " (check [broker] username / password_file or the client certificate)"
+            )
+    except BrokerConnectError:
+        client.disconnect()
+        raise
+    client.on_connect = None
+    client.on_disconnect = None
+    return client, endpoint

@@ -1,0 +1,803 @@
+"""The durable outbox: every seat event is on disk (SQLite, WAL, synchronous=FULL) before it
+is published, numbered `(boot_id, seq)`, bounded by a disk budget with a documented drop order.
+
+`Outbox` is the store; `OutboxPump` drains it through one paho client at QoS 1 in order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_BYTES = 64 * 1024 * 1024
+# Rough per-row cost of SQLite's record header, rowid and index entries; the budget counts
+# this plus the stored text so that many tiny events cannot exceed it unnoticed.
+ROW_OVERHEAD_BYTES = 96
+LOSS_TYPE = "outbox.loss"
+# A loss event lists exact dropped seq ranges up to this many per boot, then one span.
+MAX_LOSS_RANGES = 50
+
+
+class Priority(IntEnum):
+    """Drop class: the lowest goes first when the budget is full, oldest first within one."""
+
+    INFO = 1  # transitions: call.*, mute.*, presence.*, headset.* ...
+    CONDUCT = 2  # conduct and attendance records
+    LOSS = 3  # the outbox's own loss reports
+
+
+# Conduct and attendance event types (shared/norms.md): the records a centre is judged by.
+CONDUCT_PREFIXES = (
+    "answer.",
+    "greeting.",
+    "hold.",
+    "speech.",
+    "talk.",
+    "floor.",
+    "hearing.",
+    "away.",
+    "shift.",
+)
+CONDUCT_TYPES = frozenset({"call.dead_air", "headset.impact"})
+
+
+def loss_reserve(budget_bytes: int) -> int:
+    """Budget bytes only loss reports may use, so reporting a loss never evicts an event."""
+    # 8 KiB holds a report with MAX_LOSS_RANGES ranges and a few dozen types.
+    return min(64 * 1024, max(8192, budget_bytes // 64))
+
+
+def priority_of(event_type: str) -> Priority:
+    if event_type == LOSS_TYPE:
+        return Priority.LOSS
+    if event_type in CONDUCT_TYPES or event_type.startswith(CONDUCT_PREFIXES):
+        return Priority.CONDUCT
+    return Priority.INFO
+
+
+def iso_utc(epoch: float) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. 2026-11-23T08:45:00.000Z."""
+    stamp = datetime.fromtimestamp(epoch, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def event_payload(
+    boot_id: str, seq: int, ts: str, event_type: str, data: Mapping[str, Any]
+) -> bytes:
+    body = {"boot_id": boot_id, "seq": seq, "ts": ts, "type": event_type, "data": dict(data)}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int  # row id: the publish order
+    boot_id: str
+    seq: int
+    type: str
+    priority: Priority
+    topic: str
+    payload: bytes
+    qos: int
+    created: float  # wall clock (epoch s) when stored
+    stored: bool = True  # False: the budget had no room even after dropping; counted as loss
+
+
+@dataclass(frozen=True)
+class SeqRange:
+    boot_id: str
+    from_seq: int
+    to_seq: int
+
+
+@dataclass(frozen=True)
+class LossReport:
+    """Events dropped from the outbox since the last report, as sent in `outbox.loss`."""
+
+    dropped: Mapping[str, int]  # event type -> count
+    ranges: tuple[SeqRange, ...]
+    exact: bool  # False when ranges were merged into spans (see MAX_LOSS_RANGES)
+
+    def as_data(self, budget_bytes: int) -> dict[str, Any]:
+        return {
+            "reason": "disk_budget",
+            "budget_bytes": budget_bytes,
+            "total": sum(self.dropped.values()),
+            "dropped": dict(sorted(self.dropped.items())),
+            "ranges": [
+                {"boot_id": r.boot_id, "from_seq": r.from_seq, "to_seq": r.to_seq}
+                for r in self.ranges
+            ],
+            "ranges_exact": self.exact,
+        }
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    pending: int  # stored, not yet acknowledged by the broker
+    kept: int  # acknowledged, kept for resend requests
+    bytes: int  # budgeted bytes in use
+    budget_bytes: int
+    oldest_pending: float | None  # wall clock of the oldest unacknowledged event
+    loss_pending: bool
+
+
+class OutboxError(Exception):
+    """The outbox database cannot be opened or written (disk full, permissions, corruption)."""
+
+
+@dataclass
+class _Loss:
+    dropped: dict[str, int] = field(default_factory=dict)
+    ranges: dict[str, list[list[int]]] = field(default_factory=dict)  # boot_id -> [[a, b]]
+    exact: bool = True
+
+    def add(self, boot_id: str, seq: int, event_type: str) -> None:
+        self.dropped[event_type] = self.dropped.get(event_type, 0) + 1
+        spans = self.ranges.setdefault(boot_id, [])
+        for span in spans:
+            if span[0] - 1 <= seq <= span[1] + 1:
+                span[0], span[1] = min(span[0], seq), max(span[1], seq)
+                break
+        else:
+            spans.append([seq, seq])
+        spans.sort()
+        merged: list[list[int]] = []
+        for span in spans:
+            if merged and span[0] <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], span[1])
+            else:
+                merged.append(span)
+        if len(merged) > MAX_LOSS_RANGES:
+            merged = [[merged[0][0], merged[-1][1]]]
+            self.exact = False
+        self.ranges[boot_id] = merged
+
+    def empty(self) -> bool:
+        return not self.dropped
+
+    def to_json(self) -> str:
+        return json.dumps({"dropped": self.dropped, "ranges": self.ranges, "exact": self.exact})
+
+    @classmethod
+    def from_json(cls, text: str) -> _Loss:
+        raw = json.loads(text)
+        return cls(
+            dict(raw["dropped"]), {k: list(v) for k, v in raw["ranges"].items()}, raw["exact"]
+        )
+
+    def report(self) -> LossReport:
+        ranges = tuple(
+            SeqRange(boot, a, b) for boot, spans in sorted(self.ranges.items()) for a, b in spans
+        )
+        return LossReport(dict(self.dropped), ranges, self.exact)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entry (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    boot_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    created REAL NOT NULL,
+    size INTEGER NOT NULL,
+    acked REAL,
+    UNIQUE (boot_id, seq)
+);
+CREATE INDEX IF NOT EXISTS entry_victims ON entry (acked, priority, id);
+-- The pump's query: unsent rows in id order, without sorting the whole backlog each time.
+CREATE INDEX IF NOT EXISTS entry_unsent ON entry (id) WHERE acked IS NULL;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_COLUMNS = "id, boot_id, seq, type, priority, topic, payload, qos, created"
+
+
+def _entry(row: Sequence[Any]) -> OutboxEntry:
+    return OutboxEntry(
+        id=row[0],
+        boot_id=row[1],
+        seq=row[2],
+        type=row[3],
+        priority=Priority(row[4]),
+        topic=row[5],
+        payload=bytes(row[6]),
+        qos=row[7],
+        created=row[8],
+    )
+
+
+class Outbox:
+    """Durable, bounded, ordered store of events waiting for (or kept after) the broker's PUBACK.
+
+    Opening it starts a new boot: `boot_id` is new and `seq` restarts at 0; rows of earlier
+    boots keep their numbers and are published first. Thread-safe: the seat adds, the pump
+    reads and acknowledges.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        topic: str,
+        *,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        keep_acked_s: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if budget_bytes < 16384:
+            raise ValueError(f"outbox budget_bytes: expected >= 16384, got {budget_bytes}")
+        self.path = Path(path)
+        self.topic = topic
+        self.budget_bytes = budget_bytes
+        self.keep_acked_s = keep_acked_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on stable storage before add_event returns (NORMAL may roll
+            # back committed rows on power loss in WAL mode).
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA journal_size_limit=4194304")
+            self._db.executescript(_SCHEMA)
+            with self._txn():
+                counter = int(self._meta("boot_counter", "0")) + 1
+                self._set_meta("boot_counter", str(counter))
+        except sqlite3.Error as err:
+            raise OutboxError(f"outbox {self.path}: cannot open ({err})") from err
+        # Counter for humans and ordering; random part so a wiped database never reuses an id
+        # a consumer has already seen (it would de-duplicate new events away).
+        self.boot_id = f"{counter}-{secrets.token_hex(4)}"
+        self._next_seq = 0
+        self._bytes = int(
+            self._db.execute("SELECT COALESCE(SUM(size), 0) FROM entry").fetchone()[0]
+        )
+        loss_text = self._meta("loss", "")
+        self._loss = _Loss.from_json(loss_text) if loss_text else _Loss()
+
+    # --- writing --------------------------------------------------------------------------
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Called (outside the lock) after events are stored, e.g. to wake a pump."""
+        self._listeners.append(callback)
+
+    def add_event(
+        self, event_type: str, data: Mapping[str, Any], ts: float | None = None
+    ) -> OutboxEntry:
+        """Number the event, store it durably, return it; `ts` is wall-clock epoch seconds."""
+        return self.add_events([(event_type, data, ts)])[0]
+
+    def add_events(
+        self, events: Iterable[tuple[str, Mapping[str, Any], float | None]]
+    ) -> list[OutboxEntry]:
+        """Store several events in one transaction (one fsync)."""
+        stored: list[OutboxEntry] = []
+        with self._lock:
+            try:
+                with self._txn():
+                    for event_type, data, ts in events:
+                        stored.append(self._insert(event_type, data, ts))
+                    if not self._loss.empty():
+                        self._set_meta("loss", self._loss.to_json())
+            except sqlite3.Error as err:
+                self._reload_bytes()
+                raise OutboxError(f"outbox {self.path}: cannot store event ({err})") from err
+        for callback in self._listeners:
+            callback()
+        return stored
+
+    def _insert(self, event_type: str, data: Mapping[str, Any], ts: float | None) -> OutboxEntry:
+        if event_type == "levels":
+            raise ValueError("outbox: `levels` are periodic QoS 0 and never stored")
+        seq = self._next_seq
+        self._next_seq += 1
+        created = self._clock()
+        payload = event_payload(
+            self.boot_id, seq, iso_utc(created if ts is None else ts), event_type, data
+        )
+        priority = priority_of(event_type)
+        size = (
+            len(payload)
+            + len(self.topic)
+            + len(event_type)
+            + len(self.boot_id)
+            + ROW_OVERHEAD_BYTES
+        )
+        entry = OutboxEntry(
+            0, self.boot_id, seq, event_type, priority, self.topic, payload, 1, created
+        )
+        if not self._make_room(size, priority):
+            self._loss.add(self.boot_id, seq, event_type)
+            log.warning(
+                "outbox full: dropped new %s seq %d (budget %d bytes)",
+                event_type,
+                seq,
+                self.budget_bytes,
+            )
+            return OutboxEntry(**{**entry.__dict__, "stored": False})
+        cursor = self._db.execute(
+            "INSERT INTO entry (boot_id, seq, type, priority, topic, payload, qos, created, size)"
+            " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+            (self.boot_id, seq, event_type, int(priority), self.topic, payload, created, size),
+        )
+        self._bytes += size
+        return OutboxEntry(**{**entry.__dict__, "id": int(cursor.lastrowid or 0)})
+
+    def _make_room(self, size: int, priority: Priority) -> bool:
+        """Drop rows until `size` fits: acknowledged copies first, then unacknowledged events of
+        the lowest class (never a class above the new event's), oldest first. Events use the
+        budget minus the loss reserve; loss reports may use the reserve too."""
+        limit = self.budget_bytes
+        if priority < Priority.LOSS:
+            limit -= loss_reserve(self.budget_bytes)
+        if size > limit:
+            return False
+        while self._bytes + size > limit:
+            row = self._db.execute(
+                "SELECT id, size FROM entry WHERE acked IS NOT NULL ORDER BY id LIMIT 1"
+            ).fetchone()
+            if row is not None:
+                self._db.execute("DELETE FROM entry WHERE id = ?", (row[0],))
+                self._bytes -= row[1]
+                continue
+            row = self._db.execute(
+                "SELECT id, size, boot_id, seq, type FROM entry WHERE acked IS NULL"
+                " AND priority <= ? ORDER BY priority, id LIMIT 1",
+                (int(priority),),
+            ).fetchone()
+            if row is None:
+                return False
+            self._db.execute("DELETE FROM entry WHERE id = ?", (row[0],))
+            self._bytes -= row[1]
+            self._loss.add(row[2], row[3], row[4])
+        return True
+
+    def flush_loss(self) -> OutboxEntry | None:
+        """Turn the loss recorded since the last call into one `outbox.loss` event (stored in
+        order like any event); None when nothing was lost."""
+        with self._lock:
+            if self._loss.empty():
+                return None
+            report = self._loss.report()
+            self._loss = _Loss()
+            try:
+                with self._txn():
+                    entry = self._insert(LOSS_TYPE, report.as_data(self.budget_bytes), None)
+                    self._set_meta("loss", self._loss.to_json())
+            except sqlite3.Error as err:
+                self._reload_bytes()
+                raise OutboxError(f"outbox {self.path}: cannot store loss event ({err})") from err
+        log.warning(
+            "outbox dropped %d events to stay within %d bytes",
+            sum(report.dropped.values()),
+            self.budget_bytes,
+        )
+        for callback in self._listeners:
+            callback()
+        return entry
+
+    # --- reading and acknowledging ---------------------------------------------------------
+
+    def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxEntry]:
+        """Unacknowledged events in publish order (oldest boot first, then seq)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM entry INDEXED BY entry_unsent"
+                " WHERE acked IS NULL AND id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+        return [_entry(row) for row in rows]
+
+    def ack(self, entry_ids: Iterable[int]) -> None:
+        """The broker acknowledged these rows: keep them for resends until purged or needed."""
+        ids = [(self._clock(), entry_id) for entry_id in entry_ids]
+        if not ids:
+            return
+        with self._lock:
+            # A PUBACK forgotten on power loss only means the event is sent again and the
+            # consumer drops the copy, so acks skip the fsync that events must have.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self._txn():
+                    self._db.executemany("UPDATE entry SET acked = ? WHERE id = ?", ids)
+            except sqlite3.Error as err:
+                raise OutboxError(f"outbox {self.path}: cannot record PUBACK ({err})") from err
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
+
+    def get_range(
+        self, boot_id: str, first_seq: int, last_seq: int, limit: int = 1000
+    ) -> list[OutboxEntry]:
+        """Events of one boot still held (acknowledged or not), for a consumer's resend."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM entry WHERE boot_id = ? AND seq BETWEEN ? AND ?"
+                " ORDER BY seq LIMIT ?",
+                (boot_id, first_seq, last_seq, limit),
+            ).fetchall()
+        return [_entry(row) for row in rows]
+
+    def purge(self) -> int:
+        """Delete acknowledged rows older than `keep_acked_s`; returns how many."""
+        horizon = self._clock() - self.keep_acked_s
+        with self._lock, self._txn():
+            removed = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entry"
+                " WHERE acked IS NOT NULL AND acked < ?",
+                (horizon,),
+            ).fetchone()
+            self._db.execute("DELETE FROM entry WHERE acked IS NOT NULL AND acked < ?", (horizon,))
+            self._bytes -= int(removed[1])
+        return int(removed[0])
+
+    @property
+    def loss_pending(self) -> bool:
+        return not self._loss.empty()
+
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            pending, oldest = self._db.execute(
+                "SELECT COUNT(*), MIN(created) FROM entry WHERE acked IS NULL"
+            ).fetchone()
+            kept = self._db.execute(
+                "SELECT COUNT(*) FROM entry WHERE acked IS NOT NULL"
+            ).fetchone()[0]
+            return OutboxStats(
+                int(pending),
+                int(kept),
+                self._bytes,
+                self.budget_bytes,
+                oldest,
+                not self._loss.empty(),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _txn(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def _meta(self, key: str, default: str) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+            (key, value, value),
+        )
+
+    def _reload_bytes(self) -> None:
+        self._bytes = int(
+            self._db.execute("SELECT COALESCE(SUM(size), 0) FROM entry").fetchone()[0]
+        )
+        loss_text = self._meta("loss", "")
+        self._loss = _Loss.from_json(loss_text) if loss_text else _Loss()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (autocommit connection)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, value: object, tb: object) -> None:
+        if kind is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")
+
+
+# --- the pump -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResendResult:
+    queued: int  # events found in the outbox and queued for publishing again
+    missing: tuple[SeqRange, ...]  # asked for but no longer held (or never existed)
+
+
+class TokenBucket:
+    """Paces publishing: `rate` per second with bursts up to `burst`; time is an argument."""
+
+    def __init__(self, rate: float | None, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = float(max(1, burst))
+        self._tokens = self.burst
+        self._at = now
+
+    def take(self, now: float) -> float:
+        """0.0 and one token taken, or the seconds to wait before the next token."""
+        if self.rate is None:
+            return 0.0
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self.rate
+
+
+def _published(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
+        return info.is_published()
+    except (ValueError, RuntimeError):  # rc was NO_CONN: acknowledged via its mid instead
+        return False
+
+
+class OutboxPump:
+    """Publishes the outbox in order at QoS 1 through one paho client, from its own thread.
+
+    Holds at most `max_inflight` unacknowledged publishes; marks a row acknowledged when its
+    PUBACK arrives (paho's `MQTTMessageInfo`); paces at `rate_per_s` (None: unpaced) so a
+    backlog replay after an outage does not flood broker and subscribers. Call `attach()` (it
+    chains any callbacks already set) or forward paho's callbacks to `handle_connect`,
+    `handle_disconnect` and `handle_publish` yourself.
+    """
+
+    def __init__(
+        self,
+        client: mqtt.Client,
+        outbox: Outbox,
+        *,
+        rate_per_s: float | None = 200.0,
+        burst: int = 50,
+        max_inflight: int = 32,
+        purge_every_s: float = 60.0,
+        loss_every_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.outbox = outbox
+        self.max_inflight = max_inflight
+        self._clock = clock
+        self._bucket = TokenBucket(rate_per_s, burst, clock())
+        self._purge_every_s = purge_every_s
+        self._next_purge = clock() + purge_every_s
+        self._loss_every_s = loss_every_s
+        self._next_loss = clock()
+        self._cond = threading.Condition()
+        self._woken = True
+        self._stopping = False
+        self._connected = False
+        self._lock = threading.Lock()  # guards the maps below; never held while calling paho
+        self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}  # entry id -> info, in order
+        self._by_mid: dict[int, int] = {}  # mid -> entry id
+        self._acked_ids: set[int] = set()
+        self._to_ack: list[int] = []  # acknowledged, not yet written to the outbox
+        self._cursor = 0  # highest entry id handed to paho
+        self._resend: deque[OutboxEntry] = deque()
+        self._thread: threading.Thread | None = None
+        self.published = 0
+        self.acknowledged = 0
+        # On the wire at most `max_inflight` (paho enforces it); handed to paho up to four
+        # windows, so paho refills the wire window from its own thread at each PUBACK instead
+        # of waiting for this thread to wake.
+        self._handoff = 4 * max_inflight
+        client.max_inflight_messages_set(max_inflight)
+        outbox.add_listener(self.wake)
+
+    # --- wiring ---------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Install paho callbacks that feed the pump, calling any set before."""
+        # Any: paho types these as a union of its v1 and v2 signatures; make_client uses v2.
+        prev_connect: Any = self.client.on_connect
+        prev_disconnect: Any = self.client.on_disconnect
+        prev_publish: Any = self.client.on_publish
+
+        def on_connect(
+            client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+        ) -> None:
+            if prev_connect:
+                prev_connect(client, userdata, flags, reason, props)
+            if not reason.is_failure:
+                self.handle_connect()
+
+        def on_disconnect(
+            client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+        ) -> None:
+            if prev_disconnect:
+                prev_disconnect(client, userdata, flags, reason, props)
+            self.handle_disconnect()
+
+        def on_publish(
+            client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
+        ) -> None:
+            if prev_publish:
+                prev_publish(client, userdata, mid, reason, props)
+            self.handle_publish(mid)
+
+        self.client.on_connect = on_connect
+        self.client.on_disconnect = on_disconnect
+        self.client.on_publish = on_publish
+
+    def handle_connect(self) -> None:
+        self._connected = True
+        self.wake()
+
+    def handle_disconnect(self) -> None:
+        # In-flight publishes stay with paho, which sends them again after reconnecting.
+        self._connected = False
+
+    def handle_publish(self, mid: int) -> None:
+        with self._lock:
+            entry_id = self._by_mid.pop(mid, None)
+            if entry_id is not None:
+                self._acked_ids.add(entry_id)
+        self.wake()
+
+    def reset(self) -> None:
+        """The client was replaced or its session lost: publish everything unacked again."""
+        with self._lock:
+            self._inflight.clear()
+            self._by_mid.clear()
+            self._acked_ids.clear()
+            self._cursor = 0
+        self.wake()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._woken = True
+            self._cond.notify()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox-pump", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread:
+            self._thread.join(timeout)
+        self._collect_acks(flush=True)
+
+    @property
+    def inflight(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+    def resend(self, boot_id: str, from_seq: int, to_seq: int, limit: int = 1000) -> ResendResult:
+        """Queue held events of one boot for publishing again (a consumer saw a gap)."""
+        entries = self.outbox.get_range(boot_id, from_seq, min(to_seq, from_seq + limit - 1))
+        held = {entry.seq for entry in entries}
+        missing: list[SeqRange] = []
+        for seq in range(from_seq, to_seq + 1):
+            if seq in held:
+                continue
+            if missing and missing[-1].to_seq == seq - 1:
+                missing[-1] = SeqRange(boot_id, missing[-1].from_seq, seq)
+            else:
+                missing.append(SeqRange(boot_id, seq, seq))
+            if len(missing) > MAX_LOSS_RANGES:
+                missing[-1] = SeqRange(boot_id, missing[-1].from_seq, to_seq)
+                break
+        with self._lock:
+            self._resend.extend(entries)
+        self.wake()
+        return ResendResult(len(entries), tuple(missing))
+
+    # --- the thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        timeout: float | None = None
+        while True:
+            with self._cond:
+                if not self._woken and not self._stopping:
+                    self._cond.wait(timeout)
+                self._woken = False
+                if self._stopping:
+                    return
+            try:
+                timeout = self._cycle()
+            except Exception:  # the pump must outlive a bad cycle (disk full, closed client)
+                log.exception("outbox pump cycle failed; retrying")
+                timeout = 1.0
+
+    def _cycle(self) -> float | None:
+        """One pass; returns how long to sleep unless woken (None: until woken)."""
+        self._collect_acks()
+        now = self._clock()
+        if now >= self._next_purge:
+            self._next_purge = now + self._purge_every_s
+            self.outbox.purge()
+        if not (self._connected and self.client.is_connected()):
+            return 1.0
+        # At most one loss report per interval: a steady overflow gives a few summaries.
+        if self.outbox.loss_pending and now >= self._next_loss:
+            self._next_loss = now + self._loss_every_s
+            self.outbox.flush_loss()
+        wait = self._publish_resends()
+        if wait is None:
+            wait = self._publish_pending()
+        if wait is not None:
+            return wait
+        # Paho marks a message published just after calling on_publish; a short re-check
+        # catches an acknowledgement that raced with our bookkeeping.
+        return 0.02 if self.inflight else None
+
+    def _publish_resends(self) -> float | None:
+        while True:
+            with self._lock:
+                if not self._resend:
+                    return None
+                entry = self._resend[0]
+            wait = self._bucket.take(self._clock())
+            if wait > 0:
+                return wait
+            self.client.publish(entry.topic, entry.payload, qos=entry.qos)
+            with self._lock:
+                self._resend.popleft()
+
+    def _publish_pending(self) -> float | None:
+        room = self._handoff - self.inflight
+        # Refill in batches: one query per wire window, not per PUBACK.
+        if room <= 0 or (room < self.max_inflight and room < self._handoff):
+            return None
+        for entry in self.outbox.pending(room, after_id=self._cursor):
+            wait = self._bucket.take(self._clock())
+            if wait > 0:
+                return wait
+            info = self.client.publish(entry.topic, entry.payload, qos=entry.qos)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                # Not queued by paho (queue full): try again on the next pass.
+                log.warning(
+                    "outbox publish of seq %d refused: %s", entry.seq, mqtt.error_string(info.rc)
+                )
+                return 0.1
+            with self._lock:
+                self._inflight[entry.id] = info
+                self._by_mid[info.mid] = entry.id
+                self._cursor = entry.id
+            self.published += 1
+        return None
+
+    def _collect_acks(self, flush: bool = False) -> None:
+        with self._lock:
+            done = [
+                entry_id
+                for entry_id, info in self._inflight.items()
+                if entry_id in self._acked_ids or _published(info)
+            ]
+            for entry_id in done:
+                info = self._inflight.pop(entry_id)
+                if self._by_mid.get(info.mid) == entry_id:
+                    del self._by_mid[info.mid]
+                self._acked_ids.discard(entry_id)
+            idle = not self._inflight
+        self._to_ack.extend(done)
+        self.acknowledged += len(done)
+        # Acks are written in batches (a lost ack only causes a duplicate), and at once when
+        # the window is idle so `stats().pending` is exact whenever nothing is in flight.
+        if self._to_ack and (flush or idle or len(self._to_ack) >= self._handoff):
+            self.outbox.ack(self._to_ack)
+            self._to_ack = []

@@ -1,0 +1,147 @@
+"""The consumer library: de-duplication, gaps, resend requests, loss reports, bad payloads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge.consumer import (
+    StreamError,
+    StreamEvent,
+    StreamTracker,
+    Verdict,
+    parse_event,
+    parse_resend,
+    parse_topic,
+    seat_topic,
+)
+
+
+def ev(seq: int, boot: str = "1-aa", kind: str = "hold.long", **data: object) -> StreamEvent:
+    return StreamEvent(boot, seq, "2026-11-23T08:00:00.000Z", kind, dict(data))
+
+
+def feed(
+    tracker: StreamTracker, seqs: list[int], now: float = 0.0, boot: str = "1-aa"
+) -> list[str]:
+    return [tracker.accept("hq", "s01", ev(s, boot), now).verdict.value for s in seqs]
+
+
+def test_duplicates_are_recognised_by_seat_boot_and_seq() -> None:
+    tracker = StreamTracker()
+    assert feed(tracker, [0, 1, 2, 1, 2, 3]) == ["new"] * 3 + ["duplicate"] * 2 + ["new"]
+    # Same seq on another seat or another boot is a different event.
+    assert tracker.accept("hq", "s02", ev(1), 0.0).verdict is Verdict.NEW
+    assert tracker.accept("hq", "s01", ev(0, boot="2-bb"), 0.0).verdict is Verdict.NEW
+    assert tracker.duplicates == 2
+
+
+def test_a_gap_is_reported_and_filled_by_late_arrivals_without_requests() -> None:
+    tracker = StreamTracker(reorder_s=2.0)
+    feed(tracker, [0, 1])
+    accepted = tracker.accept("hq", "s01", ev(5), 0.0)
+    assert accepted.gap_opened == (2, 4)
+    assert [(g.first, g.last) for g in tracker.gaps()] == [(2, 4)]
+    assert feed(tracker, [3], now=1.0) == ["new"]
+    assert [(g.first, g.last) for g in tracker.gaps()] == [(2, 2), (4, 4)]
+    assert tracker.due_resends(1.9) == []  # still inside the reorder window
+    assert feed(tracker, [2, 4, 4], now=1.95) == ["new", "new", "duplicate"]
+    assert tracker.gaps() == [] and tracker.due_resends(10.0) == []
+
+
+def test_unfilled_gap_asks_for_a_resend_then_retries_then_gives_up() -> None:
+    tracker = StreamTracker(reorder_s=2.0, retry_s=10.0, max_attempts=2)
+    feed(tracker, [0, 1, 7])
+    (request,) = tracker.due_resends(2.0)
+    assert request.topic == "seatbox/v1/hq/s01/cmd/resend"
+    assert json.loads(request.payload()) == {
+        "id": request.id,
+        "boot_id": "1-aa",
+        "from_seq": 2,
+        "to_seq": 6,
+    }
+    assert tracker.due_resends(5.0) == []
+    feed(tracker, [2, 3], now=6.0)  # part of the answer arrives
+    (again,) = tracker.due_resends(12.0)
+    assert (again.from_seq, again.to_seq) == (4, 6) and again.id != request.id
+    assert tracker.due_resends(30.0) == []
+    assert [(g.first, g.last, g.attempts) for g in tracker.given_up()] == [(4, 6, 2)]
+    assert tracker.gaps() == []
+
+
+def test_late_joiner_starts_at_first_seen_seq_but_a_new_boot_of_a_known_seat_from_zero() -> None:
+    tracker = StreamTracker()
+    assert tracker.accept("hq", "s01", ev(40), 0.0).gap_opened is None
+    assert tracker.accept("hq", "s01", ev(3, boot="2-bb"), 0.0).gap_opened == (0, 2)
+    strict = StreamTracker(from_zero=True)
+    assert strict.accept("hq", "s09", ev(2), 0.0).gap_opened == (0, 1)
+
+
+def test_loss_report_stops_resend_requests_for_dropped_ranges() -> None:
+    tracker = StreamTracker(reorder_s=0.0)
+    feed(tracker, [0, 10])
+    loss = ev(
+        11,
+        kind="outbox.loss",
+        ranges=[{"boot_id": "1-aa", "from_seq": 1, "to_seq": 5}],
+    )
+    tracker.accept("hq", "s01", loss, 0.0)
+    (request,) = tracker.due_resends(1.0)
+    assert (request.from_seq, request.to_seq) == (6, 9)
+    # An event reported lost that arrives after all (it was in flight) is still new once.
+    assert feed(tracker, [3, 3], now=1.0) == ["new", "duplicate"]
+
+
+def test_huge_gap_is_asked_for_in_bounded_requests() -> None:
+    tracker = StreamTracker(reorder_s=0.0)
+    feed(tracker, [0, 2501])
+    spans = [(r.from_seq, r.to_seq) for r in tracker.due_resends(0.0)]
+    assert spans == [(1, 1000), (1001, 2000), (2001, 2500)]
+
+
+def test_parse_event_names_the_bad_field() -> None:
+    good = (
+        b'{"boot_id":"1-aa","seq":3,"ts":"2026-11-23T08:00:00.000Z","type":"hold.long","data":{}}'
+    )
+    assert parse_event(good).seq == 3
+    with pytest.raises(StreamError, match="`seq`: expected int"):
+        parse_event(b'{"boot_id":"1-aa","seq":"3","ts":"x","type":"t"}')
+    with pytest.raises(StreamError, match="`seq`: expected >= 0"):
+        parse_event(b'{"boot_id":"1-aa","seq":-1,"ts":"x","type":"t"}')
+    with pytest.raises(StreamError, match="not JSON"):
+        parse_event(b"\xff\xfe")
+    with pytest.raises(StreamError, match="`boot_id`"):
+        parse_event(b'{"seq":1,"ts":"x","type":"t"}')
+
+
+def test_parse_resend_validates_every_field() -> None:
+    command = parse_resend(b'{"id":"r1","boot_id":"1-aa","from_seq":4,"to_seq":9}')
+    assert (command.id, command.boot_id, command.from_seq, command.to_seq) == ("r1", "1-aa", 4, 9)
+    with pytest.raises(StreamError, match="`to_seq`: expected from_seq"):
+        parse_resend(b'{"id":"r1","boot_id":"1-aa","from_seq":4,"to_seq":3}')
+    with pytest.raises(StreamError, match="`to_seq`: expected from_seq"):
+        parse_resend(b'{"id":"r1","boot_id":"1-aa","from_seq":0,"to_seq":5000}')
+    with pytest.raises(StreamError, match="`from_seq`: expected int"):
+        parse_resend(b'{"id":"r1","boot_id":"1-aa","from_seq":true,"to_seq":3}')
+    with pytest.raises(StreamError, match="`id`"):
+        parse_resend(b'{"boot_id":"1-aa","from_seq":0,"to_seq":3}')
+
+
+@pytest.mark.parametrize("bad", ["a+b", "#", "a/b", "a.b", "", "x" * 65, "sé"])
+def test_ids_that_would_break_topics_or_acls_are_refused(bad: str) -> None:
+    with pytest.raises(StreamError, match="expected 1-64 of A-Z a-z 0-9 _ -"):
+        seat_topic("hq", bad, "event")
+    with pytest.raises(StreamError, match="site id"):
+        seat_topic(bad, "s01", "event")
+
+
+def test_parse_topic_splits_site_seat_and_kind() -> None:
+    parts = parse_topic("seatbox/v1/hq/s-01/cmd/resend")
+    assert parts is not None and (parts.site, parts.seat, parts.kind) == (
+        "hq",
+        "s-01",
+        "cmd/resend",
+    )
+    assert parse_topic("seatbox/v1/hq/s.01/event") is None
+    assert parse_topic("other/v1/hq/s01/event") is None
