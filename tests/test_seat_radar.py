@@ -33,13 +33,13 @@ WAIT = 15.0  # generous: two CPUs shared by a whole team
 class Subscriber:
     """Everything the seat publishes under its base topic: events in order, the latest state."""
 
-    def __init__(self, url_port: int) -> None:
+    def __init__(self, url_port: int, client_id: str = "itest-subscriber") -> None:
         self.events: list[dict[str, Any]] = []
         self.state: dict[str, Any] = {}
         self.availability = ""
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="itest-subscriber")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         self.client.on_connect = lambda c, *_: c.subscribe(f"{BASE}/#", qos=1)
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
@@ -192,6 +192,12 @@ def test_presence_away_norm_and_radar_loss_through_seatbox_run(
         assert state("radar")["ok"] is True and state("radar")["target"] == "still"
         assert watcher.current()["shift"]["phase"] == "on"
         assert watcher.availability == "online"
+        late = Subscriber(broker.port, "itest-late")  # a late subscriber is current at once
+        try:
+            wait_until(lambda: late.current().get("presence"), WAIT, "retained state")
+            assert late.current()["presence"]["state"] == "present"
+        finally:
+            late.stop()
 
         module.send_signal(signal.SIGUSR2)  # the agent leaves: target none
         wait_until(lambda: "away.too_long" in watcher.types(), WAIT, "away.too_long")
