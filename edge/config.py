@@ -119,9 +119,6 @@ class AudioSection(Section):
     block: Duration = 0.02
     levels_hz: float = Field(default=10.0, gt=0, le=50)
     vad_mode: int = Field(default=2, ge=0, le=3)  # webrtcvad aggressiveness, 3 = fewest false voice
-    # dB SPL at the ear for 0 dBov RMS on the receive channel (per headset model and volume
-    # step); 110 is the IEC 62368-1 Table 39 assumption used when nothing is calibrated.
-    rx_sensitivity_db_spl: float = Field(default=110.0, ge=60.0, le=160.0)
 
 
 class RadarSection(Section):
