@@ -29,7 +29,7 @@ class ConfigError(Exception):
 
 def valid_id(value: str) -> bool:
     """Site and seat ids become MQTT topic levels: no `+ # / .`, 1 to 64 characters."""
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))
 
 
 # --- value types -------------------------------------------------------------------------

@@ -653,7 +653,15 @@ class OutboxPump:
             entry_id = self._by_mid.pop(mid, None)
             if entry_id is not None:
                 self._acked_ids.add(entry_id)
-        self.wake()
+            # Wake the pump once a wire window is acknowledged or everything is: it refills
+            # in batches, so waking it at every PUBACK would only cost thread switches.
+            due = (
+                entry_id is None
+                or len(self._acked_ids) >= self.max_inflight
+                or len(self._acked_ids) >= len(self._inflight)
+            )
+        if due:
+            self.wake()
 
     def reset(self) -> None:
         """The client was replaced or its session lost: publish everything unacked again."""
@@ -783,16 +791,17 @@ class OutboxPump:
 
     def _collect_acks(self, flush: bool = False) -> None:
         with self._lock:
-            done = [
-                entry_id
-                for entry_id, info in self._inflight.items()
-                if entry_id in self._acked_ids or _published(info)
-            ]
+            if self._acked_ids:
+                done = [entry_id for entry_id in self._acked_ids if entry_id in self._inflight]
+            else:
+                # Nothing known acknowledged by mid: look for a PUBACK that raced with our
+                # bookkeeping (or a publish queued while disconnected).
+                done = [eid for eid, info in self._inflight.items() if _published(info)]
             for entry_id in done:
                 info = self._inflight.pop(entry_id)
                 if self._by_mid.get(info.mid) == entry_id:
                     del self._by_mid[info.mid]
-                self._acked_ids.discard(entry_id)
+            self._acked_ids.clear()  # all handled, or stale after reset()
             idle = not self._inflight
         self._to_ack.extend(done)
         self.acknowledged += len(done)
