@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from drivers.base import Sink
+from drivers.base import Backoff, Sink
 from drivers.wavfile import read_audio
 from dsp.meter import ChannelMeter, resample, to_int16
 from dsp.types import ChannelLevels
@@ -279,7 +279,7 @@ class SoundDeviceAudio:
             log.exception("audio sink failed on %s", type(item).__name__)
 
     def _run(self) -> None:
-        delay = self.retry_initial_s
+        backoff = Backoff(self.retry_initial_s, self.retry_max_s)
         lost_reported = False
         first = True
         while not self._stop.is_set():
@@ -290,12 +290,12 @@ class SoundDeviceAudio:
                 if not lost_reported:
                     self._emit(AudioStatus(ok=False, detail=str(exc)))
                     lost_reported = True
+                delay = backoff.next_delay()
                 log.warning("audio capture unavailable (%s); retrying in %.1f s", exc, delay)
                 self._stop.wait(delay)
-                delay = min(delay * 2.0, self.retry_max_s)
                 continue
             first = False
-            delay = self.retry_initial_s
+            backoff.reset()
             lost_reported = False
             self._emit(AudioStatus(ok=True, detail=", ".join(s.device for s in self._streams)))
             detail = self._measure(streams)

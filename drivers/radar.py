@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from drivers.base import Sink
+from drivers.base import Backoff, Sink
 from drivers.ld2410 import (
     DataFrame,
     FirmwareVersion,
@@ -87,6 +87,11 @@ class VirtualRadar:
         if self._sink is not None:
             self._sink(RadarReport(target="none"))
 
+    def lose(self) -> None:
+        """The sensor falls silent, as the real driver's watchdog would report it."""
+        if self._sink is not None:
+            self._sink(RadarStatus(ok=False, detail="simulated: no frames"))
+
 
 def report_from_frame(frame: DataFrame) -> RadarReport:
     """The seat's view of a data frame: the target-state byte decides presence."""
@@ -110,26 +115,6 @@ class RadarInfo:
     port: str
     firmware: str = ""
     parameters: Parameters | None = None
-
-
-@dataclass
-class Backoff:
-    """Delays between reopen attempts: initial, doubled per failure, capped; reset by data."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    _next: float = 0.0
-
-    def __post_init__(self) -> None:
-        self._next = self.initial
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self.maximum, self._next * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.audio import VirtualAudio
@@ -49,7 +48,9 @@ def build_devices(config: SeatConfig) -> Devices:
         from drivers.audio import SoundDeviceAudio
 
         if not audio.tx_device:
-            raise ConfigError("[audio] tx_device: required for backend sounddevice (see seatbox doctor)")
+            raise ConfigError(
+                "[audio] tx_device: required for backend sounddevice (see seatbox doctor)"
+            )
         devices.audio = SoundDeviceAudio(
             audio.tx_device,
             audio.rx_device,
@@ -112,7 +113,3 @@ def start_broker(config: SeatConfig) -> tuple[str | None, EmbeddedBroker | None]
     broker = EmbeddedBroker(port=config.broker.embedded_port)
     broker.start()
     return broker.url, broker
-
-
-def state_dir(config: SeatConfig) -> Path:
-    return Path(config.storage.state_dir)

@@ -4,6 +4,7 @@ levels, commands in and replies out, reconnecting by itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -27,7 +28,13 @@ OFFLINE = b"offline"
 
 
 def event_payload(boot_id: str, event: Event) -> dict[str, Any]:
-    return {"boot_id": boot_id, "seq": event.seq, "ts": event.ts, "type": event.type, "data": event.data}
+    return {
+        "boot_id": boot_id,
+        "seq": event.seq,
+        "ts": event.ts,
+        "type": event.type,
+        "data": event.data,
+    }
 
 
 def dumps(payload: Any) -> bytes:
@@ -90,16 +97,16 @@ class SeatLink:
         if self.client.is_connected():
             self.flush(flush_timeout)
             info = self.client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
-            try:
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=3)
-            except (RuntimeError, ValueError):
-                pass
         self.client.disconnect()
         self.client.loop_stop()
 
     # --- paho callbacks (paho's thread) ------------------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         if reason.is_failure:
             message = f"broker refused the connection: {reason}"
             if message != self._last_error:
@@ -114,7 +121,9 @@ class SeatLink:
         self.connected.set()
         self.on_connected()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         self.connected.clear()
         if reason.is_failure:
             log.warning("lost the broker (%s); reconnecting", reason)
@@ -124,7 +133,7 @@ class SeatLink:
         if name is None or name.endswith("reply"):
             return
         try:
-            command = parse(name, message.payload)
+            command = parse(name, bytes(message.payload))
         except CommandError as exc:
             log.warning("bad command on %s: %s", message.topic, exc)
             self.reply(name, {"id": exc.request_id, "ok": False, "error": str(exc)})

@@ -115,8 +115,7 @@ class Runtime:
         # The core thread publishes state on change, paho's thread on (re)birth: one at a time,
         # each from the newest state, so an older snapshot never lands last in the retained slot.
         self._state_lock = threading.Lock()
-        self._identify_until: float | None = None
-        self.progress_hooks: list[Callable[[Instant], None]] = []
+        self.progress_hooks: list[Callable[[Instant], object]] = []
         self.effects_seen: list[Effect] = []  # for tests and replay comparisons (bounded by caller)
         self.keep_effects = False
         self.checks: list[dict[str, str]] = []  # doctor's checks at start, for `info`
@@ -356,8 +355,6 @@ class Runtime:
         headset = self.devices.headset
         if headset is None:
             return
-        end = self.clock.now().mono + seconds
-        self._identify_until = end
         blinks = int(seconds / IDENTIFY_BLINK_S)
 
         def blink(n: int) -> Callable[[], None]:

@@ -14,7 +14,7 @@ from drivers.audio import VirtualAudio, VirtualChannel
 from drivers.base import Sink
 from drivers.hid import VirtualHeadset
 from drivers.host import VirtualCallHost
-from drivers.radar import RadarStatus, VirtualRadar
+from drivers.radar import VirtualRadar
 from edge.clock import SimClock
 from edge.config import BrokerSection, Profile, SeatConfig, SeatSection, load_profile
 from edge.inputs import CtiCommand
@@ -95,8 +95,7 @@ def act(seat: VirtualSeat, step: Step, stop: Callable[[], None]) -> None:
     elif step.do == "radar.absent":
         seat.radar.absent()
     elif step.do == "radar.lost":
-        if seat.radar._sink is not None:
-            seat.radar._sink(RadarStatus(ok=False, detail="simulated: no frames"))
+        seat.radar.lose()
     elif step.do == "audio.tx":
         seat.audio.tx = _channel(seat.audio.tx, args)
     elif step.do == "audio.rx":

@@ -17,6 +17,7 @@ import pytest
 from ld2410_pty import emulated_radar
 from support import wait_until
 
+from drivers.base import Backoff
 from drivers.ld2410 import (
     CMD_ENABLE_CONFIG,
     CMD_END_CONFIG,
@@ -33,7 +34,6 @@ from drivers.ld2410 import (
     set_max_gates,
 )
 from drivers.radar import (
-    Backoff,
     LD2410Radar,
     RadarReport,
     RadarStatus,

@@ -13,14 +13,18 @@ from edge.tape import load_tape, replay
 REPO = Path(__file__).parent.parent
 
 
-def simulate(scenario: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def seatbox(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge.cli", "simulate", scenario, "--fast", *extra],
+        [sys.executable, "-m", "edge.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=REPO,
     )
+
+
+def simulate(scenario: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return seatbox("simulate", scenario, "--fast", *extra)
 
 
 def test_recorded_tape_replays_to_identical_effects(tmp_path: Path) -> None:
@@ -38,13 +42,7 @@ def test_recorded_tape_replays_to_identical_effects(tmp_path: Path) -> None:
     assert [e.type for e in replayed if isinstance(e, Event)] == [p["type"] for p in published]
     assert "mute.on" in [p["type"] for p in published]
 
-    check = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "replay", str(tape)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    check = seatbox("replay", str(tape))
     assert check.returncode == 0 and "identical to the recording" in check.stderr
 
 
@@ -60,13 +58,7 @@ def test_a_tampered_tape_is_caught(tmp_path: Path) -> None:
             lines[index] = json.dumps(entry)
             break
     tape.write_text("\n".join(lines) + "\n")
-    check = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "replay", str(tape)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    check = seatbox("replay", str(tape))
     assert check.returncode == 1 and "effects differ" in check.stderr
 
 
@@ -74,11 +66,5 @@ def test_a_broken_tape_line_is_named(tmp_path: Path) -> None:
     tape = tmp_path / "bad.tape"
     assert simulate("config/scenarios/greet.toml", "--record", str(tape)).returncode == 0
     tape.write_text(tape.read_text() + '{"at": {"mono": 1, "wall": "x"}, "in": {"@": "Nope"}}\n')
-    check = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "replay", str(tape)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    check = seatbox("replay", str(tape))
     assert check.returncode == 2 and "not a tape line" in check.stderr

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from drivers.base import Sink
+from drivers.base import Backoff, Sink
 from drivers.hid.descriptor import DescriptorError
 from drivers.hid.events import HeadsetInfo, HeadsetPlugged, HeadsetUnplugged, LedState
 from drivers.hid.layout import TelephonyLayout, layout_from_bytes
@@ -363,7 +363,7 @@ class HidrawHeadset:
         return None
 
     def _run(self) -> None:
-        backoff = self._reconnect_min
+        backoff = Backoff(self._reconnect_min, self._reconnect_max)
         while not self._stopping.is_set():
             found = self._find()
             handle: HidHandle | None = None
@@ -374,11 +374,10 @@ class HidrawHeadset:
                 except OSError as exc:
                     log.warning("%s: cannot open: %s", candidate.path, exc)
             if found is None or handle is None:
-                self._wake.wait(backoff)
+                self._wake.wait(backoff.next_delay())
                 self._wake.clear()
-                backoff = min(backoff * 2, self._reconnect_max)
                 continue
-            backoff = self._reconnect_min
+            backoff.reset()
             info = replace(candidate.info, telephony=layout.telephony)
             with self._lock:
                 self._handle = handle
