@@ -33,8 +33,8 @@ define ensure_debs
 	    echo "seatbox: cannot install$$missing: not root and no sudo. Run: apt-get install$$missing" >&2; exit 1; fi; \
 	  if ! command -v apt-get >/dev/null; then \
 	    echo "seatbox: apt-get not found; install these packages with your system's tool:$$missing" >&2; exit 1; fi; \
-	  $$SUDO apt-get update -qq || { echo "seatbox: apt-get update failed (network?)" >&2; exit 1; }; \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq || { echo "seatbox: apt-get update failed (network?)" >&2; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing \
 	    || { echo "seatbox: apt-get install$$missing failed; install them by hand and retry" >&2; exit 1; }; \
 	fi
 endef

@@ -6,8 +6,9 @@ Every seat is a full runtime (core, norms, MQTT link) driven by virtual devices 
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class Floor:
     url: str
     runtimes: list[Runtime]
     threads: list[threading.Thread]
+    workdir: tempfile.TemporaryDirectory[str] | None = field(default=None)
 
     def stop(self) -> None:
         for runtime in self.runtimes:
@@ -63,6 +65,8 @@ class Floor:
             thread.join(10)
         if self.broker:
             self.broker.stop()
+        if self.workdir:
+            self.workdir.cleanup()
 
 
 def start_floor(
@@ -79,6 +83,8 @@ def start_floor(
     if not files:
         raise FileNotFoundError(f"no demo scenarios in {DEMO_SCENARIOS}")
     runtimes, threads = [], []
+    # Each seat's outbox lives in a scratch directory that goes with the demo.
+    workdir = tempfile.TemporaryDirectory(prefix="seatbox-demo-")
     for index in range(seats):
         scenario = load_scenario(files[index % len(files)])
         seat_id = f"A-{index + 1:02d}"
@@ -94,13 +100,14 @@ def start_floor(
             start=now,
             loop=True,
             delay=float((index // len(files)) * 23),
+            state_dir=str(Path(workdir.name) / seat_id),
         )
         thread = threading.Thread(target=runtime.run, name=f"seat-{seat_id}", daemon=True)
         runtimes.append(runtime)
         threads.append(thread)
     for thread in threads:
         thread.start()
-    return Floor(broker=broker, url=broker_url, runtimes=runtimes, threads=threads)
+    return Floor(broker=broker, url=broker_url, runtimes=runtimes, threads=threads, workdir=workdir)
 
 
 def run_demo(

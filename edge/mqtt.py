@@ -19,6 +19,7 @@ from edge.commands import Command, CommandError, parse
 from edge.config import SeatConfig
 from edge.effects import Event, Levels
 from edge.mqtt_connect import make_client
+from edge.outbox import Outbox, OutboxError, OutboxPump, ResendResult
 from edge.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,12 @@ def dumps(payload: Any) -> bytes:
 
 
 class SeatLink:
-    """One seat's connection to the site broker. Publishing never blocks the seat core."""
+    """One seat's connection to the site broker. Publishing never blocks the seat core.
+
+    With an `Outbox`, events are stored durably (numbered by the outbox) and published by an
+    `OutboxPump` in order, deleted only after the PUBACK; without one (a seat with no state
+    directory), they go straight to paho's memory queue.
+    """
 
     def __init__(
         self,
@@ -51,9 +57,11 @@ class SeatLink:
         on_command: Callable[[Command], None],
         on_connected: Callable[[], None] = lambda: None,
         url: str | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.config = config
-        self.boot_id = boot_id
+        self.boot_id = outbox.boot_id if outbox else boot_id
+        self.outbox = outbox
         self.topics = Topics(config.seat.site, config.seat.id)
         self.on_command = on_command
         self.on_connected = on_connected
@@ -67,6 +75,15 @@ class SeatLink:
         self._last_error = ""
         self._unacked: deque[mqtt.MQTTMessageInfo] = deque()
         self._unacked_lock = threading.Lock()  # events from the core thread, replies from paho's
+        self.pump: OutboxPump | None = None
+        if outbox is not None:
+            self.pump = OutboxPump(
+                self.client,
+                outbox,
+                rate_per_s=config.broker.replay_rate,
+                max_inflight=config.broker.max_inflight,
+            )
+            self.pump.attach()  # after our callbacks: birth first, then the backlog
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -75,6 +92,8 @@ class SeatLink:
             self.endpoint.host, self.endpoint.port, keepalive=int(self.config.broker.keepalive)
         )
         self.client.loop_start()
+        if self.pump:
+            self.pump.start()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every QoS 1 message published so far is acknowledged (or timeout)."""
@@ -82,8 +101,11 @@ class SeatLink:
         while True:
             with self._unacked_lock:
                 self._prune()
-                if not self._unacked:
-                    return True
+                done = not self._unacked
+            if done and self.pump and self.outbox:
+                done = self.pump.inflight == 0 and self.outbox.stats().pending == 0
+            if done:
+                return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
@@ -93,9 +115,13 @@ class SeatLink:
             self._unacked.popleft()
 
     def stop(self, flush_timeout: float = 5.0) -> None:
-        """A clean goodbye: `offline` (a clean DISCONNECT suppresses the will)."""
+        """A clean goodbye: `offline` (a clean DISCONNECT suppresses the will). Events the
+        broker has not acknowledged by then stay in the outbox for the next start."""
         if self.client.is_connected():
             self.flush(flush_timeout)
+        if self.pump:
+            self.pump.stop()
+        if self.client.is_connected():
             info = self.client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=3)
@@ -156,8 +182,29 @@ class SeatLink:
             self._unacked.append(info)
             self._prune()
 
-    def publish_event(self, event: Event) -> None:
-        self._publish(self.topics.event, dumps(event_payload(self.boot_id, event)))
+    def publish_event(self, event: Event) -> dict[str, Any] | None:
+        """Store (outbox) or queue (paho) one event; returns the payload as it goes on the wire,
+        None when the outbox could not keep it (the loss is logged, and reported as an
+        `outbox.loss` event when it was the budget)."""
+        if self.outbox is None:
+            payload = event_payload(self.boot_id, event)
+            self._publish(self.topics.event, dumps(payload))
+            return payload
+        try:
+            entry = self.outbox.add_event(event.type, event.data, event.ts)
+        except OutboxError as exc:
+            log.error("%s: event %s not kept", exc, event.type)
+            return None
+        if not entry.stored:
+            return None
+        wire: dict[str, Any] = json.loads(entry.payload)
+        return wire
+
+    def resend(self, boot_id: str, from_seq: int, to_seq: int) -> ResendResult | None:
+        """Publish held events of a range again (a consumer's `cmd/resend`); None: no outbox."""
+        if self.pump is None:
+            return None
+        return self.pump.resend(boot_id, from_seq, to_seq)
 
     def publish_state(self, snapshot: dict[str, Any]) -> None:
         self._publish(self.topics.state, dumps(snapshot), retain=True)

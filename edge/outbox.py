@@ -70,6 +70,12 @@ def priority_of(event_type: str) -> Priority:
     return Priority.INFO
 
 
+def new_boot_id(counter: int = 0) -> str:
+    """`<counter>-<8 hex>`: the outbox's boot counter (0 for a seat without an outbox) and a
+    random part, so a wiped database never reuses an id a consumer has already seen."""
+    return f"{counter}-{secrets.token_hex(4)}"
+
+
 def iso_utc(epoch: float) -> str:
     """ISO 8601 UTC with milliseconds, e.g. 2026-11-23T08:45:00.000Z."""
     stamp = datetime.fromtimestamp(epoch, UTC)
@@ -269,7 +275,7 @@ class Outbox:
             raise OutboxError(f"outbox {self.path}: cannot open ({err})") from err
         # Counter for humans and ordering; random part so a wiped database never reuses an id
         # a consumer has already seen (it would de-duplicate new events away).
-        self.boot_id = f"{counter}-{secrets.token_hex(4)}"
+        self.boot_id = new_boot_id(counter)
         self._next_seq = 0
         self._bytes = int(
             self._db.execute("SELECT COALESCE(SUM(size), 0) FROM entry").fetchone()[0]
@@ -284,13 +290,14 @@ class Outbox:
         self._listeners.append(callback)
 
     def add_event(
-        self, event_type: str, data: Mapping[str, Any], ts: float | None = None
+        self, event_type: str, data: Mapping[str, Any], ts: float | str | None = None
     ) -> OutboxEntry:
-        """Number the event, store it durably, return it; `ts` is wall-clock epoch seconds."""
+        """Number the event, store it durably, return it; `ts` is wall-clock epoch seconds or
+        the seat's ISO 8601 stamp as is (None: now)."""
         return self.add_events([(event_type, data, ts)])[0]
 
     def add_events(
-        self, events: Iterable[tuple[str, Mapping[str, Any], float | None]]
+        self, events: Iterable[tuple[str, Mapping[str, Any], float | str | None]]
     ) -> list[OutboxEntry]:
         """Store several events in one transaction (one fsync)."""
         stored: list[OutboxEntry] = []
@@ -308,15 +315,16 @@ class Outbox:
             callback()
         return stored
 
-    def _insert(self, event_type: str, data: Mapping[str, Any], ts: float | None) -> OutboxEntry:
+    def _insert(
+        self, event_type: str, data: Mapping[str, Any], ts: float | str | None
+    ) -> OutboxEntry:
         if event_type == "levels":
             raise ValueError("outbox: `levels` are periodic QoS 0 and never stored")
         seq = self._next_seq
         self._next_seq += 1
         created = self._clock()
-        payload = event_payload(
-            self.boot_id, seq, iso_utc(created if ts is None else ts), event_type, data
-        )
+        stamp = ts if isinstance(ts, str) else iso_utc(created if ts is None else ts)
+        payload = event_payload(self.boot_id, seq, stamp, event_type, data)
         priority = priority_of(event_type)
         size = (
             len(payload)

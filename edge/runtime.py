@@ -13,7 +13,6 @@ import logging
 import queue
 import subprocess
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
@@ -39,6 +38,7 @@ from edge.effects import (
 )
 from edge.inputs import Input, Tick
 from edge.mqtt import SeatLink, event_payload
+from edge.outbox import Outbox, OutboxError, new_boot_id
 from edge.seat import leds_for, new_seat, next_deadline, step
 from edge.snapshot import key, snapshot
 from edge.tape import Recorder
@@ -63,6 +63,25 @@ class Devices:
 
     def all(self) -> list[Any]:
         return [d for d in (self.headset, self.host, self.radar, self.audio, *self.extra) if d]
+
+
+def open_outbox(config: SeatConfig, state_dir: str) -> Outbox | None:
+    """The seat's outbox in `state_dir`; a seat whose disk fails still runs (events then live
+    in memory only until published, and the error says so)."""
+    from pathlib import Path
+
+    from edge.topics import Topics
+
+    try:
+        return Outbox(
+            Path(state_dir) / "outbox.sqlite",
+            Topics(config.seat.site, config.seat.id).event,
+            budget_bytes=int(config.storage.outbox_budget_mb * 1024 * 1024),
+            keep_acked_s=config.storage.outbox_keep_acked,
+        )
+    except (OutboxError, OSError) as exc:
+        log.error("%s; events are kept in memory only until published", exc)
+        return None
 
 
 @dataclass(order=True)
@@ -91,14 +110,17 @@ class Runtime:
         tape_path: str | None = None,
         realtime: bool = True,
         heartbeat: bool = True,
+        state_dir: str | None = None,
     ) -> None:
         self.config = config
         self.profile = profile
         self.devices = devices
         self.clock = clock
         self.realtime = realtime
-        self.boot_id = uuid.uuid4().hex[:16]
         self.site, self.seat = config.seat.site, config.seat.id
+        # Events are durable before they are published when the seat has a state directory.
+        self.outbox = open_outbox(config, state_dir) if use_broker and state_dir else None
+        self.boot_id = self.outbox.boot_id if self.outbox else new_boot_id()
         self.queue: queue.Queue[tuple[Instant, Input]] = queue.Queue()
         self._timers: list[_Timer] = []
         self._order = itertools.count()
@@ -123,7 +145,12 @@ class Runtime:
         self.link: SeatLink | None = None
         if use_broker:
             self.link = SeatLink(
-                config, self.boot_id, self._on_command, self._on_connected, url=broker_url
+                config,
+                self.boot_id,
+                self._on_command,
+                self._on_connected,
+                url=broker_url,
+                outbox=self.outbox,
             )
         if heartbeat:
             self.every(HEARTBEAT_S, lambda: None)
@@ -142,17 +169,31 @@ class Runtime:
             return
         if command.name == "resend":
             if self.link:
-                self.link.reply(
-                    "resend",
-                    {
-                        "id": command.request_id,
-                        "ok": False,
-                        "error": "resend: no durable outbox on this seat",
-                    },
-                )
+                self.link.reply("resend", self._resend(command))
             return
         if command.input is not None:
             self.sink(command.input)
+
+    def _resend(self, command: Command) -> dict[str, Any]:
+        """Answer a consumer's gap from the outbox: how many are on their way, which are gone."""
+        assert self.link is not None
+        args = command.args or {}
+        result = self.link.resend(args["boot_id"], args["from_seq"], args["to_seq"])
+        if result is None:
+            return {
+                "id": command.request_id,
+                "ok": False,
+                "error": "resend: this seat runs without an outbox ([storage] state_dir)",
+            }
+        missing = [
+            {"boot_id": r.boot_id, "from_seq": r.from_seq, "to_seq": r.to_seq}
+            for r in result.missing
+        ]
+        return {
+            "id": command.request_id,
+            "ok": True,
+            "data": {"queued": result.queued, "missing": missing},
+        }
 
     # --- timers --------------------------------------------------------------------------------
 
@@ -199,6 +240,8 @@ class Runtime:
                 log.warning("stopping %s: %s", type(device).__name__, exc)
         if self.link:
             self.link.stop()
+        if self.outbox:
+            self.outbox.close()
         if self.recorder:
             self.recorder.close()
 
@@ -331,13 +374,11 @@ class Runtime:
                 self._identify(seconds)
 
     def _emit(self, event: Event) -> None:
-        if self.events_out is not None:
-            self.events_out.write(
-                json.dumps(event_payload(self.boot_id, event), ensure_ascii=False) + "\n"
-            )
+        # With an outbox the event is numbered and on disk before anything else sees it.
+        wire = self.link.publish_event(event) if self.link else event_payload(self.boot_id, event)
+        if self.events_out is not None and wire is not None:
+            self.events_out.write(json.dumps(wire, ensure_ascii=False) + "\n")
             self.events_out.flush()
-        if self.link:
-            self.link.publish_event(event)
 
     def _screen_lock(self, reason: str) -> None:
         command = self.config.hooks.screen_lock

@@ -123,6 +123,7 @@ def build(
     loop: bool = False,
     levels_hz: float = 10.0,
     delay: float = 0.0,
+    state_dir: str | None = None,
 ) -> tuple[Runtime, VirtualSeat]:
     """A runtime playing `scenario`; run it with `runtime.run(until=...)` or in a thread."""
     from pathlib import Path
@@ -146,6 +147,7 @@ def build(
         tape_path=tape_path,
         realtime=not fast,
         heartbeat=False,
+        state_dir=state_dir,
     )
     schedule(runtime, seat, scenario, offset=delay, loop=loop)
     runtime.every(seat.audio.period_s, seat.audio.tick)

@@ -259,6 +259,7 @@ class RunningSeat:
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
+        self._barriers = 0
         self.publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
         self.publisher.connect("127.0.0.1", broker.port)
         self.publisher.loop_start()
@@ -300,14 +301,36 @@ class RunningSeat:
 
     def call_events(self, since: int) -> list[str]:
         """Call and mute events since a mark, without those the real clock may add at any
-        time (presence, shift, and dead air after 5 s of silence in a call)."""
-        kinds = [e["type"] for e in self.sub.of("event", since)]
+        time (presence, shift, and dead air after 5 s of silence in a call).
+
+        Events come through the outbox in seq order but apart from replies, so this first
+        sends `identify` as a barrier: once its `seat.identify` event is here, every event the
+        seat made before it is here too."""
+        self._barriers += 1
+        barrier = f"barrier-{self._barriers}"
+        self.command("identify", {"id": barrier}, barrier)
+        wait_until(
+            lambda: any(e["type"] == "seat.identify" for e in self.sub.of("event", since)),
+            10,
+            "the barrier's seat.identify event",
+        )
+        events = self.sub.of("event", since)
+        kinds = [e["type"] for e in events[: [e["type"] for e in events].index("seat.identify")]]
         return [k for k in kinds if k.startswith(("call.", "mute.")) and k != "call.dead_air"]
 
     def check_events(self) -> list[dict[str, Any]]:
-        """Events so far: valid, one boot, consecutive from 0 (the subscriber saw the boot)."""
+        """Events so far, de-duplicated as a consumer does by (boot_id, seq): valid, one boot,
+        consecutive from 0 (the subscriber saw the boot); a resent copy equals the first."""
         self.sub.assert_valid()
-        events: list[dict[str, Any]] = self.sub.of("event")
+        events: list[dict[str, Any]] = []
+        seen: dict[tuple[str, int], dict[str, Any]] = {}
+        for event in self.sub.of("event"):
+            key = (event["boot_id"], event["seq"])
+            if key in seen:
+                assert event == seen[key], "a resent event differs from its first copy"
+                continue
+            seen[key] = event
+            events.append(event)
         assert [e["seq"] for e in events] == list(range(len(events)))
         assert len({e["boot_id"] for e in events}) <= 1
         return events
@@ -360,7 +383,7 @@ def test_cti_call_commands_drive_the_call_and_the_retained_state(seat: RunningSe
     # Resume while active: nothing to resume, so the seat agrees (ok) and changes nothing.
     reply, mark = seat.command("call", {"id": "r4", "action": "resume"}, "r4")
     assert reply == {"id": "r4", "ok": True, "data": {"call": "active"}}
-    # Events of a command are published before its reply: no call event came for this one.
+    # No call event came for this one.
     assert seat.call_events(mark) == []
 
     # Hold: the enforced hold_mute policy mutes the mic; resume opens it again.
@@ -432,9 +455,8 @@ def test_identify_replies_ok_and_publishes_a_seat_identify_event(seat: RunningSe
     validate("cmd/identify", {"id": "i1"})
     reply, mark = seat.command("identify", {"id": "i1"}, "i1")
     assert reply == {"id": "i1", "ok": True}
-    # The event is published before the reply, so it is already here.
-    identify = [e for e in seat.sub.of("event", mark) if e["type"] == "seat.identify"]
-    assert [e["data"] for e in identify] == [{}]
+    seen = seat.sub.wait_for("event", lambda e: e["type"] == "seat.identify", mark)
+    assert seen["data"] == {}
     seat.check_events()
 
 
@@ -451,11 +473,36 @@ def test_rebirth_republishes_retained_info_and_state(seat: RunningSeat) -> None:
     seat.check_events()
 
 
-def test_resend_is_answered_not_ok_without_a_durable_outbox(seat: RunningSeat) -> None:
-    payload = {"id": "s1", "boot_id": seat.sub.last("info")["boot_id"], "from_seq": 0, "to_seq": 1}
+def test_resend_publishes_held_events_again_and_names_what_is_gone(seat: RunningSeat) -> None:
+    """A consumer that saw a gap asks with cmd/resend; the seat answers from its outbox."""
+    boot = seat.sub.last("info")["boot_id"]
+    mark = seat.send("call", {"id": "rs0", "action": "ring"})
+    seat.sub.wait_for("event", lambda e: e["type"] == "call.ringing", mark, "an event to resend")
+    first = {(e["boot_id"], e["seq"]): e for e in seat.sub.of("event")}
+    assert (boot, 0) in first
+    payload = {"id": "s1", "boot_id": boot, "from_seq": 0, "to_seq": 1}
     validate("cmd/resend", payload)
-    reply, _ = seat.command("resend", payload, "s1")
-    assert reply == {"id": "s1", "ok": False, "error": "resend: no durable outbox on this seat"}
+    reply, mark = seat.command("resend", payload, "s1")
+    assert reply == {"id": "s1", "ok": True, "data": {"queued": 2, "missing": []}}
+    wait_until(lambda: len(seat.sub.of("event", mark)) >= 2, 10, "the resent events")
+    again = seat.sub.of("event", mark)[:2]
+    assert again == [first[(boot, 0)], first[(boot, 1)]]  # the same records, byte for byte
+
+    # A range this boot never reached, and a boot the seat never had: named as missing.
+    top = max(seq for (b, seq) in first if b == boot)
+    reply, _ = seat.command(
+        "resend", {"id": "s2", "boot_id": boot, "from_seq": top + 100, "to_seq": top + 101}, "s2"
+    )
+    assert reply["ok"] is True and reply["data"]["queued"] == 0
+    assert reply["data"]["missing"] == [
+        {"boot_id": boot, "from_seq": top + 100, "to_seq": top + 101}
+    ]
+    reply, _ = seat.command(
+        "resend", {"id": "s3", "boot_id": "0-00000000", "from_seq": 0, "to_seq": 0}, "s3"
+    )
+    assert reply["data"]["missing"] == [{"boot_id": "0-00000000", "from_seq": 0, "to_seq": 0}]
+    seat.command("call", {"id": "rs9", "action": "end"}, "rs9")
+    seat.check_events()
 
 
 def test_killed_seat_goes_offline_by_its_will(broker: Mosquitto, tmp_path: Path) -> None:

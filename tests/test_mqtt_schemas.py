@@ -191,10 +191,10 @@ def test_event_payload_on_the_wire_is_the_envelope_of_the_schema(played: dict[st
     from edge.effects import Event
 
     wire = event_payload(
-        "0123456789abcdef", Event(seq=0, ts="2026-11-23T08:44:00.000Z", type="seat.identify")
+        "12-89abcdef", Event(seq=0, ts="2026-11-23T08:44:00.000Z", type="seat.identify")
     )
     assert validate("event", wire) == {
-        "boot_id": "0123456789abcdef",
+        "boot_id": "12-89abcdef",
         "seq": 0,
         "ts": "2026-11-23T08:44:00.000Z",
         "type": "seat.identify",

@@ -10,6 +10,7 @@ import json
 import logging
 import signal
 import sys
+import tempfile
 import threading
 import time
 from contextlib import ExitStack
@@ -41,6 +42,11 @@ def register(sub: Any) -> None:
     )
     simulate.add_argument("--record", metavar="TAPE", help="write every input and effect to a tape")
     simulate.add_argument("--profile", help="norm profile name or file instead of the scenario's")
+    simulate.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="keep the event outbox here (default: a scratch directory removed at the end)",
+    )
     simulate.set_defaults(func=simulate_cmd)
 
     replay = sub.add_parser("replay", help="feed a tape to a fresh seat and compare the effects")
@@ -93,7 +99,15 @@ def run_cmd(args: argparse.Namespace) -> int:
     bind_seat(config.seat.site, config.seat.id)
     # The doctor's checks at start (before the devices are opened), published in `info`.
     checks = checks_json(run_checks_for(config))["checks"]
-    runtime = Runtime(config, profile, devices, clock, broker_url=url, tape_path=args.record)
+    runtime = Runtime(
+        config,
+        profile,
+        devices,
+        clock,
+        broker_url=url,
+        tape_path=args.record,
+        state_dir=config.storage.state_dir,
+    )
     runtime.checks = checks
     if "simulate" in config.call.sources and config.call.scenario:
         try:
@@ -166,6 +180,9 @@ def simulate_cmd(args: argparse.Namespace) -> int:
             stack.callback(broker.stop)
             broker_url = broker.url
         out = _open_out(stack, args.events_out)
+        state_dir = args.state_dir
+        if broker_url is not None and state_dir is None:
+            state_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="seatbox-sim-"))
         try:
             runtime, _ = sim.build(
                 scenario,
@@ -174,6 +191,7 @@ def simulate_cmd(args: argparse.Namespace) -> int:
                 events_out=out,
                 tape_path=args.record,
                 profile=profile,
+                state_dir=state_dir,
             )
         except ConfigError as exc:
             print(exc, file=sys.stderr)
