@@ -257,6 +257,10 @@ class Outbox:
         self._clock = clock
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
+        # Rows up to this id were read for publishing: they are in (or on their way into) the
+        # MQTT client's memory, which sends them again after a reconnect. Dropping them would
+        # free nothing and report as lost events that still arrive.
+        self._claimed = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -372,8 +376,8 @@ class Outbox:
                 continue
             row = self._db.execute(
                 "SELECT id, size, boot_id, seq, type FROM entry WHERE acked IS NULL"
-                " AND priority <= ? ORDER BY priority, id LIMIT 1",
-                (int(priority),),
+                " AND priority <= ? AND id > ? ORDER BY priority, id LIMIT 1",
+                (int(priority), self._claimed),
             ).fetchone()
             if row is None:
                 return False
@@ -408,15 +412,25 @@ class Outbox:
 
     # --- reading and acknowledging ---------------------------------------------------------
 
-    def pending(self, limit: int = 100, after_id: int = 0) -> list[OutboxEntry]:
-        """Unacknowledged events in publish order (oldest boot first, then seq)."""
+    def pending(
+        self, limit: int = 100, after_id: int = 0, claim: bool = False
+    ) -> list[OutboxEntry]:
+        """Unacknowledged events in publish order (oldest boot first, then seq). `claim`: they
+        are about to be published, so the budget may no longer drop them (see `unclaim`)."""
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM entry INDEXED BY entry_unsent"
                 " WHERE acked IS NULL AND id > ? ORDER BY id LIMIT ?",
                 (after_id, limit),
             ).fetchall()
+            if claim and rows:
+                self._claimed = max(self._claimed, int(rows[-1][0]))
         return [_entry(row) for row in rows]
+
+    def unclaim(self) -> None:
+        """The publisher lost what it held (a new client): every unacknowledged row may go."""
+        with self._lock:
+            self._claimed = 0
 
     def ack(self, entry_ids: Iterable[int]) -> None:
         """The broker acknowledged these rows: keep them for resends until purged or needed."""
@@ -678,6 +692,7 @@ class OutboxPump:
             self._by_mid.clear()
             self._acked_ids.clear()
             self._cursor = 0
+        self.outbox.unclaim()
         self.wake()
 
     def wake(self) -> None:
@@ -779,7 +794,7 @@ class OutboxPump:
         # Refill in batches: one query per wire window, not per PUBACK.
         if room <= 0 or (room < self.max_inflight and room < self._handoff):
             return None
-        for entry in self.outbox.pending(room, after_id=self._cursor):
+        for entry in self.outbox.pending(room, after_id=self._cursor, claim=True):
             wait = self._bucket.take(self._clock())
             if wait > 0:
                 return wait

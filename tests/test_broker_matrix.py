@@ -3,6 +3,8 @@ ordered QoS 1 delivery to a persistent subscriber; MQTT 5 where the broker offer
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import pytest
 from brokers import nats_mqtt, rabbitmq_mqtt
 from outbox_support import SeatSide, Subscriber
 from support import mosquitto, wait_until
+from test_e2e_mqtt import REPO, SCENARIOS, seatbox_command
+from test_e2e_mqtt import Subscriber as SeatSubscriber
 
 from edge.broker_check import BrokerConnectError, connect_and_wait
 from edge.config import BrokerSection
@@ -67,3 +71,48 @@ def test_mqtt5_where_offered_else_a_clear_refusal(matrix_url: str, tmp_path: Pat
     finally:
         seat.stop()
         subscriber.stop()
+
+
+def test_the_same_seat_scenario_end_to_end(matrix_url: str, tmp_path: Path) -> None:
+    """`seatbox simulate` (core, norms, outbox, link) unchanged on each broker: a subscriber
+    gets every event the seat wrote to its own log, once after de-duplication, schema-valid."""
+    scenario = SCENARIOS / "hold_mute.toml"
+    site, seat = "lab", "S-holdmute"
+    subscriber = SeatSubscriber(matrix_url, site, seat)
+    log = tmp_path / "events.jsonl"
+    try:
+        run = subprocess.run(
+            [
+                *seatbox_command(),
+                "simulate",
+                str(scenario),
+                "--fast",
+                "--broker",
+                matrix_url,
+                "--events-out",
+                str(log),
+                "--state-dir",
+                str(tmp_path / "state"),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        written = [json.loads(line) for line in log.read_text().splitlines()]
+        assert {e["type"] for e in written} >= {"call.hold", "mute.on", "call.ended"}
+
+        def deduplicated() -> list[dict[str, object]]:
+            seen: dict[tuple[str, int], dict[str, object]] = {}
+            for event in subscriber.of("event"):
+                seen.setdefault((event["boot_id"], event["seq"]), event)
+            return list(seen.values())
+
+        wait_until(lambda: len(deduplicated()) >= len(written), 20, "every event of the run")
+        assert deduplicated() == written
+        subscriber.assert_valid()
+        assert subscriber.last("availability") == "offline"  # the clean goodbye
+        assert subscriber.last("state")["call"]["state"] == "idle"
+    finally:
+        subscriber.close()

@@ -196,6 +196,22 @@ def test_acknowledged_copies_are_dropped_before_any_unsent_event(
     assert not box.loss_pending
 
 
+def test_events_claimed_for_publishing_are_not_dropped_for_room(
+    tmp_path: Path, budget_for_8: int
+) -> None:
+    """What the publisher already holds still goes out after a reconnect: dropping it would
+    free nothing and report as lost an event that arrives. The next unsent ones go instead."""
+    box = Outbox(tmp_path / "o.db", TOPIC, budget_bytes=budget_for_8)
+    _fill(box, ["call.ring"] * 8)
+    claimed = box.pending(limit=3, claim=True)
+    assert [e.seq for e in claimed] == [0, 1, 2]
+    _fill(box, ["mute.on", "mute.on"])
+    assert [e.seq for e in box.pending()] == [0, 1, 2, 5, 6, 7, 8, 9]
+    box.unclaim()  # a new client holds nothing: the oldest unsent may go again
+    _fill(box, ["mute.on"])
+    assert [e.seq for e in box.pending()][:2] == [1, 2]
+
+
 def test_pending_loss_survives_a_restart(tmp_path: Path, budget_for_8: int) -> None:
     box = Outbox(tmp_path / "o.db", TOPIC, budget_bytes=budget_for_8)
     _fill(box, ["call.ring"] * 9)
