@@ -1,5 +1,6 @@
-"""Outbox benchmarks on a local Mosquitto the bench starts: enqueue->subscriber latency over
-10,000 events, and backlog drain of 100,000 events with the outbox vs raw paho QoS 1.
+"""Outbox benchmarks on a local Mosquitto the bench starts: latency over 10,000 events from an
+input entering a real seat runtime's queue to its event at a subscriber (and from the outbox's
+add_event alone), and backlog drain of 100,000 events with the outbox vs raw paho QoS 1.
 
 Run: .venv/bin/python bench/outbox.py [--events 10000] [--backlog 100000]
 """
@@ -113,6 +114,56 @@ def latency(port: int, workdir: Path, events: int) -> dict[str, float]:
     }
 
 
+def seat_latency(port: int, workdir: Path, events: int) -> dict[str, float]:
+    """The whole seat path: `Runtime.sink(input)` -> core -> outbox (fsync) -> pump -> paho ->
+    Mosquitto -> subscriber. `cmd/identify` is the input: it makes exactly one event."""
+    from edge.clock import Clock
+    from edge.config import CallSection, SeatConfig, SeatSection, load_profile
+    from edge.inputs import Identify
+    from edge.runtime import Devices, Runtime
+
+    url = f"mqtt://127.0.0.1:{port}"
+    config = SeatConfig(
+        seat=SeatSection(site="bench", id="s01"),
+        broker=BrokerSection(url=url),
+        call=CallSection(sources=["cti"]),
+    )
+    runtime = Runtime(
+        config,
+        load_profile("default"),
+        Devices(),
+        Clock(),
+        broker_url=url,
+        heartbeat=False,
+        state_dir=str(workdir / "seat"),
+    )
+    counter = Counter(port)
+    thread = threading.Thread(target=runtime.run, daemon=True)
+    thread.start()
+    assert runtime.link is not None
+    runtime.link.connected.wait(10)
+    wait_until(lambda: runtime.link is not None and runtime.link.flush(0.1), 10, "seat idle")
+    base = counter.count
+    total_ms: list[float] = []
+    for n in range(events):
+        counter.event.clear()
+        before = counter.count
+        start = time.perf_counter()
+        runtime.sink(Identify(request_id=f"b{n}"))
+        while counter.count == before:
+            counter.event.wait(1.0)
+            counter.event.clear()
+        total_ms.append((time.perf_counter() - start) * 1000)
+    assert counter.count - base == events, "one event per identify"
+    runtime.stop()
+    thread.join(10)
+    counter.stop()
+    return {
+        "p50_ms": statistics.median(total_ms),
+        "p99_ms": statistics.quantiles(total_ms, n=1000)[989],
+    }
+
+
 def payloads(count: int) -> list[bytes]:
     return [
         json.dumps(
@@ -209,6 +260,11 @@ def main() -> None:
         broker = Mosquitto(workdir, conf, port)
         broker.start()
         try:
+            seat = seat_latency(port, workdir, args.events)
+            print(
+                f"latency seat queue->subscriber over {args.events} events (Runtime, outbox, "
+                f"pump): p50 {seat['p50_ms']:.2f} ms, p99 {seat['p99_ms']:.2f} ms"
+            )
             result = latency(port, workdir, args.events)
             print(
                 f"latency enqueue->subscriber over {args.events} events: "

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edge.config import BrokerSection
+from edge.consumer import StreamError, StreamTracker, Verdict, parse_event
 from edge.mqtt_connect import make_client
 from edge.topics import parse_topic, site_filter
 
@@ -40,8 +41,9 @@ class SeatView:
     state: dict[str, Any] | None = None
     last_event: str = ""
     last_event_ts: str = ""
-    seen: set[tuple[str, int]] = field(default_factory=set)
     events: int = 0
+    missing: int = 0  # events of this seat not (yet) received: gaps being asked for again
+    lost: int = 0  # events the seat reported dropped, or gaps no resend filled
 
 
 @dataclass
@@ -51,11 +53,15 @@ class FloorModel:
     site: str
     seats: dict[str, SeatView] = field(default_factory=dict)
     log: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    # De-duplicates by (seat, boot_id, seq), finds gaps and says which resends to ask for.
+    tracker: StreamTracker = field(default_factory=StreamTracker)
+    invalid: int = 0  # event payloads that were not seatbox events (ignored)
 
     def seat(self, seat_id: str) -> SeatView:
         return self.seats.setdefault(seat_id, SeatView(seat=seat_id))
 
-    def apply(self, topic: str, payload: bytes) -> None:
+    def apply(self, topic: str, payload: bytes, now: float | None = None) -> None:
+        """One message in; `now` (monotonic seconds) times gaps for resend requests."""
         parsed = parse_topic(topic)
         if parsed is None or parsed[0] != self.site:
             return
@@ -64,22 +70,51 @@ class FloorModel:
         if leaf == "availability":
             view.online = payload == b"online"
             return
+        if leaf == "event":
+            self._event(view, payload, time.monotonic() if now is None else now)
+            return
         try:
             body = json.loads(payload)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return
         if leaf == "state" and isinstance(body, dict):
             view.state = body
-        elif leaf == "event" and isinstance(body, dict):
-            ident = (str(body.get("boot_id")), int(body.get("seq", -1)))
-            if ident in view.seen:
-                return  # QoS 1 may deliver twice; the floor counts once
-            view.seen.add(ident)
-            view.events += 1
-            view.last_event = str(body.get("type", ""))
-            view.last_event_ts = str(body.get("ts", ""))
-            if _notable(view.last_event):
-                self.log.append(f"{body.get('ts', '')[11:19]} {seat_id} {view.last_event}")
+
+    def _event(self, view: SeatView, payload: bytes, now: float) -> None:
+        try:
+            event = parse_event(payload)
+        except StreamError as exc:
+            self.invalid += 1
+            log.warning("floor view: ignored event of %s: %s", view.seat, exc)
+            return
+        accepted = self.tracker.accept(self.site, view.seat, event, now)
+        if accepted.verdict is Verdict.DUPLICATE:
+            return  # QoS 1 and resends may deliver twice; the floor counts once
+        view.events += 1
+        if event.type == "outbox.loss":
+            total = event.data.get("total", 0)
+            view.lost += total if isinstance(total, int) else 0
+        self._count_gaps()
+        view.last_event = event.type
+        view.last_event_ts = event.ts
+        if _notable(view.last_event):
+            self.log.append(f"{event.ts[11:19]} {view.seat} {view.last_event}")
+
+    def resends(self, now: float) -> list[tuple[str, bytes]]:
+        """(topic, payload) of the `cmd/resend` requests due now; gaps given up count as lost."""
+        given_up = len(self.tracker.given_up())
+        requests = self.tracker.due_resends(now)
+        for gap in self.tracker.given_up()[given_up:]:
+            self.seat(gap.seat).lost += gap.last - gap.first + 1
+        self._count_gaps()
+        return [(r.topic, r.payload()) for r in requests]
+
+    def _count_gaps(self) -> None:
+        missing: dict[str, int] = {}
+        for gap in self.tracker.gaps():
+            missing[gap.seat] = missing.get(gap.seat, 0) + gap.last - gap.first + 1
+        for seat_id, view in self.seats.items():
+            view.missing = missing.get(seat_id, 0)
 
 
 def _notable(kind: str) -> bool:
@@ -138,6 +173,10 @@ def seat_panel(view: SeatView, now: datetime) -> Panel:
     lines.append("\n")
     for violation in state.get("violations", []):
         lines.append(f"! {violation['type']}\n", style="bold red")
+    if view.missing or view.lost:
+        gaps = [f"{view.missing} missing"] if view.missing else []
+        gaps += [f"{view.lost} lost"] if view.lost else []
+        lines.append(", ".join(gaps) + "\n", style="bold yellow")
     if view.last_event:
         lines.append(view.last_event, style="dim italic")
     border = "red" if state.get("violations") else ("grey50" if view.online is False else style)
@@ -178,6 +217,8 @@ class FloorView:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.site = site
+        self._stopped = threading.Event()
+        self._asker: threading.Thread | None = None
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -188,13 +229,30 @@ class FloorView:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         with self.lock:
-            self.model.apply(message.topic, message.payload)
+            self.model.apply(message.topic, message.payload, time.monotonic())
+
+    def ask_for_gaps(self) -> int:
+        """Publish the due `cmd/resend` requests (a read-only supervisor identity is refused
+        by the broker's ACL; the `floor` service identity may ask). Returns how many."""
+        with self.lock:
+            requests = self.model.resends(time.monotonic())
+        for topic, payload in requests:
+            self.client.publish(topic, payload, qos=1)
+        return len(requests)
+
+    def _ask_loop(self, period_s: float = 1.0) -> None:
+        while not self._stopped.wait(period_s):
+            self.ask_for_gaps()
 
     def start(self) -> None:
         self.client.connect_async(self.endpoint.host, self.endpoint.port)
         self.client.loop_start()
+        self._stopped.clear()
+        self._asker = threading.Thread(target=self._ask_loop, name="floor-resend", daemon=True)
+        self._asker.start()
 
     def stop(self) -> None:
+        self._stopped.set()
         self.client.disconnect()
         self.client.loop_stop()
 
