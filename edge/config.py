@@ -139,6 +139,9 @@ class StorageSection(Section):
     state_dir: str = "/var/lib/seatbox"
     outbox_budget_mb: float = Field(default=64.0, ge=0.016)  # disk budget of the event outbox
     outbox_keep_acked: Duration = 3600.0  # acknowledged events kept to answer cmd/resend
+    # The day's hearing dose is written to <state_dir>/hearing-dose.json this often and at stop;
+    # a crash loses at most this much exposure (edge/dose_store.py). Each write is ~200 bytes.
+    dose_save_every: Duration = Field(default=60.0, gt=0)
 
 
 class HooksSection(Section):

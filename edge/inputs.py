@@ -49,6 +49,21 @@ class Identify:
 
 
 @dataclass(frozen=True, slots=True)
+class RestoreDose:
+    """The day's noise dose saved before a restart (`edge/dose_store.py`), given back once.
+
+    An input rather than an argument of `new_seat`: a tape records it like any other input, so
+    replay stays exact, and the core decides with its own `now` whether it belongs to today.
+    Fields as `dsp.exposure.NoiseDose.to_dict()`: the local day (ISO date), the A-weighted
+    exposure at the ear in Pa^2 s, and the seconds of receive audio it was measured over.
+    """
+
+    day: str
+    exposure_pa2s: float
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed: the shell sends one at each deadline the core asked for, and once a second."""
 
@@ -71,6 +86,7 @@ Input = (
     | RadarStatus
     | AudioLevels
     | AudioStatus
+    | RestoreDose
     | Tick
 )
 
@@ -92,6 +108,7 @@ INPUT_TYPES: tuple[type, ...] = (
     RadarStatus,
     AudioLevels,
     AudioStatus,
+    RestoreDose,
     Tick,
 )
 

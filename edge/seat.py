@@ -45,7 +45,7 @@ from edge.effects import (
     SetMicMute,
     SetRxCap,
 )
-from edge.inputs import CtiCommand, Identify, Input, Tick
+from edge.inputs import CtiCommand, Identify, Input, RestoreDose, Tick
 from edge.norms import NORMS
 from edge.norms.base import Ctx, earliest
 from edge.shift import next_boundary, phase_at
@@ -307,8 +307,8 @@ def apply_input(f: Facts, inp: Input, now: Instant) -> tuple[Facts, list[Request
                     overtalk_s=f.call.overtalk_s + both,
                 )
                 f = replace(f, call=call)
-        case Tick():
-            pass
+        case RestoreDose() | Tick():
+            pass  # a restored dose is the hearing norm's alone; time is every norm's
     return f, list(emits), replies
 
 

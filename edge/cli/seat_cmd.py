@@ -95,6 +95,9 @@ def run_cmd(args: argparse.Namespace) -> int:
     checks = checks_json(run_checks_for(config))["checks"]
     runtime = Runtime(config, profile, devices, clock, broker_url=url, tape_path=args.record)
     runtime.checks = checks
+    from edge.dose_store import DoseStore
+
+    DoseStore.for_config(config).attach(runtime)  # today's hearing dose survives a restart
     if "simulate" in config.call.sources and config.call.scenario:
         try:
             scenario = load_scenario(Path(args.config).parent / config.call.scenario)
