@@ -119,6 +119,12 @@ class AudioSection(Section):
     block: Duration = 0.02
     levels_hz: float = Field(default=10.0, gt=0, le=50)
     vad_mode: int = Field(default=2, ge=0, le=3)  # webrtcvad aggressiveness, 3 = fewest false voice
+    # Mute and receive-cap enforcement on the headset's ALSA mixer (sounddevice backend):
+    # auto = the card of tx_device, none = off, or an ALSA control device (hw:CARD=J40).
+    mixer: str = "auto"
+    mixer_capture_switch: str = ""  # e.g. "Mic Capture Switch"; empty: the first found
+    mixer_playback_volume: str = ""  # e.g. "PCM Playback Volume"; empty: the first found
+    mixer_recheck: Duration = Field(default=5.0, gt=0)  # re-applied this often (headset buttons)
 
 
 class RadarSection(Section):

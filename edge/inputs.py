@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from drivers.audio import AudioLevels, AudioStatus
+from drivers.audio import AudioLevels, AudioStatus, MixerStatus
 from drivers.hid.events import (
     Drop,
     Flash,
@@ -86,6 +86,7 @@ Input = (
     | RadarStatus
     | AudioLevels
     | AudioStatus
+    | MixerStatus
     | RestoreDose
     | Tick
 )
@@ -108,6 +109,7 @@ INPUT_TYPES: tuple[type, ...] = (
     RadarStatus,
     AudioLevels,
     AudioStatus,
+    MixerStatus,
     RestoreDose,
     Tick,
 )
