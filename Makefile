@@ -15,12 +15,15 @@ STAMP  := $(VENV)/.seatbox-installed
 #   mosquitto      real broker for the integration tests
 #   libportaudio2  PortAudio for sounddevice
 #   libasound2-plugins alsa-utils  ALSA file PCM for capture tests
+#   pulseaudio libasound2-plugins  a real ALSA control device (the pulse ctl plugin) for the
+#                                  headset-mixer enforcement tests, on machines without a sound card
 DEBS_RUN  := libportaudio2
-DEBS_TEST := mosquitto libportaudio2 alsa-utils
+DEBS_TEST := mosquitto libportaudio2 alsa-utils pulseaudio pulseaudio-utils libasound2-plugins
 #   systemd        systemd-analyze verify/security on the shipped units
 DEBS_TEST += systemd
-# A real box: the venv needs python3-venv; PortAudio for the audio path.
-DEBS_INSTALL := python3-venv libportaudio2
+# A real box: the venv needs python3-venv; PortAudio for the audio path; amixer (alsa-utils)
+# for mute and receive-cap enforcement on the headset's mixer.
+DEBS_INSTALL := python3-venv libportaudio2 alsa-utils
 
 .PHONY: demo test lint bench debs-run debs-test venv clean install uninstall debs-install
 

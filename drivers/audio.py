@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from drivers.alsa_mixer import MixerEnforcer, MixerError, card_control
 from drivers.base import Backoff, Sink
 from drivers.wavfile import read_audio
 from dsp.meter import ChannelMeter, resample, to_int16
@@ -39,6 +40,17 @@ class AudioLevels:
 @dataclass(frozen=True, slots=True)
 class AudioStatus:
     """The audio path: `ok=False` when a capture device was lost (`headset.audio_lost`)."""
+
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MixerStatus:
+    """Enforcement on the headset's own mixer: `ok=False` when muting or capping failed.
+
+    Reported once per distinct failure, and `ok=True` when it works again.
+    """
 
     ok: bool
     detail: str = ""
@@ -215,6 +227,10 @@ class SoundDeviceAudio:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         stall_s: float = 2.0,
+        mixer: str = "auto",
+        mixer_capture_switch: str = "",
+        mixer_playback_volume: str = "",
+        mixer_recheck_s: float = 5.0,
     ) -> None:
         if not tx_device:
             raise ValueError("audio.tx_device: a PortAudio capture device name is needed")
@@ -245,10 +261,24 @@ class SoundDeviceAudio:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sink: Sink | None = None
+        # Enforcement on the headset's own ALSA mixer (drivers/alsa_mixer.py): "auto" finds the
+        # card of the tx capture device when it is opened, "none" only records the requests.
+        self._auto_mixer = mixer == "auto"
+        self.mixer: MixerEnforcer | None = None
+        if mixer != "none":
+            self.mixer = MixerEnforcer(
+                "" if self._auto_mixer else mixer,
+                capture_switch=mixer_capture_switch,
+                playback_volume=mixer_playback_volume,
+                report=lambda ok, detail: self._emit(MixerStatus(ok=ok, detail=detail)),
+                recheck_s=mixer_recheck_s,
+            )
 
     def start(self, sink: Sink) -> None:
         self._sink = sink
         self._stop.clear()
+        if self.mixer is not None:
+            self.mixer.start()
         self._thread = threading.Thread(target=self._run, name="audio-capture", daemon=True)
         self._thread.start()
 
@@ -257,15 +287,21 @@ class SoundDeviceAudio:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
+        if self.mixer is not None:
+            self.mixer.stop()  # puts back what mute and cap replaced
         self._sink = None
 
     def set_mic_mute(self, muted: bool) -> None:
-        # Levels are measured before the box's gate (hold-mute must not hide speech); the
-        # gate itself is applied in the audio bridge, which reads this state.
+        # The headset's capture switch goes off (when a mixer is reachable): the box's own tx
+        # meter then reads silence too, which no norm needs while muted.
         self.mic_muted = muted
+        if self.mixer is not None:
+            self.mixer.set_mute(muted)
 
     def set_rx_cap(self, max_gain_db: float | None) -> None:
         self.rx_cap_db = max_gain_db
+        if self.mixer is not None:
+            self.mixer.set_cap(max_gain_db)
 
     # -- worker ----------------------------------------------------------------------------
 
@@ -322,6 +358,12 @@ class SoundDeviceAudio:
         try:
             for stream in self._streams:
                 device = _find_input_device(sd, stream.device)
+                if self.mixer is not None and self._auto_mixer and "tx" in stream.channels:
+                    name = str(sd.query_devices(device)["name"])
+                    try:
+                        self.mixer.set_device(card_control(name))
+                    except MixerError as exc:
+                        self.mixer.set_device("", str(exc))
                 channels = max(stream.channels.values()) + 1
                 s = sd.InputStream(
                     device=device,

@@ -58,6 +58,10 @@ def build_devices(config: SeatConfig) -> Devices:
             block_s=audio.block,
             levels_hz=audio.levels_hz,
             vad_mode=audio.vad_mode,
+            mixer=audio.mixer,
+            mixer_capture_switch=audio.mixer_capture_switch,
+            mixer_playback_volume=audio.mixer_playback_volume,
+            mixer_recheck_s=audio.mixer_recheck,
         )
     if config.radar.backend == "virtual":
         devices.radar = VirtualRadar()

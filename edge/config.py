@@ -119,6 +119,12 @@ class AudioSection(Section):
     block: Duration = 0.02
     levels_hz: float = Field(default=10.0, gt=0, le=50)
     vad_mode: int = Field(default=2, ge=0, le=3)  # webrtcvad aggressiveness, 3 = fewest false voice
+    # Mute and receive-cap enforcement on the headset's ALSA mixer (sounddevice backend):
+    # auto = the card of tx_device, none = off, or an ALSA control device (hw:CARD=J40).
+    mixer: str = "auto"
+    mixer_capture_switch: str = ""  # e.g. "Mic Capture Switch"; empty: the first found
+    mixer_playback_volume: str = ""  # e.g. "PCM Playback Volume"; empty: the first found
+    mixer_recheck: Duration = Field(default=5.0, gt=0)  # re-applied this often (headset buttons)
 
 
 class RadarSection(Section):
@@ -139,6 +145,9 @@ class StorageSection(Section):
     state_dir: str = "/var/lib/seatbox"
     outbox_budget_mb: float = Field(default=64.0, ge=0.016)  # disk budget of the event outbox
     outbox_keep_acked: Duration = 3600.0  # acknowledged events kept to answer cmd/resend
+    # The day's hearing dose is written to <state_dir>/hearing-dose.json this often and at stop;
+    # a crash loses at most this much exposure (edge/dose_store.py). Each write is ~200 bytes.
+    dose_save_every: Duration = Field(default=60.0, gt=0)
 
 
 class HooksSection(Section):

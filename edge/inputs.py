@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from drivers.audio import AudioLevels, AudioStatus
+from drivers.audio import AudioLevels, AudioStatus, MixerStatus
 from drivers.hid.events import (
     Drop,
     Flash,
@@ -49,6 +49,21 @@ class Identify:
 
 
 @dataclass(frozen=True, slots=True)
+class RestoreDose:
+    """The day's noise dose saved before a restart (`edge/dose_store.py`), given back once.
+
+    An input rather than an argument of `new_seat`: a tape records it like any other input, so
+    replay stays exact, and the core decides with its own `now` whether it belongs to today.
+    Fields as `dsp.exposure.NoiseDose.to_dict()`: the local day (ISO date), the A-weighted
+    exposure at the ear in Pa^2 s, and the seconds of receive audio it was measured over.
+    """
+
+    day: str
+    exposure_pa2s: float
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed: the shell sends one at each deadline the core asked for, and once a second."""
 
@@ -71,6 +86,8 @@ Input = (
     | RadarStatus
     | AudioLevels
     | AudioStatus
+    | MixerStatus
+    | RestoreDose
     | Tick
 )
 
@@ -92,6 +109,8 @@ INPUT_TYPES: tuple[type, ...] = (
     RadarStatus,
     AudioLevels,
     AudioStatus,
+    MixerStatus,
+    RestoreDose,
     Tick,
 )
 

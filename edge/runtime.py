@@ -138,6 +138,7 @@ class Runtime:
         # each from the newest state, so an older snapshot never lands last in the retained slot.
         self._state_lock = threading.Lock()
         self.progress_hooks: list[Callable[[Instant], object]] = []
+        self.close_hooks: list[Callable[[], object]] = []  # first thing at close (dose_store)
         self.effects_seen: list[Effect] = []  # for tests and replay comparisons (bounded by caller)
         self.keep_effects = False
         self.checks: list[dict[str, str]] = []  # doctor's checks at start, for `info`
@@ -233,6 +234,11 @@ class Runtime:
         return line + (f", {len(f.violations)} violation(s)" if f.violations else "")
 
     def close(self) -> None:
+        for hook in self.close_hooks:
+            try:
+                hook()
+            except Exception:  # a failing hook must not keep the devices open
+                log.exception("close hook failed")
         for device in self.devices.all():
             try:
                 device.stop()

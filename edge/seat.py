@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from drivers.audio import AudioLevels, AudioStatus
+from drivers.audio import AudioLevels, AudioStatus, MixerStatus
 from drivers.hid.events import (
     Drop,
     Flash,
@@ -45,7 +45,7 @@ from edge.effects import (
     SetMicMute,
     SetRxCap,
 )
-from edge.inputs import CtiCommand, Identify, Input, Tick
+from edge.inputs import CtiCommand, Identify, Input, RestoreDose, Tick
 from edge.norms import NORMS
 from edge.norms.base import Ctx, earliest
 from edge.shift import next_boundary, phase_at
@@ -291,6 +291,13 @@ def apply_input(f: Facts, inp: Input, now: Instant) -> tuple[Facts, list[Request
                 elif f.audio_link.ok is False:
                     emits.append(Emit("headset.audio_restored", {"detail": detail}))
                 f = replace(f, audio_link=DevicePart(ok=ok, since=now, detail=detail))
+        case MixerStatus(ok=ok, detail=detail):
+            # Mute or receive cap could not be carried out on the headset: say so each time.
+            if not ok:
+                emits.append(Emit("headset.mixer_failed", {"detail": detail}))
+            elif f.mixer_ok is False:
+                emits.append(Emit("headset.mixer_restored", {"detail": detail}))
+            f = replace(f, mixer_ok=ok)
         case AudioLevels(tx=tx, rx=rx):
             f = replace(
                 f,
@@ -307,8 +314,8 @@ def apply_input(f: Facts, inp: Input, now: Instant) -> tuple[Facts, list[Request
                     overtalk_s=f.call.overtalk_s + both,
                 )
                 f = replace(f, call=call)
-        case Tick():
-            pass
+        case RestoreDose() | Tick():
+            pass  # a restored dose is the hearing norm's alone; time is every norm's
     return f, list(emits), replies
 
 

@@ -121,6 +121,7 @@ class Facts:
     host: HostLeds = HostLeds()
     last_audio: AudioLevels | None = None
     rx_caps: Mapping[str, float] = field(default_factory=dict)  # policy -> max gain dB
+    mixer_ok: bool | None = None  # enforcement on the headset's mixer; None until it reports
     violations: Mapping[str, Instant] = field(default_factory=dict)  # type -> since
 
     @property

@@ -109,6 +109,9 @@ def run_cmd(args: argparse.Namespace) -> int:
         state_dir=config.storage.state_dir,
     )
     runtime.checks = checks
+    from edge.dose_store import DoseStore
+
+    DoseStore.for_config(config).attach(runtime)  # today's hearing dose survives a restart
     if "simulate" in config.call.sources and config.call.scenario:
         try:
             scenario = load_scenario(Path(args.config).parent / config.call.scenario)

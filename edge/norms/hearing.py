@@ -12,9 +12,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from drivers.audio import AudioLevels
+from dsp.exposure import P0_SQ_PA2
 from edge.clock import Instant
 from edge.config import Section
 from edge.effects import CapRx, Emit, Request
+from edge.inputs import RestoreDose
 from edge.norms.base import NO_REQUESTS, Ctx, Norm
 from edge.state import Facts
 
@@ -32,10 +34,18 @@ class Settings(Section):
 
 @dataclass(frozen=True, slots=True)
 class State:
-    day: str = ""
+    day: str = ""  # the local date (the seat clock's zone) the dose belongs to
     energy: float = 0.0  # sum of 10^(LA/10) * seconds at the ear today
+    seconds: float = 0.0  # receive audio measured today
+    dose_pct: float = 0.0  # of the profile's dose limit, as of the last input
     peak_cap_db: float | None = None
     dose_reached: bool = False
+    restored: bool = False  # today's dose from before a restart was added (once a day)
+
+    @property
+    def exposure_pa2s(self) -> float:
+        """The day's A-weighted exposure E = sum p_A^2 t in Pa^2 s (`dsp.exposure.NoiseDose`)."""
+        return P0_SQ_PA2 * self.energy
 
 
 def lex_8h(energy: float) -> float:
@@ -61,12 +71,18 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
         if state.dose_reached:
             requests.append(CapRx("hearing_dose", None))
         state = State(day=day, peak_cap_db=state.peak_cap_db)
+    if isinstance(ctx.input, RestoreDose):
+        return _restore(ctx.input, state, settings, requests)
     if not isinstance(ctx.input, AudioLevels):
         return state, requests or NO_REQUESTS
     rx = ctx.input.rx
     sensitivity = _sensitivity(ctx.after, settings)
+    energy = state.energy + 10 ** ((rx.laeq_dbfs + sensitivity) / 10) * rx.period_s
     state = replace(
-        state, energy=state.energy + 10 ** ((rx.laeq_dbfs + sensitivity) / 10) * rx.period_s
+        state,
+        energy=energy,
+        seconds=state.seconds + rx.period_s,
+        dose_pct=dose_pct(energy, settings.dose_limit_dba),
     )
     peak = rx.peak_dbfs + sensitivity
     if peak > settings.peak_limit_db_spl:
@@ -84,7 +100,7 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
             ),
             CapRx("hearing_peak", cap),
         ]
-    pct = dose_pct(state.energy, settings.dose_limit_dba)
+    pct = state.dose_pct
     if pct >= 100.0 and not state.dose_reached:
         state = replace(state, dose_reached=True)
         data = {
@@ -96,13 +112,42 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
     return state, requests or NO_REQUESTS
 
 
+def _restore(
+    saved: RestoreDose, state: State, settings: Settings, requests: list[Request]
+) -> tuple[State, Sequence[Request]]:
+    """Add the dose saved before a restart, if it is today's and none was added yet.
+
+    What this run measured since its start is kept (added to, not replaced). A restored dose at
+    or above the limit caps the receive gain again; `hearing.dose` is not emitted a second time
+    (the previous run published it).
+    """
+    if saved.day != state.day or state.restored:
+        return state, requests or NO_REQUESTS
+    energy = state.energy + saved.exposure_pa2s / P0_SQ_PA2
+    pct = dose_pct(energy, settings.dose_limit_dba)
+    state = replace(
+        state,
+        energy=energy,
+        seconds=state.seconds + saved.seconds,
+        dose_pct=pct,
+        restored=True,
+    )
+    if pct >= 100.0 and not state.dose_reached:
+        state = replace(state, dose_reached=True)
+        requests.append(CapRx("hearing_dose", settings.dose_cap_db))
+    return state, requests or NO_REQUESTS
+
+
 def deadline(state: State, facts: Facts, settings: Settings, now: Instant) -> float | None:
     return None
 
 
 def public(state: State, now: Instant) -> dict[str, Any]:
     lex = lex_8h(state.energy)
-    return {"lex_8h_dba": round(lex, 1) if math.isfinite(lex) else None}
+    return {
+        "lex_8h_dba": round(lex, 1) if math.isfinite(lex) else None,
+        "dose_pct": round(state.dose_pct, 2),
+    }
 
 
 NORM: Norm[State, Settings] = Norm(
