@@ -307,4 +307,4 @@ def test_a_mixer_failure_becomes_an_event_a_supervisor_sees() -> None:
     ]
     for _, event in h.effects:
         if hasattr(event, "type"):
-            validate("event", event_payload("0123456789abcdef", event))  # type: ignore[arg-type]
+            validate("event", event_payload("12-89abcdef", event))  # type: ignore[arg-type]
