@@ -8,9 +8,6 @@ from __future__ import annotations
 import csv
 import grp
 import os
-import socket
-import ssl
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +15,9 @@ from typing import Any
 import tomli_w
 from pydantic import ValidationError
 
+from edge.broker_check import BrokerConnectError, connect_and_wait
 from edge.config import BrokerSection, ConfigError, SeatConfig, load_config, valid_id
-from edge.mqtt_connect import make_client, parse_url
+from edge.mqtt_connect import parse_url
 
 DEFAULT_OUTPUT = Path("/etc/seatbox/seatbox.toml")
 # The stable name 61-seatbox-radar.rules gives the radar's USB-serial adapter.
@@ -190,116 +188,23 @@ class BrokerCheck:
     fix: str = ""
 
 
-# MQTT 5 reason codes of a refused CONNACK (MQTT 5.0 §3.2.2.2); paho maps the 3.1.1 return
-# codes (MQTT 3.1.1 §3.2.2.3) onto these: 1->0x84, 2->0x85, 3->0x88, 4->0x86, 5->0x87.
-CONNACK_REFUSED: dict[int, tuple[str, str]] = {
-    0x84: (
-        "the broker does not accept this MQTT protocol version",
-        "set [broker] protocol to the version the broker speaks (3.1.1 or 5)",
-    ),
-    0x85: (
-        "the broker rejected the client id",
-        "set [broker] client_id to one the broker accepts (or leave it empty)",
-    ),
-    0x86: (
-        "bad username or password",
-        "check the username and the password file's content against the broker's password list",
-    ),
-    0x87: (
-        "not authorised: the broker refused these credentials",
-        "check the username/password (or client certificate) and the broker's ACL for this seat",
-    ),
-    0x88: ("the broker is unavailable", "try again later; check the broker's own log"),
-    0x89: ("the broker is busy", "try again later"),
-    0x8A: ("this client is banned by the broker", "ask the broker's administrator"),
-    0x8C: ("bad authentication method", "check [broker] settings against the broker"),
-}
-
-
 def check_broker(
     broker: BrokerSection, client_id: str, timeout: float = CHECK_TIMEOUT_S
 ) -> BrokerCheck:
-    """Connect with these settings and credentials, wait for the CONNACK, disconnect."""
+    """Connect with these settings and credentials, wait for the CONNACK, disconnect. The
+    connect and its failure messages are the seat's own (`edge.broker_check`)."""
     if broker.url == "embedded":
         return BrokerCheck(True, "embedded broker: the service starts its own")
     try:
-        client, endpoint = make_client(broker, f"{client_id}-check")
+        client, endpoint = connect_and_wait(broker, f"{client_id}-check", timeout=timeout)
     except ConfigError as exc:
         return BrokerCheck(False, str(exc), "fix the [broker] settings or the files they name")
-    except ssl.SSLError as exc:
-        return BrokerCheck(
-            False,
-            f"TLS files could not be loaded: {exc.reason or exc}",
-            "check that ca/cert/key are PEM files and the key belongs to the certificate",
-        )
-    where = f"{endpoint.host}:{endpoint.port}"
-    client.connect_timeout = timeout
-    answered = threading.Event()
-    outcome: dict[str, int] = {}
-
-    def on_connect(_c: Any, _u: Any, _f: Any, reason_code: Any, _p: Any) -> None:
-        outcome["rc"] = int(reason_code.value)
-        answered.set()
-
-    client.on_connect = on_connect
-    try:
-        client.connect(endpoint.host, endpoint.port, keepalive=max(5, int(broker.keepalive)))
-    except ssl.SSLCertVerificationError as exc:
-        return BrokerCheck(
-            False,
-            f"TLS: the broker's certificate at {where} is not trusted ({exc.verify_message})",
-            "give the CA that signed the broker's certificate (--ca / [broker] ca_file) and use "
-            "the host name the certificate names",
-        )
-    except ssl.SSLError as exc:
-        return BrokerCheck(
-            False,
-            f"TLS handshake with {where} failed ({exc.reason or exc})",
-            "check the port is the broker's TLS port (mqtts://, usually 8883) and, for mutual "
-            "TLS, that the broker trusts the client certificate",
-        )
-    except ConnectionRefusedError:
-        return BrokerCheck(
-            False,
-            f"connection refused by {where}",
-            "check the broker is running and listens on that port (the URL's port)",
-        )
-    except socket.gaierror:
-        return BrokerCheck(
-            False, f"host {endpoint.host!r} not found", "check the host name in the URL and DNS"
-        )
-    except TimeoutError:
-        return BrokerCheck(
-            False,
-            f"no answer from {where} within {timeout:g} s",
-            "check the network, the firewall and the broker address",
-        )
-    except OSError as exc:
-        return BrokerCheck(
-            False,
-            f"cannot reach {where}: {exc.strerror or exc}",
-            "check the network, the firewall and the broker address",
-        )
-    client.loop_start()
-    try:
-        if not answered.wait(timeout):
-            return BrokerCheck(
-                False,
-                f"{where} accepted the connection but sent no MQTT CONNACK within {timeout:g} s",
-                "check the URL's scheme and port: is it an MQTT port (ws:// for websockets)?",
-            )
-        code = outcome["rc"]
-        if code >= 0x80:
-            detail, fix = CONNACK_REFUSED.get(
-                code, (f"the broker refused the connection (reason 0x{code:02x})", "")
-            )
-            return BrokerCheck(False, f"{where}: {detail}", fix)
-        client.disconnect()
-    finally:
-        client.loop_stop()
+    except BrokerConnectError as exc:
+        return BrokerCheck(False, str(exc), exc.fix)
+    client.disconnect()
     how = ", TLS" if endpoint.tls else ""
     who = f" as {broker.username}" if broker.username else ""
-    return BrokerCheck(True, f"connected to {where}{who}{how}")
+    return BrokerCheck(True, f"connected to {endpoint.host}:{endpoint.port}{who}{how}")
 
 
 # --- many seats ---------------------------------------------------------------------------
