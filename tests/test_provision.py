@@ -151,7 +151,10 @@ def test_wrong_password_fails_the_check_but_the_config_is_written(
                      "--output", str(out))  # fmt: skip
     assert result.returncode == 1
     # Mosquitto answers a 3.1.1 CONNECT with a bad password "not authorised" (return code 5).
-    assert f"broker: FAIL the broker at 127.0.0.1:{broker.port} refused the connection: not authorised" in result.stderr
+    assert (
+        f"broker: FAIL the broker at 127.0.0.1:{broker.port} refused the connection: not authorised"
+        in result.stderr
+    )
     assert "broker: fix: check the username/password" in result.stderr
     assert out.is_file()
     assert seatbox("config", "check", str(out)).returncode == 0
