@@ -76,6 +76,7 @@ class SeatLink:
         self._unacked: deque[mqtt.MQTTMessageInfo] = deque()
         self._unacked_lock = threading.Lock()  # events from the core thread, replies from paho's
         self.pump: OutboxPump | None = None
+        self._backlog, self._backlog_at = 0, float("-inf")
         if outbox is not None:
             self.pump = OutboxPump(
                 self.client,
@@ -199,6 +200,20 @@ class SeatLink:
             return None
         wire: dict[str, Any] = json.loads(entry.payload)
         return wire
+
+    def backlog(self, max_age_s: float = 5.0) -> int:
+        """Events stored but not yet acknowledged by the broker (counted at most every
+        `max_age_s`: with a long outage the count scans the backlog)."""
+        if self.outbox is None:
+            return 0
+        now = time.monotonic()
+        if now - self._backlog_at >= max_age_s:
+            self._backlog_at = now
+            try:
+                self._backlog = self.outbox.stats().pending
+            except Exception as exc:  # a status line must never stop the seat
+                log.warning("outbox backlog unknown: %s", exc)
+        return self._backlog
 
     def resend(self, boot_id: str, from_seq: int, to_seq: int) -> ResendResult | None:
         """Publish held events of a range again (a consumer's `cmd/resend`); None: no outbox."""

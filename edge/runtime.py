@@ -231,7 +231,11 @@ class Runtime:
     def status_line(self) -> str:
         f = self.state.facts
         line = f"call {f.call.state}, {f.presence.state}, {'muted' if f.mute.muted else 'mic on'}"
-        return line + (f", {len(f.violations)} violation(s)" if f.violations else "")
+        line += f", {len(f.violations)} violation(s)" if f.violations else ""
+        if self.link is not None and not self.link.connected.is_set():
+            line += ", broker unreachable"
+        backlog = self.link.backlog() if self.link is not None else 0
+        return line + (f", {backlog} event(s) waiting to be sent" if backlog else "")
 
     def close(self) -> None:
         for hook in self.close_hooks:

@@ -82,3 +82,45 @@ def test_service_sends_ready_then_watchdog_pings(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
         listener.close()
+
+
+def test_status_says_when_the_broker_is_unreachable_and_how_many_events_wait(
+    tmp_path: Path,
+) -> None:
+    """`systemctl status seatbox` shows the STATUS line: a seat cut off from its broker says
+    so, and how many events its outbox holds for later."""
+    from support import free_port
+
+    config = tmp_path / "seatbox.toml"
+    nowhere = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens there
+    made = subprocess.run(
+        [SEATBOX, "provision", "--site", "lab", "--seat", "s1", "--broker", nowhere,
+         "--simulate", "--no-check", "--output", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    state = tmp_path / "state"
+    config.write_text(config.read_text().replace('"/var/lib/seatbox"', f'"{state}"'))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify.sock"))
+    listener.settimeout(30)
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    proc = subprocess.Popen([SEATBOX, "run", str(config)], env=env, stderr=subprocess.PIPE)
+    try:
+        seen: list[str] = []
+        while "READY=1" not in seen:  # READY comes after the broker wait, offline
+            seen += listener.recv(4096).decode().split("\n")
+        assert "broker unreachable" in [s for s in seen if s.startswith("STATUS=")][-1]
+        # The seat works on and its events wait on disk; the line says how many (the count is
+        # refreshed every few seconds; a recv timeout fails the test).
+        status = ""
+        while "waiting to be sent" not in status:
+            lines = listener.recv(4096).decode().split("\n")
+            status = next((s for s in reversed(lines) if s.startswith("STATUS=")), status)
+        assert "broker unreachable" in status
+        waiting = int(status.split(", ")[-1].split(" ")[0])
+        assert waiting >= 1  # at least headset.connected, stored on disk
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        listener.close()
