@@ -16,6 +16,7 @@ from drivers.base import Sink
 from drivers.hid import VirtualHeadset
 from drivers.host import VirtualCallHost
 from drivers.radar import VirtualRadar
+from drivers.wavfile import AudioFileError
 from edge.clock import SimClock
 from edge.config import BrokerSection, Profile, SeatConfig, SeatSection, load_profile
 from edge.inputs import CtiCommand
@@ -96,12 +97,16 @@ def _audio(audio: Audio | None, step: Step) -> None:
         return
     channel = step.do.partition(".")[2]
     if "file" in args:
-        audio.play(
-            channel,
-            args["file"],
-            gain_db=float(args.get("gain_db", 0.0)),
-            loop=bool(args.get("loop", False)),
-        )
+        try:
+            audio.play(
+                channel,
+                args["file"],
+                gain_db=float(args.get("gain_db", 0.0)),
+                loop=bool(args.get("loop", False)),
+            )
+        except AudioFileError as exc:  # checked at load; gone or changed since: keep running
+            log.error("%s at %.1f s: %s; the channel plays silence", step.do, step.t, exc)
+            audio.silence(channel)
     else:
         setattr(audio, channel, _channel(getattr(audio, channel), args))
 

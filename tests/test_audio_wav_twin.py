@@ -228,3 +228,18 @@ def test_a_bad_audio_file_step_is_refused_naming_the_step_and_the_key(
     with pytest.raises(ConfigError) as error:
         load_scenario(path)
     assert f"{path}: [[step]] " + message.format(tmp=tmp_path) in str(error.value)
+
+
+def test_a_file_gone_after_loading_plays_silence_and_the_seat_keeps_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "speech.wav").write_bytes(AGENT.read_bytes())
+    scenario = load_scenario(_scenario(tmp_path, 'file = "speech.wav"'))
+    (tmp_path / "speech.wav").unlink()
+    audio = VirtualAudio()
+    audio.play("tx", AGENT)
+    seat = VirtualSeat(headset=None, host=None, radar=None, audio=audio, cti=VirtualCti())  # type: ignore[arg-type]
+    act(seat, scenario.steps[1], lambda: None)
+    assert not audio.playing("tx")
+    assert _played(audio, 1)[0].tx == VirtualChannel().levels(0.1)
+    assert "audio.tx at 2.0 s:" in caplog.text and "speech.wav" in caplog.text
