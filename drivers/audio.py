@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -68,6 +69,8 @@ class Audio(Protocol):
 
 # The virtual twin reports unchanged silence once a second instead of at the levels rate.
 STEADY_SUMMARY_S = 1.0
+# A slammed headset on a channel playing a file: this many full-scale samples in one period.
+IMPACT_SAMPLES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,19 +105,74 @@ class VirtualChannel:
         )
 
 
+@lru_cache(maxsize=16)
+def _load_samples(path: str, samplerate: int) -> npt.NDArray[np.float64]:
+    """A WAV's first channel at `samplerate`, -1..1 (cached: looping scenarios replay files)."""
+    audio = read_audio(path, raw_rate=samplerate)
+    samples = audio.samples
+    if audio.samplerate != samplerate:
+        samples = resample(samples, audio.samplerate, samplerate)
+    samples.setflags(write=False)
+    return samples
+
+
+@dataclass(eq=False)
+class WavChannel:
+    """A channel playing a WAV file: each period of its samples goes through the channel's
+    dsp meter, as captured audio would. After the end (unless looping) it plays digital
+    silence, still through the meter, so an utterance ends as it would on a real line."""
+
+    path: str
+    samples: npt.NDArray[np.int16]
+    loop: bool = False
+    pos: int = 0
+
+    @classmethod
+    def load(
+        cls, path: str | Path, samplerate: int, gain_db: float = 0.0, loop: bool = False
+    ) -> WavChannel:
+        samples = _load_samples(str(path), samplerate)
+        if gain_db:
+            samples = samples * 10.0 ** (gain_db / 20.0)  # to_int16 clips, as a mic would
+        return cls(str(path), to_int16(samples), loop)
+
+    @property
+    def ended(self) -> bool:
+        return not self.loop and self.pos >= self.samples.shape[0]
+
+    def next_block(self, n: int) -> npt.NDArray[np.int16]:
+        block = np.zeros(n, dtype=np.int16)
+        total = self.samples.shape[0]
+        filled = 0
+        while filled < n and total and (self.loop or self.pos < total):
+            chunk = self.samples[self.pos : self.pos + n - filled]
+            block[filled : filled + chunk.shape[0]] = chunk
+            filled += chunk.shape[0]
+            self.pos += chunk.shape[0]
+            if self.loop and self.pos >= total:
+                self.pos = 0
+        return block
+
+
 class VirtualAudio:
     """Virtual twin of the audio path: scenario steps set what each channel plays.
 
-    `tick()` is called once per period by the runtime's scheduler (real or simulated time)
-    and hands one `AudioLevels` to the sink, as the real capture worker does at 10 Hz.
+    A channel plays generated levels (`VirtualChannel`: speech at a level, or noise) or a WAV
+    file (`play`), whose samples go through that channel's `ChannelMeter` (P.56, VAD, peak,
+    A-weighting), the meter the capture driver uses. `tick()` is called once per period by
+    the runtime's scheduler (real or simulated time) and hands one `AudioLevels` to the sink,
+    as the real capture worker does at 10 Hz.
     """
 
-    def __init__(self, period_s: float = 0.1) -> None:
+    def __init__(self, period_s: float = 0.1, samplerate: int = 16000, vad_mode: int = 2) -> None:
         self.period_s = period_s
-        self.tx = VirtualChannel()
-        self.rx = VirtualChannel()
+        self.samplerate = samplerate
+        self.vad_mode = vad_mode
+        self.tx: VirtualChannel | WavChannel = VirtualChannel()
+        self.rx: VirtualChannel | WavChannel = VirtualChannel()
         self.mic_muted = False
         self.rx_cap_db: float | None = None
+        self._meters: dict[str, ChannelMeter] = {}
         self._impact_pending = False
         self._sink: Sink | None = None
         self._last: AudioLevels | None = None
@@ -137,13 +195,55 @@ class VirtualAudio:
         """A headset slammed on the desk: one period with a full-scale, peaky click."""
         self._impact_pending = True
 
+    def play(
+        self, channel: str, path: str | Path, gain_db: float = 0.0, loop: bool = False
+    ) -> None:
+        """Play a WAV file (any PCM width or float, resampled) on "tx" or "rx" from the next
+        period, `gain_db` applied to its samples. A file after a file continues the meter."""
+        playing = WavChannel.load(path, self.samplerate, gain_db, loop)
+        if not isinstance(self._channel(channel), WavChannel):
+            self._meter(channel).reset()  # samples again after generated levels: a fresh meter
+        setattr(self, channel, playing)
+
+    def silence(self, channel: str) -> None:
+        """Stop what the channel plays: generated silence at the default noise floor."""
+        setattr(self, channel, VirtualChannel())
+
+    def playing(self, channel: str) -> bool:
+        """Whether a file is still playing on the channel (a looping one always is)."""
+        current = self._channel(channel)
+        return isinstance(current, WavChannel) and not current.ended
+
+    def _channel(self, channel: str) -> VirtualChannel | WavChannel:
+        if channel == "tx":
+            return self.tx
+        if channel == "rx":
+            return self.rx
+        raise ValueError(f"audio channel must be 'tx' or 'rx', got {channel!r}")
+
+    def _meter(self, channel: str) -> ChannelMeter:
+        if channel not in self._meters:
+            self._meters[channel] = ChannelMeter(self.samplerate, self.period_s, self.vad_mode)
+        return self._meters[channel]
+
+    def _measure(self, channel: str, wav: WavChannel, gain_db: float, click: bool) -> ChannelLevels:
+        meter = self._meter(channel)
+        block = wav.next_block(meter.period)
+        if gain_db < 0:
+            block = to_int16(block.astype(np.float64) / 32768.0 * 10.0 ** (gain_db / 20.0))
+        if click:
+            block[:IMPACT_SAMPLES] = 32767  # the mic's capsule driven to the rail
+        (levels,) = meter.feed(block)  # one block is exactly one period
+        return levels
+
     def tick(self) -> None:
         if self._sink is None:
             return
         # The box measures the mic before its own gate, so hold-mute does not hide speech.
-        tx = self.tx.levels(self.period_s)
-        if self._impact_pending:
-            self._impact_pending = False
+        click, self._impact_pending = self._impact_pending, False
+        if isinstance(self.tx, WavChannel):
+            tx = self._measure("tx", self.tx, 0.0, click)
+        elif click:
             tx = ChannelLevels(
                 period_s=self.period_s,
                 rms_dbov=-28.0,
@@ -151,9 +251,15 @@ class VirtualAudio:
                 clipping_pct=0.05,
                 laeq_dbfs=-30.0,
             )
+        else:
+            tx = self.tx.levels(self.period_s)
         rx_gain = min(0.0, self.rx_cap_db) if self.rx_cap_db is not None else 0.0
-        levels = AudioLevels(tx=tx, rx=self.rx.levels(self.period_s, rx_gain))
-        steady = not (tx.speech or levels.rx.speech) and levels == self._last
+        if isinstance(self.rx, WavChannel):
+            rx = self._measure("rx", self.rx, rx_gain, False)
+        else:
+            rx = self.rx.levels(self.period_s, rx_gain)
+        levels = AudioLevels(tx=tx, rx=rx)
+        steady = not (tx.speech or rx.speech) and levels == self._last
         self._last = levels
         if steady and self._pending_s + self.period_s < STEADY_SUMMARY_S - 1e-9:
             # Unchanged non-speech periods are summed into one report a second, as a
@@ -162,9 +268,7 @@ class VirtualAudio:
             return
         if steady:
             period = self._pending_s + self.period_s
-            levels = AudioLevels(
-                tx=replace(tx, period_s=period), rx=replace(levels.rx, period_s=period)
-            )
+            levels = AudioLevels(tx=replace(tx, period_s=period), rx=replace(rx, period_s=period))
         self._pending_s = 0.0
         self._sink(levels)
 
@@ -172,7 +276,8 @@ class VirtualAudio:
 class LevelsPipeline:
     """Both channels' dsp meters; blocks in, `AudioLevels` out once both have a period.
 
-    Shared by the capture backend and the WAV-playing twin, so both measure identically.
+    The capture backend's pairing of the two channels' `ChannelMeter`s (the virtual twin
+    meters each file-playing channel with the same `ChannelMeter`, so both measure alike).
     """
 
     def __init__(self, samplerate: int, period_s: float, vad_mode: int = 2) -> None:
@@ -450,81 +555,3 @@ def _find_input_device(sd: Any, name: str) -> int:
     if matches:
         raise LookupError(f"audio device {name!r} is ambiguous; input devices: {names}")
     raise LookupError(f"audio device {name!r} not found; input devices: {names}")
-
-
-class WavAudio:
-    """Virtual twin that plays WAV files per channel through the same dsp meters.
-
-    Driven like `VirtualAudio`: `tick()` once per period measures the next period of each
-    channel's file (silence when none or when it ended) and hands `AudioLevels` to the sink.
-    """
-
-    def __init__(self, period_s: float = 0.1, samplerate: int = 16000) -> None:
-        self.period_s = period_s
-        self.samplerate = samplerate
-        self.mic_muted = False
-        self.rx_cap_db: float | None = None
-        self._pipeline = LevelsPipeline(samplerate, period_s)
-        self._period = self._pipeline.tx.period
-        self._playing: dict[str, tuple[npt.NDArray[np.int16], int, bool]] = {}
-        self._sink: Sink | None = None
-
-    def start(self, sink: Sink) -> None:
-        self._sink = sink
-        sink(AudioStatus(ok=True, detail="wav"))
-
-    def stop(self) -> None:
-        self._sink = None
-
-    def set_mic_mute(self, muted: bool) -> None:
-        self.mic_muted = muted
-
-    def set_rx_cap(self, max_gain_db: float | None) -> None:
-        self.rx_cap_db = max_gain_db
-
-    def play(self, channel: str, path: str | Path, loop: bool = False) -> None:
-        """Start playing a WAV (or raw int16 at this twin's rate) on "tx" or "rx"."""
-        if channel not in ("tx", "rx"):
-            raise ValueError(f"audio channel must be 'tx' or 'rx', got {channel!r}")
-        audio = read_audio(path, raw_rate=self.samplerate)
-        samples = audio.samples
-        if audio.samplerate != self.samplerate:
-            samples = resample(samples, audio.samplerate, self.samplerate)
-        self._playing[channel] = (to_int16(samples), 0, loop)
-
-    def silence(self, channel: str) -> None:
-        self._playing.pop(channel, None)
-
-    def playing(self, channel: str) -> bool:
-        return channel in self._playing
-
-    def _next(self, channel: str) -> npt.NDArray[np.int16]:
-        block = np.zeros(self._period, dtype=np.int16)
-        if channel not in self._playing:
-            return block
-        samples, pos, loop = self._playing[channel]
-        filled = 0
-        while filled < self._period:
-            chunk = samples[pos : pos + self._period - filled]
-            block[filled : filled + chunk.shape[0]] = chunk
-            filled += chunk.shape[0]
-            pos += chunk.shape[0]
-            if pos >= samples.shape[0]:
-                if not loop:
-                    self._playing.pop(channel)
-                    return block
-                pos = 0
-        self._playing[channel] = (samples, pos, loop)
-        return block
-
-    def tick(self) -> None:
-        if self._sink is None:
-            return
-        # The box measures the mic before its own gate, so hold-mute does not hide speech.
-        tx = self._next("tx")
-        rx = self._next("rx")
-        if self.rx_cap_db is not None and self.rx_cap_db < 0:
-            rx = to_int16(rx.astype(np.float64) / 32768.0 * 10.0 ** (self.rx_cap_db / 20.0))
-        self._pipeline.feed("tx", tx)
-        for levels in self._pipeline.feed("rx", rx):
-            self._sink(levels)

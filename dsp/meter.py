@@ -173,8 +173,11 @@ class ChannelMeter:
         self._total_voiced += voiced
         self._total_frames += len(flags)
         voiced_s = voiced * self._frame_s
-        speech = voiced_s >= SPEECH_SHARE * duration
-        utterance_s, utterance_db = self._track_utterance(speech, start_counts, counts)
+        voiced_period = voiced_s >= SPEECH_SHARE * duration
+        utterance_s, utterance_db = self._track_utterance(voiced_period, start_counts, counts)
+        # Talking: a voiced period, or a pause inside an utterance (shorter than the gap that
+        # ends it), so the seat does not see the agent stop and restart at every word.
+        speech = voiced_period or self._utterance_start is not None
         return ChannelLevels(
             period_s=duration,
             speech=speech,

@@ -20,7 +20,9 @@ class ChannelLevels:
     """
 
     period_s: float
-    speech: bool = False  # voice activity detected in this period
+    # Talking in this period: voice detected, or a pause inside an utterance (the meter
+    # bridges pauses shorter than its utterance gap, 0.35 s); `voiced_s` is the voice itself.
+    speech: bool = False
     active_s: float = 0.0  # seconds of P.56-active speech in this period
     active_level_dbov: float = SILENCE_DB  # P.56 active level of those active seconds
     rms_dbov: float = SILENCE_DB

@@ -1,6 +1,7 @@
 """Simulation scenarios (TOML): a seat, a start time, and steps that act on virtual devices.
 
-Parsing names the step and the key on every error; `Player` schedules the steps on a runtime.
+Parsing names the step and the key on every error (an audio `file` is checked to be a readable
+WAV at load); `edge.sim.schedule` plays the steps on a runtime.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from drivers.wavfile import AudioFileError, read_audio
 from edge.config import ConfigError, parse_duration, valid_id
 
 ACTIONS: dict[str, set[str]] = {
@@ -34,11 +36,14 @@ ACTIONS: dict[str, set[str]] = {
     "radar.present": {"moving"},
     "radar.absent": set(),
     "radar.lost": set(),
-    "audio.tx": {"level_dbov", "silence", "noise_dbfs", "clipping_pct"},
-    "audio.rx": {"level_dbov", "silence", "noise_dbfs", "clipping_pct"},
+    "audio.tx": {"level_dbov", "silence", "noise_dbfs", "clipping_pct", "file", "gain_db", "loop"},
+    "audio.rx": {"level_dbov", "silence", "noise_dbfs", "clipping_pct", "file", "gain_db", "loop"},
     "audio.impact": set(),
     "end": set(),
 }
+# Audio step arguments of generated levels, and those that only go with `file`.
+GENERATED_ARGS = ("level_dbov", "silence", "noise_dbfs", "clipping_pct")
+FILE_ONLY_ARGS = ("gain_db", "loop")
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,59 @@ def load_scenario(path: str | Path) -> Scenario:
     return scenario_from_dict(data, str(file))
 
 
-def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
+def _wav_file(where: str, value: object, base_dir: Path) -> str:
+    """The `file` argument of an audio step: a readable WAV, relative to the scenario file."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} file: expected a WAV file path, got {value!r}")
+    path = Path(value) if Path(value).is_absolute() else base_dir / value
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{where} file: {path}: not found (relative to the scenario file)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{where} file: {path}: cannot read: {exc.strerror or exc}") from None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise ConfigError(f"{where} file: {path}: not a WAV file (expected a RIFF/WAVE header)")
+    try:
+        audio = read_audio(path)
+    except AudioFileError as exc:
+        raise ConfigError(f"{where} file: {exc}") from None
+    if audio.samples.size == 0:
+        raise ConfigError(f"{where} file: {path}: holds no samples")
+    return str(path)
+
+
+def _audio_args(where: str, action: str, args: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    if "file" not in args:
+        for key in FILE_ONLY_ARGS:
+            if key in args:
+                raise ConfigError(f'{where} {key}: only with file = "..." on {action}')
+        return args
+    for key in GENERATED_ARGS:
+        if key in args:
+            raise ConfigError(
+                f"{where} {key}: not with file (the file's samples are measured; use gain_db)"
+            )
+    if "gain_db" in args and (
+        not isinstance(args["gain_db"], int | float) or isinstance(args["gain_db"], bool)
+    ):
+        raise ConfigError(f"{where} gain_db: expected a number of dB, got {args['gain_db']!r}")
+    if "loop" in args and not isinstance(args["loop"], bool):
+        raise ConfigError(f"{where} loop: expected true or false")
+    return {**args, "file": _wav_file(where, args["file"], base_dir)}
+
+
+def scenario_from_dict(
+    data: dict[str, Any], source: str = "<scenario>", base_dir: str | Path | None = None
+) -> Scenario:
+    """A scenario from parsed TOML; audio `file`s are relative to `base_dir` (default: the
+    directory of `source` when it is a path, else the working directory)."""
+    if base_dir is None:
+        base_dir = "." if source.startswith("<") else Path(source).parent
+    base = Path(base_dir)
     seat = data.get("seat")
     if not isinstance(seat, dict):
         raise ConfigError(f"{source}: [seat]: missing table (site, id, profile, start)")
@@ -127,6 +184,8 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<scenario>") -> Scen
         for key in ("silence", "moving"):
             if key in args and not isinstance(args[key], bool):
                 raise ConfigError(f"{where} {key}: expected true or false")
+        if action in ("audio.tx", "audio.rx"):
+            args = _audio_args(where, action, args, base)
         steps.append(Step(t=t, do=action, args=args))
     ordered = sorted(enumerate(steps), key=lambda pair: (pair[1].t, pair[0]))
     return Scenario(

@@ -5,21 +5,25 @@ The same runtime and core as a real seat; only the devices and the clock are twi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
-from drivers.audio import VirtualAudio, VirtualChannel
+from drivers.audio import Audio, VirtualAudio, VirtualChannel, WavChannel
 from drivers.base import Sink
 from drivers.hid import VirtualHeadset
 from drivers.host import VirtualCallHost
 from drivers.radar import VirtualRadar
+from drivers.wavfile import AudioFileError
 from edge.clock import SimClock
 from edge.config import BrokerSection, Profile, SeatConfig, SeatSection, load_profile
 from edge.inputs import CtiCommand
 from edge.runtime import Devices, Runtime
 from edge.scenario import Scenario, Step
+
+log = logging.getLogger(__name__)
 
 
 class VirtualCti:
@@ -46,7 +50,7 @@ class VirtualSeat:
     headset: VirtualHeadset
     host: VirtualCallHost
     radar: VirtualRadar
-    audio: VirtualAudio
+    audio: Audio | None  # the virtual twin; a real capture when `seatbox run` simulates calls
     cti: VirtualCti
 
     def devices(self) -> Devices:
@@ -59,7 +63,10 @@ class VirtualSeat:
         )
 
 
-def _channel(current: VirtualChannel, args: dict[str, Any]) -> VirtualChannel:
+def _channel(current: VirtualChannel | WavChannel, args: dict[str, Any]) -> VirtualChannel:
+    """Generated levels after a step; a step without `file` ends a file the channel played."""
+    if isinstance(current, WavChannel):
+        current = VirtualChannel()
     if args.get("silence"):
         return VirtualChannel(speech=False, noise_dbfs=args.get("noise_dbfs", current.noise_dbfs))
     if "level_dbov" in args:
@@ -75,6 +82,33 @@ def _channel(current: VirtualChannel, args: dict[str, Any]) -> VirtualChannel:
         noise_dbfs=float(args.get("noise_dbfs", current.noise_dbfs)),
         clipping_pct=float(args.get("clipping_pct", current.clipping_pct)),
     )
+
+
+def _audio(audio: Audio | None, step: Step) -> None:
+    """An `audio.*` step on the virtual audio path: generated levels or a WAV file."""
+    if not isinstance(audio, VirtualAudio):
+        # A seat capturing real audio (`seatbox run` with simulated calls): the microphone
+        # is the audio; the scenario's audio steps have nothing to drive.
+        log.debug("%s at %.1f s: the seat captures real audio; step ignored", step.do, step.t)
+        return
+    args = step.args
+    if step.do == "audio.impact":
+        audio.impact()
+        return
+    channel = step.do.partition(".")[2]
+    if "file" in args:
+        try:
+            audio.play(
+                channel,
+                args["file"],
+                gain_db=float(args.get("gain_db", 0.0)),
+                loop=bool(args.get("loop", False)),
+            )
+        except AudioFileError as exc:  # checked at load; gone or changed since: keep running
+            log.error("%s at %.1f s: %s; the channel plays silence", step.do, step.t, exc)
+            audio.silence(channel)
+    else:
+        setattr(audio, channel, _channel(getattr(audio, channel), args))
 
 
 def act(seat: VirtualSeat, step: Step, stop: Callable[[], None]) -> None:
@@ -96,12 +130,8 @@ def act(seat: VirtualSeat, step: Step, stop: Callable[[], None]) -> None:
         seat.radar.absent()
     elif step.do == "radar.lost":
         seat.radar.lose()
-    elif step.do == "audio.tx":
-        seat.audio.tx = _channel(seat.audio.tx, args)
-    elif step.do == "audio.rx":
-        seat.audio.rx = _channel(seat.audio.rx, args)
-    elif step.do == "audio.impact":
-        seat.audio.impact()
+    elif device == "audio":
+        _audio(seat.audio, step)
 
 
 def scenario_config(scenario: Scenario, broker_url: str | None = None) -> SeatConfig:
@@ -130,11 +160,12 @@ def build(
 
     profile = profile or load_profile(scenario.profile, base_dir=Path(scenario.path).parent)
     clock = SimClock(start or scenario.start, realtime=not fast)
+    audio = VirtualAudio(period_s=1.0 / levels_hz)
     seat = VirtualSeat(
         headset=VirtualHeadset(),
         host=VirtualCallHost(),
         radar=VirtualRadar(),
-        audio=VirtualAudio(period_s=1.0 / levels_hz),
+        audio=audio,
         cti=VirtualCti(),
     )
     runtime = Runtime(
@@ -150,7 +181,7 @@ def build(
         state_dir=state_dir,
     )
     schedule(runtime, seat, scenario, offset=delay, loop=loop)
-    runtime.every(seat.audio.period_s, seat.audio.tick)
+    runtime.every(audio.period_s, audio.tick)
     return runtime, seat
 
 

@@ -122,7 +122,7 @@ def run_cmd(args: argparse.Namespace) -> int:
             headset=devices.headset,  # type: ignore[arg-type]
             host=devices.host,  # type: ignore[arg-type]
             radar=devices.radar,  # type: ignore[arg-type]
-            audio=devices.audio,  # type: ignore[arg-type]
+            audio=devices.audio,
             cti=sim.VirtualCti(),
         )
         devices.extra.append(seat.cti)

@@ -42,10 +42,14 @@ def _level(state: State) -> float:
     return 10 * math.log10(state.energy / state.active_s)
 
 
-def _close_utterance(state: State, settings: Settings) -> tuple[State, list[Request]]:
+def _close_utterance(
+    state: State, settings: Settings, measured_dbov: float | None = None
+) -> tuple[State, list[Request]]:
+    """Judge the utterance: at the meter's P.56 level of the whole utterance when the period
+    that ends it carries one (captured or file audio), else at the power mean of its periods."""
     requests: list[Request] = []
     if state.active_s >= settings.min_utterance and state.energy > 0:
-        level = _level(state)
+        level = _level(state) if measured_dbov is None else measured_dbov
         clipping = state.clipped / state.samples_s if state.samples_s else 0.0
         data = {"level_dbov": round(level, 1), "utterance_s": round(state.active_s, 2)}
         checks = (
@@ -86,7 +90,8 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
                 clipped=state.clipped + tx.clipping_pct * tx.period_s,
             )
         elif not tx.speech and state.active_s > 0:
-            state, requests = _close_utterance(state, settings)
+            measured = tx.utterance_level_dbov if tx.utterance_s > 0 else None
+            state, requests = _close_utterance(state, settings, measured)
     if call_before.in_call and not call_after.in_call:
         state, requests = _close_utterance(state, settings)
         if len(state.utterances) >= 3 and "speech.unsteady" not in state.said:
