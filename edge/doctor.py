@@ -9,13 +9,16 @@ import ctypes
 import ctypes.util
 import errno
 import grp
+import json
 import logging
 import os
 import pwd
 import shutil
+import sqlite3
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +39,7 @@ CHECK_NAMES = (
     "radar",
     "clock",
     "disk",
+    "outbox",
     "permissions",
 )
 SERVICE_USER = "seatbox"
@@ -55,6 +59,19 @@ DISK_WARN_BYTES = 100 * 1024 * 1024
 # digital silence (-100 dBov) or a muted/unplugged capsule sits below.
 MIC_SILENT_DBOV = -70.0
 MIC_PROBE_SECONDS = 1.0
+
+# The seat's outbox (edge.runtime.open_outbox opens <state_dir>/outbox.sqlite).
+OUTBOX_FILE = "outbox.sqlite"
+# Connected, the pump publishes an event within milliseconds, and a lost connection is retried
+# at least every 30 s (edge/mqtt.py, reconnect max_delay): an unacknowledged event older than
+# 5 min means the broker has been out of reach for many attempts, or the seat is not running.
+OUTBOX_BACKLOG_WARN_S = 300.0
+# The budget drops events once full (docs/reliability.md): above 80 % a longer outage will
+# start dropping informational events, time to look before it happens.
+OUTBOX_USAGE_WARN = 0.80
+# quick_check reads every page: ~0.1 s for a full 64 MB outbox on a Pi 4's SD card; stop and
+# say "not checked" rather than hold up doctor (or the seat's start) on a dying disk.
+OUTBOX_CHECK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,7 @@ class Host:
         default=lambda audio, seconds: probe_microphone(audio, seconds)
     )
     audio_devices: Callable[[], list[dict[str, Any]]] = field(default=lambda: portaudio_devices())
+    wall_clock: Callable[[], float] = time.time  # epoch seconds, as the outbox stamps events
 
 
 # --- headset --------------------------------------------------------------------------------
@@ -529,6 +547,183 @@ def check_disk(config: SeatConfig, host: Host) -> Check:
     return Check("disk", "OK", f"{free_mb:.0f} MB free in {state}")
 
 
+# --- outbox -----------------------------------------------------------------------------------
+
+
+class OutboxUnreadable(Exception):
+    """The outbox file is there but SQLite cannot read it as an outbox (damaged, foreign)."""
+
+
+@dataclass(frozen=True)
+class OutboxReading:
+    pending: int  # stored, not yet acknowledged by the broker
+    oldest_pending: float | None  # epoch seconds the oldest of them was stored
+    used_bytes: int  # what the disk budget counts (edge.outbox: the sum of `size`)
+    lost: dict[str, int]  # drops not yet reported in an outbox.loss event, by event type
+    integrity_checked: bool  # False: quick_check did not finish within OUTBOX_CHECK_S
+
+
+def _fingerprint(path: Path) -> tuple[int, int, int, int]:
+    info = path.stat()
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def read_outbox(path: Path, limit_s: float = OUTBOX_CHECK_S) -> OutboxReading:
+    """Read the seat's outbox without writing anything, not even files next to it.
+
+    With a seat running (its -wal file exists) a `mode=ro` connection is one more WAL reader,
+    which never blocks the writer. Without one, `mode=ro` would create -wal and -shm files
+    owned by whoever runs doctor, so the file is read `immutable` instead, and read again the
+    ordinary way if a seat opened it meanwhile.
+    """
+    wal = Path(f"{path}-wal")
+    quiet = not wal.exists()
+    before = _fingerprint(path) if quiet else None
+    reading = _query_outbox(path, quiet, limit_s)
+    if quiet and (wal.exists() or _fingerprint(path) != before):
+        reading = _query_outbox(path, not wal.exists(), limit_s)
+    return reading
+
+
+def _query_outbox(path: Path, immutable: bool, limit_s: float) -> OutboxReading:
+    uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=1.0, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise OutboxUnreadable(f"cannot open it ({exc})") from exc
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if not {"entry", "meta"} <= tables:
+            raise OutboxUnreadable("not a seatbox outbox (no `entry` and `meta` tables)")
+        checked = True
+        started = time.monotonic()
+        # quick_check past the limit is interrupted (SQLITE_INTERRUPT, "interrupted").
+        db.set_progress_handler(lambda: int(time.monotonic() - started > limit_s), 10_000)
+        try:
+            problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.OperationalError as exc:
+            if "interrupt" not in str(exc):
+                raise
+            checked, problems = False, ["ok"]
+        db.set_progress_handler(None, 0)  # the counts below are one index or table scan each
+        if problems != ["ok"]:
+            raise OutboxUnreadable(f"integrity check failed: {'; '.join(problems)}")
+        pending, oldest = db.execute(
+            "SELECT COUNT(*), MIN(created) FROM entry WHERE acked IS NULL"
+        ).fetchone()
+        used = db.execute("SELECT COALESCE(SUM(size), 0) FROM entry").fetchone()[0]
+        row = db.execute("SELECT value FROM meta WHERE key = 'loss'").fetchone()
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed", ...
+        raise OutboxUnreadable(str(exc)) from exc
+    finally:
+        db.close()
+    lost: dict[str, int] = {}
+    if row is not None and row[0]:
+        try:
+            lost = {str(k): int(v) for k, v in json.loads(row[0])["dropped"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # The seat would fail to open this outbox (edge.outbox reads the record at start).
+            raise OutboxUnreadable(f"its loss record (meta 'loss') is not readable: {exc}") from exc
+    return OutboxReading(int(pending), oldest, int(used), lost, checked)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _duration_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def check_outbox(config: SeatConfig, host: Host) -> Check:
+    state = Path(config.storage.state_dir)
+    path = state / OUTBOX_FILE
+    if not state.is_dir():
+        return Check("outbox", "WARN", "not checked: the state folder is missing",
+                     "see the disk check")  # fmt: skip
+    if not path.exists() or path.stat().st_size == 0:
+        return Check("outbox", "OK", f"no outbox yet in {state} (the seat creates it at start)")
+    who = service_identity(host)
+    files = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+    denied = [p for p in files if not can_access(p, who, os.R_OK | os.W_OK)]
+    if denied:
+        listed = ", ".join(
+            f"{p.name} ({stat.filemode(p.stat().st_mode)} {_user_name(p.stat().st_uid)})"
+            for p in denied
+        )
+        return Check(
+            "outbox", "FAIL", f"{who.name} cannot write {listed} in {state}: "
+            "the seat cannot store its events",
+            f"chown {who.name}: {path}* (a seat once started as root leaves root's files)",
+        )  # fmt: skip
+    if not all(os.access(p, os.R_OK) for p in files):
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        return Check("outbox", "WARN", f"not checked: {me} cannot read {path}",
+                     f"run doctor as root or as {who.name}")  # fmt: skip
+    try:
+        reading = read_outbox(path)
+    except OutboxUnreadable as exc:
+        return Check(
+            "outbox", "FAIL", f"{path} is damaged: {exc}",
+            f"systemctl stop seatbox; mv {path} {path}.bad (and its -wal, -shm files); "
+            "systemctl start seatbox: the seat starts a new outbox. Events not yet published "
+            f"are in the .bad file (sqlite3 {OUTBOX_FILE}.bad .recover can salvage them)",
+        )  # fmt: skip
+    budget = int(config.storage.outbox_budget_mb * 1024 * 1024)
+    usage = reading.used_bytes / budget
+    summary = f"{reading.pending} pending"
+    age = 0.0
+    if reading.oldest_pending is not None:
+        age = max(0.0, host.wall_clock() - reading.oldest_pending)
+        summary += f" (oldest {_duration_text(age)})"
+    summary += (
+        f", {_megabytes(reading.used_bytes)} of the {_megabytes(budget)} budget ({usage:.0%})"
+    )
+    problems: list[str] = []
+    fixes: list[str] = []
+    if reading.pending and age > OUTBOX_BACKLOG_WARN_S:
+        replay = reading.pending / config.broker.replay_rate
+        problems.append(
+            f"{reading.pending} events not acknowledged by the broker, the oldest stored "
+            f"{_duration_text(age)} ago"
+        )
+        fixes.append(
+            "check the broker check and that the seat runs (systemctl status seatbox); once "
+            f"connected it sends the backlog at [broker] replay_rate (about {_duration_text(replay)})"
+        )
+    if usage > OUTBOX_USAGE_WARN:
+        problems.append(f"{usage:.0%} of the disk budget used")
+        fixes.append(
+            "at 100 % informational events are dropped first: get the broker back; if outages "
+            "this long are normal, raise [storage] outbox_budget_mb"
+        )
+    if reading.lost:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(reading.lost.items()))
+        problems.append(
+            f"{sum(reading.lost.values())} events dropped by the budget, not yet reported ({kinds})"
+        )
+        fixes.append("the seat reports them in an outbox.loss event once the broker is back")
+    if not reading.integrity_checked:
+        problems.append(f"integrity not checked: quick_check took over {OUTBOX_CHECK_S:g} s")
+        fixes.append("a slow or failing disk: check dmesg for I/O errors")
+    if problems:
+        return Check("outbox", "WARN", f"{'; '.join(problems)} ({summary})", "; ".join(fixes))
+    return Check("outbox", "OK", f"{summary}, integrity ok")
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def device_nodes(config: SeatConfig, host: Host) -> list[Path]:
     nodes: list[Path] = []
     if config.headset.device == "auto":
@@ -597,6 +792,7 @@ def run_checks_for(config: SeatConfig, host: Host | None = None) -> list[Check]:
         check_radar(config, host),
         check_clock(host),
         check_disk(config, host),
+        check_outbox(config, host),
         check_permissions(config, host),
     ]
     return checks

@@ -5,9 +5,11 @@ Headset detection runs on real report descriptors laid out as sysfs lays them ou
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pty
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,21 +17,26 @@ from pathlib import Path
 import pytest
 from support import Mosquitto
 
-from edge.config import load_config
+from edge.config import SeatConfig, load_config
 from edge.doctor import (
     CHECK_NAMES,
+    OUTBOX_BACKLOG_WARN_S,
+    Check,
     ClockState,
     Host,
     MicReading,
     check_clock,
     check_headset,
     check_microphone,
+    check_outbox,
     check_permissions,
     check_radar,
     is_telephony_headset,
     kernel_clock_state,
+    read_outbox,
     run_checks,
 )
+from edge.outbox import Outbox
 
 DATA = Path(__file__).parent / "data" / "ops"
 SEATBOX = str(Path(sys.executable).parent / "seatbox")
@@ -234,3 +241,168 @@ def test_audio_check_lists_the_capture_devices_when_the_configured_one_is_missin
     assert "'Poly BT700: USB Audio (hw:1,0)'" in check.detail
     devices.append({"name": "Jabra BIZ 2400 II: USB Audio (hw:2,0)", "max_input_channels": 1})
     assert check_audio(config, Host(audio_devices=lambda: devices)).status == "OK"
+
+
+# --- outbox: real databases written by edge.outbox.Outbox -----------------------------------
+
+T0 = 1_790_000_000.0  # the wall clock the outboxes below store their events at
+
+
+def outbox_config(tmp_path: Path, budget_mb: float = 64.0) -> tuple[SeatConfig, Path]:
+    path = provision(tmp_path, "--simulate")
+    path.write_text(path.read_text() + f"outbox_budget_mb = {budget_mb}\n")
+    config = load_config(path)
+    return config, Path(config.storage.state_dir) / "outbox.sqlite"
+
+
+def open_outbox(path: Path, budget_mb: float = 64.0) -> Outbox:
+    return Outbox(
+        path, "seatbox/v1/lab/s1/event", budget_bytes=int(budget_mb * 1024 * 1024),
+        clock=lambda: T0,
+    )  # fmt: skip
+
+
+def at(seconds: float) -> Host:
+    return Host(wall_clock=lambda: T0 + seconds)
+
+
+def folder(path: Path) -> dict[str, str]:
+    """Every file next to the outbox with a digest of its bytes."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in path.parent.iterdir()}
+
+
+def test_outbox_check_reports_what_is_pending_and_writes_nothing(tmp_path: Path) -> None:
+    config, path = outbox_config(tmp_path)
+    assert check_outbox(config, at(0)) == Check(
+        "outbox", "OK", f"no outbox yet in {path.parent} (the seat creates it at start)"
+    )
+    outbox = open_outbox(path)
+    outbox.add_events([("call.ring", {}, None), ("call.answer", {}, None), ("mute.on", {}, None)])
+    outbox.ack([outbox.pending(1)[0].id])
+    outbox.close()
+    before = folder(path)
+    check = check_outbox(config, at(40))
+    assert check.status == "OK"
+    assert check.detail == (
+        "2 pending (oldest 40 s), 0.0 MB of the 64.0 MB budget (0%), integrity ok"
+    )
+    # No -wal or -shm created by the reader, not a byte changed: a stopped seat's outbox
+    # is exactly as the seat left it.
+    assert folder(path) == before == {"outbox.sqlite": before["outbox.sqlite"]}
+
+
+def test_outbox_check_reads_a_running_seats_outbox_without_getting_in_its_way(
+    tmp_path: Path,
+) -> None:
+    config, path = outbox_config(tmp_path)
+    seat = open_outbox(path)  # open: its -wal holds the events, not yet checkpointed
+    try:
+        seat.add_events([("call.ring", {}, None)] * 5)
+        assert Path(f"{path}-wal").exists()
+        assert check_outbox(config, at(2)).detail.startswith("5 pending (oldest 2 s)")
+        seat.add_event("call.answer", {})  # the seat still writes: nothing was left locked
+        assert seat.stats().pending == 6
+        assert check_outbox(config, at(2)).detail.startswith("6 pending")
+    finally:
+        seat.close()
+
+
+def test_an_old_backlog_is_a_warning_with_the_replay_time(tmp_path: Path) -> None:
+    config, path = outbox_config(tmp_path)
+    outbox = open_outbox(path)
+    outbox.add_events([("presence.away", {}, None)] * 1200)
+    outbox.close()
+    young = check_outbox(config, at(OUTBOX_BACKLOG_WARN_S - 1))
+    assert young.status == "OK"
+    check = check_outbox(config, at(45 * 60))
+    assert check.status == "WARN"
+    assert check.detail.startswith(
+        "1200 events not acknowledged by the broker, the oldest stored 45 min ago "
+        "(1200 pending (oldest 45 min), 0.3 MB of the 64.0 MB budget (0%))"
+    )
+    # 1200 events at the default replay_rate of 200/s.
+    assert "systemctl status seatbox" in check.fix and "(about 6 s)" in check.fix
+
+
+def test_an_outbox_near_its_budget_is_a_warning(tmp_path: Path) -> None:
+    budget_mb = 0.05
+    config, path = outbox_config(tmp_path, budget_mb)
+    outbox = open_outbox(path, budget_mb)
+    budget = outbox.budget_bytes
+    while outbox.stats().bytes <= 0.82 * budget:
+        entry = outbox.add_event("call.ring", {"caller": "x" * 200})
+        outbox.ack([entry.id])  # acknowledged copies kept for resends count too
+    used = outbox.stats().bytes
+    outbox.close()
+    check = check_outbox(config, at(1))
+    assert check.status == "WARN"
+    assert check.detail.startswith(f"{used / budget:.0%} of the disk budget used (0 pending, ")
+    assert "raise [storage] outbox_budget_mb" in check.fix
+
+
+def test_a_loss_not_yet_reported_is_a_warning_until_the_seat_reports_it(tmp_path: Path) -> None:
+    budget_mb = 0.016  # the smallest budget the config accepts
+    config, path = outbox_config(tmp_path, budget_mb)
+    outbox = open_outbox(path, budget_mb)
+    for _ in range(150):  # a broker outage: nothing is acknowledged
+        outbox.add_event("mute.on", {"by": "agent"})
+    outbox.close()
+    check = check_outbox(config, at(10))
+    assert check.status == "WARN"
+    outbox = open_outbox(path, budget_mb)
+    report = outbox.flush_loss()  # what the seat publishes once the broker is back
+    assert report is not None
+    total = json.loads(report.payload)["data"]["total"]
+    assert total > 0
+    assert check.detail.startswith(
+        f"{total} events dropped by the budget, not yet reported (mute.on {total})"
+    )
+    assert "outbox.loss" in check.fix
+    outbox.close()
+    assert "dropped" not in check_outbox(config, at(10)).detail
+
+
+def test_a_damaged_outbox_is_a_fail_that_says_how_to_start_over(tmp_path: Path) -> None:
+    config, path = outbox_config(tmp_path)
+    outbox = open_outbox(path)
+    outbox.add_events([("call.ring", {"n": n}, None) for n in range(2000)])
+    outbox.close()
+    image = bytearray(path.read_bytes())
+    page = int.from_bytes(image[16:18], "big")  # SQLite header: page size at offset 16
+    image[20 * page : 21 * page] = b"\x5a" * page  # one table page overwritten
+    path.write_bytes(image)
+    check = check_outbox(config, at(1))
+    assert (check.status, check.detail) == (
+        "FAIL", f"{path} is damaged: database disk image is malformed"
+    )  # fmt: skip
+    assert check.fix.startswith(f"systemctl stop seatbox; mv {path} {path}.bad")
+    path.write_bytes(b"not a database at all" * 100)
+    check = check_outbox(config, at(1))
+    assert (check.status, check.detail) == ("FAIL", f"{path} is damaged: file is not a database")
+    path.unlink()
+    sqlite3.connect(path).execute("CREATE TABLE other (x)").connection.close()
+    check = check_outbox(config, at(1))
+    assert check.status == "FAIL"
+    assert check.detail.endswith("not a seatbox outbox (no `entry` and `meta` tables)")
+
+
+def test_an_integrity_check_that_overruns_its_time_says_so(tmp_path: Path) -> None:
+    config, path = outbox_config(tmp_path)
+    outbox = open_outbox(path)
+    outbox.add_events([("call.ring", {"n": n}, None) for n in range(2000)])
+    outbox.close()
+    reading = read_outbox(path, limit_s=0.0)
+    assert (reading.integrity_checked, reading.pending) == (False, 2000)
+    assert read_outbox(path).integrity_checked
+
+
+def test_an_outbox_the_service_user_cannot_write_is_a_fail(tmp_path: Path) -> None:
+    config, path = outbox_config(tmp_path)
+    open_outbox(path).close()
+    os.chmod(path, 0o644)  # as a seat once started by root leaves it
+    check = check_outbox(config, Host(service_user="nobody", wall_clock=lambda: T0))
+    assert check.status == "FAIL"
+    assert check.detail.startswith("nobody cannot write outbox.sqlite (-rw-r--r-- ")
+    assert check.fix.startswith(f"chown nobody: {path}*")
+    os.chmod(path, 0o666)
+    assert check_outbox(config, Host(service_user="nobody", wall_clock=lambda: T0)).status == "OK"
