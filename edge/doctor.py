@@ -24,6 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from drivers.hid.descriptor import DescriptorError
+from drivers.hid.hidraw import enumerate_sysfs
+from drivers.hid.layout import LED_USAGES, TelephonyLayout, layout_from_bytes
+from drivers.ld2410 import RadarError
+from drivers.radar import RadarProbe, probe
 from edge.config import AudioSection, ConfigError, RadarSection, SeatConfig, load_config
 from edge.provision import check_broker
 
@@ -43,12 +48,6 @@ CHECK_NAMES = (
     "permissions",
 )
 SERVICE_USER = "seatbox"
-
-# HID Usage Tables 1.5, §14 Telephony Device Page (0x0B): usage 0x05 Headset, an
-# Application Collection; that collection is what makes a HID device a telephony headset.
-TELEPHONY_PAGE = 0x0B
-TELEPHONY_HEADSET = 0x05
-COLLECTION_APPLICATION = 0x01  # HID 1.11 §6.2.2.6
 
 # Outbox budget: a day of a busy seat's events is a few MB; below these the outbox may
 # have to drop events while the broker is away.
@@ -131,45 +130,12 @@ class Host:
 
 
 def is_telephony_headset(descriptor: bytes) -> bool:
-    """True when a top-level Application Collection has usage Telephony:Headset (0x0B:0x05).
-
-    A deliberately small walk of short items (HID 1.11 §6.2.2); drivers.hid.descriptor holds
-    the full parser, and this one function is the seam to swap it in.
-    """
-    page = 0
-    page_stack: list[int] = []
-    usages: list[int] = []
-    depth = 0
-    i = 0
-    while i < len(descriptor):
-        prefix = descriptor[i]
-        if prefix == 0xFE:  # long item: bDataSize, bLongItemTag, data
-            i += 3 + (descriptor[i + 1] if i + 1 < len(descriptor) else 0)
-            continue
-        size = (0, 1, 2, 4)[prefix & 0x03]
-        tag = prefix & 0xFC
-        data = int.from_bytes(descriptor[i + 1 : i + 1 + size], "little")
-        i += 1 + size
-        if tag == 0x04:  # Usage Page (global)
-            page = data
-        elif tag == 0xA4:  # Push
-            page_stack.append(page)
-        elif tag == 0xB4:  # Pop
-            page = page_stack.pop() if page_stack else page
-        elif tag == 0x08:  # Usage (local): 4 bytes carry their own page
-            usages.append(data if size == 4 else (page << 16) | data)
-        elif tag == 0xA0:  # Collection
-            headset = (TELEPHONY_PAGE << 16) | TELEPHONY_HEADSET
-            if depth == 0 and data == COLLECTION_APPLICATION and usages[:1] == [headset]:
-                return True
-            depth += 1
-            usages = []
-        elif tag == 0xC0:  # End Collection
-            depth = max(0, depth - 1)
-            usages = []
-        elif tag in (0x80, 0x90, 0xB0):  # Input, Output, Feature end the local items
-            usages = []
-    return False
+    """True when the descriptor has a Telephony collection with a Hook Switch or Phone Mute
+    (drivers.hid.layout, the parser the seat itself uses)."""
+    try:
+        return layout_from_bytes(descriptor).telephony
+    except DescriptorError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -178,36 +144,57 @@ class HidNode:
     path: Path  # /dev/hidraw0
     product: str
     usb_id: str  # 0b0e:2453
-    telephony: bool
+    layout: TelephonyLayout | None  # None: the descriptor could not be parsed
+    problem: str = ""  # why not
+
+    @property
+    def telephony(self) -> bool:
+        return self.layout is not None and self.layout.telephony
 
 
 def hid_nodes(host: Host) -> list[HidNode]:
+    """The hidraw nodes from sysfs (as the kernel lists them), laid out by drivers.hid."""
     nodes = []
-    for entry in sorted((host.sys_root / "class/hidraw").glob("hidraw*")):
+    for candidate in enumerate_sysfs(host.sys_root, host.dev_root):
+        info = candidate.info
+        product = info.product or "unknown"
+        if info.manufacturer and not product.startswith(info.manufacturer):
+            product = f"{info.manufacturer} {product}"
+        layout: TelephonyLayout | None = None
+        problem = ""
         try:
-            descriptor = (entry / "device/report_descriptor").read_bytes()
-        except OSError:
-            continue
-        uevent: dict[str, str] = {}
-        try:
-            for line in (entry / "device/uevent").read_text().splitlines():
-                key, _, value = line.partition("=")
-                uevent[key] = value
-        except OSError:
-            pass
-        # HID_ID=0003:00000B0E:00002453 (bus:vendor:product)
-        parts = uevent.get("HID_ID", "").split(":")
-        usb_id = f"{int(parts[1], 16):04x}:{int(parts[2], 16):04x}" if len(parts) == 3 else "?"
-        nodes.append(
-            HidNode(
-                name=entry.name,
-                path=host.dev_root / entry.name,
-                product=uevent.get("HID_NAME", "unknown"),
-                usb_id=usb_id,
-                telephony=is_telephony_headset(descriptor),
-            )
-        )
+            layout = layout_from_bytes(candidate.descriptor)
+        except DescriptorError as exc:
+            problem = str(exc)
+        path = Path(candidate.path)
+        usb_id = f"{info.vendor_id:04x}:{info.product_id:04x}"
+        nodes.append(HidNode(path.name, path, product, usb_id, layout, problem))
     return nodes
+
+
+def missing_controls(layout: TelephonyLayout) -> list[str]:
+    """What the seat uses of a headset and this one lacks, each with what it costs."""
+    missing = []
+    if "hook_switch" not in layout.inputs:
+        missing.append("no hook switch: answering and ending calls on the headset is not seen")
+    if "phone_mute" not in layout.inputs and "consumer_mute" not in layout.inputs:
+        missing.append("no mute button: the agent has to mute in the softphone")
+    if "off_hook" not in layout.leds:
+        missing.append("no off-hook LED: the headset cannot show the call")
+    if "mute" not in layout.leds and "microphone" not in layout.leds:
+        missing.append("no mute LED: the headset cannot show that the mic is muted")
+    return missing
+
+
+def _open_error(path: Path) -> str:
+    """Open the node read+write and close it again: "" or why it failed (a stale node, a
+    security module); hidraw allows many openers, so a running seat is not disturbed."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    return ""
 
 
 def check_headset(config: SeatConfig, host: Host) -> Check:
@@ -228,6 +215,13 @@ def check_headset(config: SeatConfig, host: Host) -> Check:
                 "headset", "FAIL", f"{device} not present",
                 "plug in the headset, or set [headset] device = auto",
             )  # fmt: skip
+        if match[0].layout is None:
+            return Check(
+                "headset", "FAIL",
+                f"{device} ({match[0].product}, {match[0].usb_id}): its report descriptor "
+                f"cannot be read ({match[0].problem})",
+                "send the descriptor (docs/headsets.md: how to save it) with this message",
+            )  # fmt: skip
         if not match[0].telephony:
             return Check(
                 "headset", "FAIL",
@@ -243,9 +237,41 @@ def check_headset(config: SeatConfig, host: Host) -> Check:
             "call buttons and cannot be used",
         )  # fmt: skip
     first = telephony[0]
+    assert first.layout is not None  # telephony
     more = f" (+{len(telephony) - 1} more)" if len(telephony) > 1 else ""
+    found = f"{first.product} ({first.usb_id}) at {first.path}{more}"
+    if not first.path.exists():
+        return Check(
+            "headset", "FAIL", f"{found}: the kernel lists {first.name} but {first.path} is missing",
+            "udevadm trigger, or replug the headset",
+        )  # fmt: skip
+    who = service_identity(host)
+    if not can_access(first.path, who, os.R_OK | os.W_OK):
+        info = first.path.stat()
+        return Check(
+            "headset", "FAIL",
+            f"{found}: {who.name} cannot read and write it ({stat.filemode(info.st_mode)} "
+            f"group {_group_name(info.st_gid)}): no buttons, no LEDs",
+            "install the udev rules (sudo make install), then replug the headset or run "
+            "udevadm trigger",
+        )  # fmt: skip
+    if os.geteuid() in (0, who.uid):  # we can speak for the service user: try it for real
+        problem = _open_error(first.path)
+        if problem:
+            return Check("headset", "FAIL", f"{found}: cannot open it: {problem}",
+                         "replug the headset; if it stays, reboot the box")  # fmt: skip
+    missing = missing_controls(first.layout)
+    if missing:
+        return Check(
+            "headset", "WARN", f"{found}: {'; '.join(missing)}",
+            "a headset with full call control works best (docs/headsets.md); "
+            "seatbox headset list shows what this one has",
+        )  # fmt: skip
+    leds = "/".join(name for name in LED_USAGES if name in first.layout.leds)
     return Check(
-        "headset", "OK", f"{first.product} ({first.usb_id}) at {first.path}, telephony{more}"
+        "headset",
+        "OK",
+        f"{found}: hook switch, mute, LEDs {leds}; {who.name} can read and write it",
     )
 
 
@@ -366,20 +392,9 @@ def check_microphone(config: SeatConfig, host: Host, audio_ok: bool) -> Check:
 
 # --- radar ----------------------------------------------------------------------------------
 
-
-def probe_radar_port(radar: RadarSection) -> str:
-    """Open and close the serial port; "" when it opens, else why not.
-
-    The LD2410 protocol check (firmware query) belongs to drivers.ld2410; this is the seam.
-    """
-    import serial
-
-    try:
-        port = serial.Serial(radar.port, radar.baudrate, timeout=0)
-    except serial.SerialException as exc:
-        return str(exc)
-    port.close()
-    return ""
+LD2410_FRAMES = (
+    "LD2410 frames (data F4 F3 F2 F1 ... F8 F7 F6 F5, answers FD FC FB FA ... 04 03 02 01)"
+)
 
 
 def check_radar(config: SeatConfig, host: Host) -> Check:
@@ -401,13 +416,69 @@ def check_radar(config: SeatConfig, host: Host) -> Check:
             "check the radar's USB-serial adapter is plugged in and 61-seatbox-radar.rules "
             "is installed (sudo make install)",
         )  # fmt: skip
-    problem = probe_radar_port(radar)
-    if problem:
+    try:
+        # About 1.3 s: a second of frames, then the firmware version (drivers.radar.probe).
+        heard = probe(radar.port, radar.baudrate)
+    except RadarError as exc:
+        if "exclusively lock" in str(exc):
+            return Check(
+                "radar", "WARN", f"{radar.port} not probed: another program holds it "
+                "(the running seat?)",
+                "the seat's own radar status is in its state (radar.ok); to probe the radar "
+                "here, systemctl stop seatbox, run doctor, systemctl start seatbox",
+            )  # fmt: skip
         return Check(
-            "radar", "FAIL", f"{radar.port} does not open: {problem}",
+            "radar", "FAIL", str(exc),
             "check the permissions check below and that nothing else uses the port",
         )  # fmt: skip
-    return Check("radar", "OK", f"{radar.port} opens at {radar.baudrate} baud")
+    return radar_verdict(heard, radar)
+
+
+def radar_verdict(heard: RadarProbe, radar: RadarSection) -> Check:
+    port, during = heard.port, f"{heard.listened_s:.1f} s"
+    if heard.not_ld2410:
+        return Check("radar", "FAIL", heard.not_ld2410,
+                     "seatbox reads an HLK-LD2410, LD2410B or LD2410C")  # fmt: skip
+    if not heard.data_frames:
+        if heard.firmware or heard.answered:
+            firmware = f" (firmware {heard.firmware})" if heard.firmware else ""
+            return Check(
+                "radar", "FAIL",
+                f"{port}: the LD2410{firmware} answers commands but sent no report in {during}",
+                "power-cycle the radar (a frozen module answers but does not measure)",
+            )  # fmt: skip
+        if heard.received:
+            return Check(
+                "radar", "FAIL",
+                f"{port}: {heard.received} bytes in {during} but no valid frame; expected "
+                f"{LD2410_FRAMES} at {radar.baudrate} baud",
+                "a wrong baud rate or another device on this port: the LD2410 ships at 256000 "
+                "baud ([radar] baudrate); check [radar] port names the radar's adapter",
+            )  # fmt: skip
+        return Check(
+            "radar", "FAIL",
+            f"{port}: nothing received in {during} and no answer to end-config "
+            f"({heard.command_error or 'no answer'})",
+            "check the radar's 5 V supply and wiring (radar TX to adapter RX, RX to TX, ground); "
+            "power-cycle it",
+        )  # fmt: skip
+    kinds = " and ".join(f"{kind} frames" for kind in sorted(heard.frames))
+    stream = f"{kinds} at {heard.rate:.0f}/s"
+    if heard.firmware:
+        found = f"{port}: LD2410 firmware {heard.firmware}, {stream}"
+    else:
+        found = f"{port}: LD2410 {stream}, firmware not read ({heard.command_error})"
+    if heard.was_in_config_mode:
+        found += " (it was left in configuration mode; ended it)"
+    if heard.noisy:
+        return Check(
+            "radar", "WARN",
+            f"{found}; but {heard.stray} of {heard.received} bytes were not part of a valid "
+            f"frame ({heard.malformed} cut short or garbled): expected only {LD2410_FRAMES}",
+            "noise on the serial line: a loose or long cable, a missing ground, or boot "
+            "messages on a Pi UART (use a USB-serial adapter)",
+        )  # fmt: skip
+    return Check("radar", "OK", found)
 
 
 # --- clock ----------------------------------------------------------------------------------
