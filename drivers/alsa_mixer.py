@@ -13,7 +13,8 @@ through `amixer` (alsa-utils) on the card's control device:
   the headset's own buttons is capped again), remembering the values it replaced and putting
   them back on release, unless someone changed the control since. Failures are reported to a
   callback (the driver turns them into a `MixerStatus` input and the seat into an event), never
-  raised into the caller.
+  raised into the caller. The values to put back are also kept in a small file (`restore_file`,
+  in the seat's state folder), so a start after a crash puts them back too.
 
 Why `amixer` and not pyalsaaudio: pyalsaaudio has no aarch64 wheel (a box would need gcc and
 libasound2-dev) and Debian 12's python3-alsaaudio 0.8.4 predates its dB API; alsa-utils is a
@@ -23,14 +24,19 @@ subprocess cannot crash the seat.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
+import os
 import re
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,8 @@ PLAYBACK_VOLUMES = (
     "Master Playback Volume",
 )
 DB_MUTE = -9999999  # SND_CTL_TLV_DB_GAIN_MUTE, centi-dB
+# The seat keeps the values to put back in <state_dir>/RESTORE_FILE_NAME (edge/app.py).
+RESTORE_FILE_NAME = "mixer-restore.json"
 
 
 class MixerError(Exception):
@@ -313,6 +321,44 @@ class _Held:
     numid: int
     before: tuple[str, ...]
     written: tuple[str, ...]
+    name: str = ""  # checked when restoring after a restart: numids belong to one card
+
+    @classmethod
+    def from_json(cls, raw: Any, key: str) -> _Held | None:
+        if raw is None:
+            return None
+        try:
+            held = cls(
+                int(raw["numid"]),
+                tuple(str(v) for v in raw["before"]),
+                tuple(str(v) for v in raw["written"]),
+                str(raw["name"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{key}: expected numid, name, before and written ({exc!r})") from exc
+        if not held.before or len(held.before) != len(held.written):
+            raise ValueError(f"{key}: expected as many 'before' as 'written' values")
+        return held
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temp file, fsync, rename, fsync of the folder: after a power cut the old or the new."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 Report = Callable[[bool, str], None]  # (ok, detail)
@@ -335,6 +381,7 @@ class MixerEnforcer:
         report: Report | None = None,
         recheck_s: float = 5.0,
         program: str = "amixer",
+        restore_file: str | Path | None = None,
     ) -> None:
         self.device = device
         self.capture_switch = capture_switch
@@ -342,10 +389,15 @@ class MixerEnforcer:
         self.report = report or (lambda ok, detail: None)
         self.recheck_s = recheck_s
         self.program = program
+        # What to put back survives a crash here: written before the mixer is changed, removed
+        # once everything is put back (None: kept in memory only).
+        self.restore_file = Path(restore_file) if restore_file is not None else None
         self.muted = False
         self.cap_db: float | None = None
         self._held_switch: _Held | None = None
         self._held_volume: _Held | None = None
+        self._persisted: tuple[str, _Held | None, _Held | None] | None = None
+        self._persist_error = ""
         self._failure = ""
         self._device_error = ""
         self._lock = threading.Lock()
@@ -371,11 +423,63 @@ class MixerEnforcer:
             if device != self.device:
                 self.device = device
                 self._held_switch = self._held_volume = None
+                self._persist()
+        self._wake.set()
+
+    def recover(self) -> None:
+        """Take over what a previous run replaced and did not put back (it crashed): the next
+        pass restores it unless it is wanted again (then it is put back on release)."""
+        if self.restore_file is None:
+            return
+        try:
+            text = self.restore_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.error("headset mixer: cannot read %s: %s", self.restore_file, exc)
+            return
+        try:
+            raw = json.loads(text)
+            if not isinstance(raw, dict) or not isinstance(raw.get("device"), str):
+                raise ValueError("device: expected the ALSA control device it was written on")
+            device = raw["device"]
+            switch = _Held.from_json(raw.get("switch"), "switch")
+            volume = _Held.from_json(raw.get("volume"), "volume")
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            log.warning(
+                "headset mixer: %s is not a restore record (%s); removed", self.restore_file, exc
+            )
+            with contextlib.suppress(OSError):
+                self.restore_file.unlink()
+            return
+        with self._lock:
+            if self.device and device != self.device:
+                log.warning(
+                    "headset mixer: %s was written for %s, the mixer is now %s; removed",
+                    self.restore_file,
+                    device,
+                    self.device,
+                )
+                with contextlib.suppress(OSError):
+                    self.restore_file.unlink()
+                return
+            self.device = device
+            self._held_switch, self._held_volume = switch, volume
+            self._persisted = (device, switch, volume)
+            held = ", ".join(
+                f"{h.name!r} to {','.join(h.before)}" for h in (switch, volume) if h is not None
+            )
+            log.warning(
+                "headset mixer %s: the last run ended without putting back %s; putting it back",
+                device,
+                held or "anything",
+            )
         self._wake.set()
 
     # -- the thread ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.recover()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="audio-mixer", daemon=True)
         self._thread.start()
@@ -420,6 +524,8 @@ class MixerEnforcer:
                     log.error("headset mixer: %s", detail)
                     self.report(False, detail)
                 return False
+            finally:
+                self._persist()  # what was put back leaves the file
             if self._failure:
                 self._failure = ""
                 log.info("headset mixer on %s: enforcing again", self.device)
@@ -437,14 +543,15 @@ class MixerEnforcer:
                 "BOOLEAN",
             )
             off = tuple("off" for _ in switch.values)
+            if held is None:
+                self._held_switch = _Held(switch.numid, switch.values, off, switch.name)
+                self._persist()  # before the change: a crash after it still knows the way back
             if switch.values != off:
                 amixer.set(switch, off)
                 log.info("headset mixer %s: %r off (mic muted)", self.device, switch.name)
-            if held is None:
-                self._held_switch = _Held(switch.numid, switch.values, off)
         elif held is not None:
+            self._restore(amixer, controls, held)  # kept for the next pass if this fails
             self._held_switch = None
-            self._restore(amixer, controls, held)
 
     def _reconcile_volume(self, amixer: Amixer, controls: dict[int, Control]) -> None:
         held = self._held_volume
@@ -463,6 +570,11 @@ class MixerEnforcer:
                 )
             limit = volume.raw_at_most(self.cap_db)
             capped = tuple(str(min(v, limit)) for v in volume.ints)
+            before = (
+                held.before if held is not None and held.numid == volume.numid else volume.values
+            )
+            self._held_volume = _Held(volume.numid, before, capped, volume.name)
+            self._persist()  # before the change: a crash after it still knows the way back
             if capped != volume.values:
                 amixer.set(volume, capped)
                 log.info(
@@ -473,17 +585,46 @@ class MixerEnforcer:
                     limit,
                     self.cap_db,
                 )
-            before = (
-                held.before if held is not None and held.numid == volume.numid else volume.values
-            )
-            self._held_volume = _Held(volume.numid, before, capped)
         elif held is not None:
-            self._held_volume = None
             self._restore(amixer, controls, held)
+            self._held_volume = None
+
+    def _persist(self) -> None:
+        """Keep the held values in `restore_file` (lock held); no file when nothing is held."""
+        if self.restore_file is None:
+            return
+        state = (self.device, self._held_switch, self._held_volume)
+        if state == self._persisted:
+            return
+        try:
+            if self._held_switch is None and self._held_volume is None:
+                self.restore_file.unlink(missing_ok=True)
+            else:
+                record = {
+                    "device": self.device,
+                    "switch": asdict(self._held_switch) if self._held_switch else None,
+                    "volume": asdict(self._held_volume) if self._held_volume else None,
+                }
+                write_atomically(self.restore_file, json.dumps(record, indent=1) + "\n")
+        except OSError as exc:
+            detail = f"cannot keep {self.restore_file}: {exc}"
+            if detail != self._persist_error:  # once per cause
+                self._persist_error = detail
+                log.error(
+                    "headset mixer: %s (a crash now would leave the mute/cap in place)", detail
+                )
+            return
+        self._persist_error = ""
+        self._persisted = state
 
     def _restore(self, amixer: Amixer, controls: dict[int, Control], held: _Held) -> None:
         control = controls.get(held.numid)
-        if control is None:
+        if control is None or (held.name and control.name != held.name):
+            log.info(
+                "headset mixer %s: %r is not there any more; nothing to put back",
+                self.device,
+                held.name or held.numid,
+            )
             return
         if control.values != held.written:
             log.info(
@@ -494,4 +635,9 @@ class MixerEnforcer:
             return
         if held.before != control.values:
             amixer.set(control, held.before)
-            log.info("headset mixer %s: %r restored", self.device, control.name)
+            log.info(
+                "headset mixer %s: %r restored to %s",
+                self.device,
+                control.name,
+                ",".join(held.before),
+            )

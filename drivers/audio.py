@@ -336,6 +336,7 @@ class SoundDeviceAudio:
         mixer_capture_switch: str = "",
         mixer_playback_volume: str = "",
         mixer_recheck_s: float = 5.0,
+        mixer_restore_file: str | Path | None = None,
     ) -> None:
         if not tx_device:
             raise ValueError("audio.tx_device: a PortAudio capture device name is needed")
@@ -377,6 +378,7 @@ class SoundDeviceAudio:
                 playback_volume=mixer_playback_volume,
                 report=lambda ok, detail: self._emit(MixerStatus(ok=ok, detail=detail)),
                 recheck_s=mixer_recheck_s,
+                restore_file=mixer_restore_file,
             )
 
     def start(self, sink: Sink) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from drivers.alsa_mixer import RESTORE_FILE_NAME
 from drivers.audio import VirtualAudio
 from drivers.hid import Headset, VirtualHeadset
 from drivers.host import VirtualCallHost
@@ -62,6 +64,8 @@ def build_devices(config: SeatConfig) -> Devices:
             mixer_capture_switch=audio.mixer_capture_switch,
             mixer_playback_volume=audio.mixer_playback_volume,
             mixer_recheck_s=audio.mixer_recheck,
+            # What mute and cap replaced survives a crash: put back at the next start.
+            mixer_restore_file=Path(config.storage.state_dir) / RESTORE_FILE_NAME,
         )
     if config.radar.backend == "virtual":
         devices.radar = VirtualRadar()

@@ -9,18 +9,26 @@ import ctypes
 import ctypes.util
 import errno
 import grp
+import json
 import logging
 import os
 import pwd
 import shutil
+import sqlite3
 import stat
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from drivers.hid.descriptor import DescriptorError
+from drivers.hid.hidraw import enumerate_sysfs
+from drivers.hid.layout import LED_USAGES, TelephonyLayout, layout_from_bytes
+from drivers.ld2410 import RadarError
+from drivers.radar import RadarProbe, probe
 from edge.config import AudioSection, ConfigError, RadarSection, SeatConfig, load_config
 from edge.provision import check_broker
 
@@ -36,15 +44,10 @@ CHECK_NAMES = (
     "radar",
     "clock",
     "disk",
+    "outbox",
     "permissions",
 )
 SERVICE_USER = "seatbox"
-
-# HID Usage Tables 1.5, §14 Telephony Device Page (0x0B): usage 0x05 Headset, an
-# Application Collection; that collection is what makes a HID device a telephony headset.
-TELEPHONY_PAGE = 0x0B
-TELEPHONY_HEADSET = 0x05
-COLLECTION_APPLICATION = 0x01  # HID 1.11 §6.2.2.6
 
 # Outbox budget: a day of a busy seat's events is a few MB; below these the outbox may
 # have to drop events while the broker is away.
@@ -55,6 +58,19 @@ DISK_WARN_BYTES = 100 * 1024 * 1024
 # digital silence (-100 dBov) or a muted/unplugged capsule sits below.
 MIC_SILENT_DBOV = -70.0
 MIC_PROBE_SECONDS = 1.0
+
+# The seat's outbox (edge.runtime.open_outbox opens <state_dir>/outbox.sqlite).
+OUTBOX_FILE = "outbox.sqlite"
+# Connected, the pump publishes an event within milliseconds, and a lost connection is retried
+# at least every 30 s (edge/mqtt.py, reconnect max_delay): an unacknowledged event older than
+# 5 min means the broker has been out of reach for many attempts, or the seat is not running.
+OUTBOX_BACKLOG_WARN_S = 300.0
+# The budget drops events once full (docs/reliability.md): above 80 % a longer outage will
+# start dropping informational events, time to look before it happens.
+OUTBOX_USAGE_WARN = 0.80
+# quick_check reads every page: ~0.1 s for a full 64 MB outbox on a Pi 4's SD card; stop and
+# say "not checked" rather than hold up doctor (or the seat's start) on a dying disk.
+OUTBOX_CHECK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -107,51 +123,19 @@ class Host:
         default=lambda audio, seconds: probe_microphone(audio, seconds)
     )
     audio_devices: Callable[[], list[dict[str, Any]]] = field(default=lambda: portaudio_devices())
+    wall_clock: Callable[[], float] = time.time  # epoch seconds, as the outbox stamps events
 
 
 # --- headset --------------------------------------------------------------------------------
 
 
 def is_telephony_headset(descriptor: bytes) -> bool:
-    """True when a top-level Application Collection has usage Telephony:Headset (0x0B:0x05).
-
-    A deliberately small walk of short items (HID 1.11 §6.2.2); drivers.hid.descriptor holds
-    the full parser, and this one function is the seam to swap it in.
-    """
-    page = 0
-    page_stack: list[int] = []
-    usages: list[int] = []
-    depth = 0
-    i = 0
-    while i < len(descriptor):
-        prefix = descriptor[i]
-        if prefix == 0xFE:  # long item: bDataSize, bLongItemTag, data
-            i += 3 + (descriptor[i + 1] if i + 1 < len(descriptor) else 0)
-            continue
-        size = (0, 1, 2, 4)[prefix & 0x03]
-        tag = prefix & 0xFC
-        data = int.from_bytes(descriptor[i + 1 : i + 1 + size], "little")
-        i += 1 + size
-        if tag == 0x04:  # Usage Page (global)
-            page = data
-        elif tag == 0xA4:  # Push
-            page_stack.append(page)
-        elif tag == 0xB4:  # Pop
-            page = page_stack.pop() if page_stack else page
-        elif tag == 0x08:  # Usage (local): 4 bytes carry their own page
-            usages.append(data if size == 4 else (page << 16) | data)
-        elif tag == 0xA0:  # Collection
-            headset = (TELEPHONY_PAGE << 16) | TELEPHONY_HEADSET
-            if depth == 0 and data == COLLECTION_APPLICATION and usages[:1] == [headset]:
-                return True
-            depth += 1
-            usages = []
-        elif tag == 0xC0:  # End Collection
-            depth = max(0, depth - 1)
-            usages = []
-        elif tag in (0x80, 0x90, 0xB0):  # Input, Output, Feature end the local items
-            usages = []
-    return False
+    """True when the descriptor has a Telephony collection with a Hook Switch or Phone Mute
+    (drivers.hid.layout, the parser the seat itself uses)."""
+    try:
+        return layout_from_bytes(descriptor).telephony
+    except DescriptorError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -160,36 +144,57 @@ class HidNode:
     path: Path  # /dev/hidraw0
     product: str
     usb_id: str  # 0b0e:2453
-    telephony: bool
+    layout: TelephonyLayout | None  # None: the descriptor could not be parsed
+    problem: str = ""  # why not
+
+    @property
+    def telephony(self) -> bool:
+        return self.layout is not None and self.layout.telephony
 
 
 def hid_nodes(host: Host) -> list[HidNode]:
+    """The hidraw nodes from sysfs (as the kernel lists them), laid out by drivers.hid."""
     nodes = []
-    for entry in sorted((host.sys_root / "class/hidraw").glob("hidraw*")):
+    for candidate in enumerate_sysfs(host.sys_root, host.dev_root):
+        info = candidate.info
+        product = info.product or "unknown"
+        if info.manufacturer and not product.startswith(info.manufacturer):
+            product = f"{info.manufacturer} {product}"
+        layout: TelephonyLayout | None = None
+        problem = ""
         try:
-            descriptor = (entry / "device/report_descriptor").read_bytes()
-        except OSError:
-            continue
-        uevent: dict[str, str] = {}
-        try:
-            for line in (entry / "device/uevent").read_text().splitlines():
-                key, _, value = line.partition("=")
-                uevent[key] = value
-        except OSError:
-            pass
-        # HID_ID=0003:00000B0E:00002453 (bus:vendor:product)
-        parts = uevent.get("HID_ID", "").split(":")
-        usb_id = f"{int(parts[1], 16):04x}:{int(parts[2], 16):04x}" if len(parts) == 3 else "?"
-        nodes.append(
-            HidNode(
-                name=entry.name,
-                path=host.dev_root / entry.name,
-                product=uevent.get("HID_NAME", "unknown"),
-                usb_id=usb_id,
-                telephony=is_telephony_headset(descriptor),
-            )
-        )
+            layout = layout_from_bytes(candidate.descriptor)
+        except DescriptorError as exc:
+            problem = str(exc)
+        path = Path(candidate.path)
+        usb_id = f"{info.vendor_id:04x}:{info.product_id:04x}"
+        nodes.append(HidNode(path.name, path, product, usb_id, layout, problem))
     return nodes
+
+
+def missing_controls(layout: TelephonyLayout) -> list[str]:
+    """What the seat uses of a headset and this one lacks, each with what it costs."""
+    missing = []
+    if "hook_switch" not in layout.inputs:
+        missing.append("no hook switch: answering and ending calls on the headset is not seen")
+    if "phone_mute" not in layout.inputs and "consumer_mute" not in layout.inputs:
+        missing.append("no mute button: the agent has to mute in the softphone")
+    if "off_hook" not in layout.leds:
+        missing.append("no off-hook LED: the headset cannot show the call")
+    if "mute" not in layout.leds and "microphone" not in layout.leds:
+        missing.append("no mute LED: the headset cannot show that the mic is muted")
+    return missing
+
+
+def _open_error(path: Path) -> str:
+    """Open the node read+write and close it again: "" or why it failed (a stale node, a
+    security module); hidraw allows many openers, so a running seat is not disturbed."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    return ""
 
 
 def check_headset(config: SeatConfig, host: Host) -> Check:
@@ -210,6 +215,13 @@ def check_headset(config: SeatConfig, host: Host) -> Check:
                 "headset", "FAIL", f"{device} not present",
                 "plug in the headset, or set [headset] device = auto",
             )  # fmt: skip
+        if match[0].layout is None:
+            return Check(
+                "headset", "FAIL",
+                f"{device} ({match[0].product}, {match[0].usb_id}): its report descriptor "
+                f"cannot be read ({match[0].problem})",
+                "send the descriptor (docs/headsets.md: how to save it) with this message",
+            )  # fmt: skip
         if not match[0].telephony:
             return Check(
                 "headset", "FAIL",
@@ -225,9 +237,41 @@ def check_headset(config: SeatConfig, host: Host) -> Check:
             "call buttons and cannot be used",
         )  # fmt: skip
     first = telephony[0]
+    assert first.layout is not None  # telephony
     more = f" (+{len(telephony) - 1} more)" if len(telephony) > 1 else ""
+    found = f"{first.product} ({first.usb_id}) at {first.path}{more}"
+    if not first.path.exists():
+        return Check(
+            "headset", "FAIL", f"{found}: the kernel lists {first.name} but {first.path} is missing",
+            "udevadm trigger, or replug the headset",
+        )  # fmt: skip
+    who = service_identity(host)
+    if not can_access(first.path, who, os.R_OK | os.W_OK):
+        info = first.path.stat()
+        return Check(
+            "headset", "FAIL",
+            f"{found}: {who.name} cannot read and write it ({stat.filemode(info.st_mode)} "
+            f"group {_group_name(info.st_gid)}): no buttons, no LEDs",
+            "install the udev rules (sudo make install), then replug the headset or run "
+            "udevadm trigger",
+        )  # fmt: skip
+    if os.geteuid() in (0, who.uid):  # we can speak for the service user: try it for real
+        problem = _open_error(first.path)
+        if problem:
+            return Check("headset", "FAIL", f"{found}: cannot open it: {problem}",
+                         "replug the headset; if it stays, reboot the box")  # fmt: skip
+    missing = missing_controls(first.layout)
+    if missing:
+        return Check(
+            "headset", "WARN", f"{found}: {'; '.join(missing)}",
+            "a headset with full call control works best (docs/headsets.md); "
+            "seatbox headset list shows what this one has",
+        )  # fmt: skip
+    leds = "/".join(name for name in LED_USAGES if name in first.layout.leds)
     return Check(
-        "headset", "OK", f"{first.product} ({first.usb_id}) at {first.path}, telephony{more}"
+        "headset",
+        "OK",
+        f"{found}: hook switch, mute, LEDs {leds}; {who.name} can read and write it",
     )
 
 
@@ -348,20 +392,9 @@ def check_microphone(config: SeatConfig, host: Host, audio_ok: bool) -> Check:
 
 # --- radar ----------------------------------------------------------------------------------
 
-
-def probe_radar_port(radar: RadarSection) -> str:
-    """Open and close the serial port; "" when it opens, else why not.
-
-    The LD2410 protocol check (firmware query) belongs to drivers.ld2410; this is the seam.
-    """
-    import serial
-
-    try:
-        port = serial.Serial(radar.port, radar.baudrate, timeout=0)
-    except serial.SerialException as exc:
-        return str(exc)
-    port.close()
-    return ""
+LD2410_FRAMES = (
+    "LD2410 frames (data F4 F3 F2 F1 ... F8 F7 F6 F5, answers FD FC FB FA ... 04 03 02 01)"
+)
 
 
 def check_radar(config: SeatConfig, host: Host) -> Check:
@@ -383,13 +416,69 @@ def check_radar(config: SeatConfig, host: Host) -> Check:
             "check the radar's USB-serial adapter is plugged in and 61-seatbox-radar.rules "
             "is installed (sudo make install)",
         )  # fmt: skip
-    problem = probe_radar_port(radar)
-    if problem:
+    try:
+        # About 1.3 s: a second of frames, then the firmware version (drivers.radar.probe).
+        heard = probe(radar.port, radar.baudrate)
+    except RadarError as exc:
+        if "exclusively lock" in str(exc):
+            return Check(
+                "radar", "WARN", f"{radar.port} not probed: another program holds it "
+                "(the running seat?)",
+                "the seat's own radar status is in its state (radar.ok); to probe the radar "
+                "here, systemctl stop seatbox, run doctor, systemctl start seatbox",
+            )  # fmt: skip
         return Check(
-            "radar", "FAIL", f"{radar.port} does not open: {problem}",
+            "radar", "FAIL", str(exc),
             "check the permissions check below and that nothing else uses the port",
         )  # fmt: skip
-    return Check("radar", "OK", f"{radar.port} opens at {radar.baudrate} baud")
+    return radar_verdict(heard, radar)
+
+
+def radar_verdict(heard: RadarProbe, radar: RadarSection) -> Check:
+    port, during = heard.port, f"{heard.listened_s:.1f} s"
+    if heard.not_ld2410:
+        return Check("radar", "FAIL", heard.not_ld2410,
+                     "seatbox reads an HLK-LD2410, LD2410B or LD2410C")  # fmt: skip
+    if not heard.data_frames:
+        if heard.firmware or heard.answered:
+            firmware = f" (firmware {heard.firmware})" if heard.firmware else ""
+            return Check(
+                "radar", "FAIL",
+                f"{port}: the LD2410{firmware} answers commands but sent no report in {during}",
+                "power-cycle the radar (a frozen module answers but does not measure)",
+            )  # fmt: skip
+        if heard.received:
+            return Check(
+                "radar", "FAIL",
+                f"{port}: {heard.received} bytes in {during} but no valid frame; expected "
+                f"{LD2410_FRAMES} at {radar.baudrate} baud",
+                "a wrong baud rate or another device on this port: the LD2410 ships at 256000 "
+                "baud ([radar] baudrate); check [radar] port names the radar's adapter",
+            )  # fmt: skip
+        return Check(
+            "radar", "FAIL",
+            f"{port}: nothing received in {during} and no answer to end-config "
+            f"({heard.command_error or 'no answer'})",
+            "check the radar's 5 V supply and wiring (radar TX to adapter RX, RX to TX, ground); "
+            "power-cycle it",
+        )  # fmt: skip
+    kinds = " and ".join(f"{kind} frames" for kind in sorted(heard.frames))
+    stream = f"{kinds} at {heard.rate:.0f}/s"
+    if heard.firmware:
+        found = f"{port}: LD2410 firmware {heard.firmware}, {stream}"
+    else:
+        found = f"{port}: LD2410 {stream}, firmware not read ({heard.command_error})"
+    if heard.was_in_config_mode:
+        found += " (it was left in configuration mode; ended it)"
+    if heard.noisy:
+        return Check(
+            "radar", "WARN",
+            f"{found}; but {heard.stray} of {heard.received} bytes were not part of a valid "
+            f"frame ({heard.malformed} cut short or garbled): expected only {LD2410_FRAMES}",
+            "noise on the serial line: a loose or long cable, a missing ground, or boot "
+            "messages on a Pi UART (use a USB-serial adapter)",
+        )  # fmt: skip
+    return Check("radar", "OK", found)
 
 
 # --- clock ----------------------------------------------------------------------------------
@@ -529,6 +618,183 @@ def check_disk(config: SeatConfig, host: Host) -> Check:
     return Check("disk", "OK", f"{free_mb:.0f} MB free in {state}")
 
 
+# --- outbox -----------------------------------------------------------------------------------
+
+
+class OutboxUnreadable(Exception):
+    """The outbox file is there but SQLite cannot read it as an outbox (damaged, foreign)."""
+
+
+@dataclass(frozen=True)
+class OutboxReading:
+    pending: int  # stored, not yet acknowledged by the broker
+    oldest_pending: float | None  # epoch seconds the oldest of them was stored
+    used_bytes: int  # what the disk budget counts (edge.outbox: the sum of `size`)
+    lost: dict[str, int]  # drops not yet reported in an outbox.loss event, by event type
+    integrity_checked: bool  # False: quick_check did not finish within OUTBOX_CHECK_S
+
+
+def _fingerprint(path: Path) -> tuple[int, int, int, int]:
+    info = path.stat()
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def read_outbox(path: Path, limit_s: float = OUTBOX_CHECK_S) -> OutboxReading:
+    """Read the seat's outbox without writing anything, not even files next to it.
+
+    With a seat running (its -wal file exists) a `mode=ro` connection is one more WAL reader,
+    which never blocks the writer. Without one, `mode=ro` would create -wal and -shm files
+    owned by whoever runs doctor, so the file is read `immutable` instead, and read again the
+    ordinary way if a seat opened it meanwhile.
+    """
+    wal = Path(f"{path}-wal")
+    quiet = not wal.exists()
+    before = _fingerprint(path) if quiet else None
+    reading = _query_outbox(path, quiet, limit_s)
+    if quiet and (wal.exists() or _fingerprint(path) != before):
+        reading = _query_outbox(path, not wal.exists(), limit_s)
+    return reading
+
+
+def _query_outbox(path: Path, immutable: bool, limit_s: float) -> OutboxReading:
+    uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=1.0, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise OutboxUnreadable(f"cannot open it ({exc})") from exc
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        if not {"entry", "meta"} <= tables:
+            raise OutboxUnreadable("not a seatbox outbox (no `entry` and `meta` tables)")
+        checked = True
+        started = time.monotonic()
+        # quick_check past the limit is interrupted (SQLITE_INTERRUPT, "interrupted").
+        db.set_progress_handler(lambda: int(time.monotonic() - started > limit_s), 10_000)
+        try:
+            problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.OperationalError as exc:
+            if "interrupt" not in str(exc):
+                raise
+            checked, problems = False, ["ok"]
+        db.set_progress_handler(None, 0)  # the counts below are one index or table scan each
+        if problems != ["ok"]:
+            raise OutboxUnreadable(f"integrity check failed: {'; '.join(problems)}")
+        pending, oldest = db.execute(
+            "SELECT COUNT(*), MIN(created) FROM entry WHERE acked IS NULL"
+        ).fetchone()
+        used = db.execute("SELECT COALESCE(SUM(size), 0) FROM entry").fetchone()[0]
+        row = db.execute("SELECT value FROM meta WHERE key = 'loss'").fetchone()
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed", ...
+        raise OutboxUnreadable(str(exc)) from exc
+    finally:
+        db.close()
+    lost: dict[str, int] = {}
+    if row is not None and row[0]:
+        try:
+            lost = {str(k): int(v) for k, v in json.loads(row[0])["dropped"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # The seat would fail to open this outbox (edge.outbox reads the record at start).
+            raise OutboxUnreadable(f"its loss record (meta 'loss') is not readable: {exc}") from exc
+    return OutboxReading(int(pending), oldest, int(used), lost, checked)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _duration_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def check_outbox(config: SeatConfig, host: Host) -> Check:
+    state = Path(config.storage.state_dir)
+    path = state / OUTBOX_FILE
+    if not state.is_dir():
+        return Check("outbox", "WARN", "not checked: the state folder is missing",
+                     "see the disk check")  # fmt: skip
+    if not path.exists() or path.stat().st_size == 0:
+        return Check("outbox", "OK", f"no outbox yet in {state} (the seat creates it at start)")
+    who = service_identity(host)
+    files = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+    denied = [p for p in files if not can_access(p, who, os.R_OK | os.W_OK)]
+    if denied:
+        listed = ", ".join(
+            f"{p.name} ({stat.filemode(p.stat().st_mode)} {_user_name(p.stat().st_uid)})"
+            for p in denied
+        )
+        return Check(
+            "outbox", "FAIL", f"{who.name} cannot write {listed} in {state}: "
+            "the seat cannot store its events",
+            f"chown {who.name}: {path}* (a seat once started as root leaves root's files)",
+        )  # fmt: skip
+    if not all(os.access(p, os.R_OK) for p in files):
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        return Check("outbox", "WARN", f"not checked: {me} cannot read {path}",
+                     f"run doctor as root or as {who.name}")  # fmt: skip
+    try:
+        reading = read_outbox(path)
+    except OutboxUnreadable as exc:
+        return Check(
+            "outbox", "FAIL", f"{path} is damaged: {exc}",
+            f"systemctl stop seatbox; mv {path} {path}.bad (and its -wal, -shm files); "
+            "systemctl start seatbox: the seat starts a new outbox. Events not yet published "
+            f"are in the .bad file (sqlite3 {OUTBOX_FILE}.bad .recover can salvage them)",
+        )  # fmt: skip
+    budget = int(config.storage.outbox_budget_mb * 1024 * 1024)
+    usage = reading.used_bytes / budget
+    summary = f"{reading.pending} pending"
+    age = 0.0
+    if reading.oldest_pending is not None:
+        age = max(0.0, host.wall_clock() - reading.oldest_pending)
+        summary += f" (oldest {_duration_text(age)})"
+    summary += (
+        f", {_megabytes(reading.used_bytes)} of the {_megabytes(budget)} budget ({usage:.0%})"
+    )
+    problems: list[str] = []
+    fixes: list[str] = []
+    if reading.pending and age > OUTBOX_BACKLOG_WARN_S:
+        replay = reading.pending / config.broker.replay_rate
+        problems.append(
+            f"{reading.pending} events not acknowledged by the broker, the oldest stored "
+            f"{_duration_text(age)} ago"
+        )
+        fixes.append(
+            "check the broker check and that the seat runs (systemctl status seatbox); once "
+            f"connected it sends the backlog at [broker] replay_rate (about {_duration_text(replay)})"
+        )
+    if usage > OUTBOX_USAGE_WARN:
+        problems.append(f"{usage:.0%} of the disk budget used")
+        fixes.append(
+            "at 100 % informational events are dropped first: get the broker back; if outages "
+            "this long are normal, raise [storage] outbox_budget_mb"
+        )
+    if reading.lost:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(reading.lost.items()))
+        problems.append(
+            f"{sum(reading.lost.values())} events dropped by the budget, not yet reported ({kinds})"
+        )
+        fixes.append("the seat reports them in an outbox.loss event once the broker is back")
+    if not reading.integrity_checked:
+        problems.append(f"integrity not checked: quick_check took over {OUTBOX_CHECK_S:g} s")
+        fixes.append("a slow or failing disk: check dmesg for I/O errors")
+    if problems:
+        return Check("outbox", "WARN", f"{'; '.join(problems)} ({summary})", "; ".join(fixes))
+    return Check("outbox", "OK", f"{summary}, integrity ok")
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def device_nodes(config: SeatConfig, host: Host) -> list[Path]:
     nodes: list[Path] = []
     if config.headset.device == "auto":
@@ -597,6 +863,7 @@ def run_checks_for(config: SeatConfig, host: Host | None = None) -> list[Check]:
         check_radar(config, host),
         check_clock(host),
         check_disk(config, host),
+        check_outbox(config, host),
         check_permissions(config, host),
     ]
     return checks

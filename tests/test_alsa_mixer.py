@@ -9,9 +9,12 @@ tested on its real `amixer contents` output only.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from seat_harness import Harness
 from support import wait_until
 
 from drivers.alsa_mixer import (
+    RESTORE_FILE_NAME,
     Control,
     DbRange,
     MixerEnforcer,
@@ -32,6 +36,7 @@ from drivers.audio import MixerStatus, SoundDeviceAudio
 from edge.mqtt import event_payload
 
 DATA = Path(__file__).parent / "data" / "alsa"
+REPO = Path(__file__).parent.parent
 
 
 def controls(name: str) -> dict[str, Control]:
@@ -308,3 +313,111 @@ def test_a_mixer_failure_becomes_an_event_a_supervisor_sees() -> None:
     for _, event in h.effects:
         if hasattr(event, "type"):
             validate("event", event_payload("12-89abcdef", event))  # type: ignore[arg-type]
+
+
+# --- what to put back survives a crash (restore_file in the state folder) ---------------------------
+
+CRASHING_SEAT = """
+import sys
+from drivers.alsa_mixer import MixerEnforcer
+enforcer = MixerEnforcer("pulse", restore_file=sys.argv[1])
+enforcer.set_mute(True)
+assert enforcer.reconcile()
+print("muted", flush=True)
+sys.stdin.read()  # until the test kills us
+"""
+
+
+def test_a_mute_left_by_a_crash_is_put_back_at_the_next_start(
+    pulse: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = pulse / "state"
+    state.mkdir()
+    record = state / RESTORE_FILE_NAME
+    seat = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_SEAT, str(record)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert seat.stdout is not None and seat.stdout.readline() == "muted\n"
+    finally:
+        seat.kill()  # SIGKILL while the mic is force-muted: no stop(), nothing put back
+        seat.wait(10)
+    assert source_muted()
+    held = json.loads(record.read_text())
+    assert held["device"] == "pulse" and held["volume"] is None
+    assert (held["switch"]["before"], held["switch"]["written"]) == (["on"], ["off"])
+    name = held["switch"]["name"]
+    assert [p.name for p in state.iterdir()] == [RESTORE_FILE_NAME]  # no temp file left
+
+    caplog.set_level(logging.INFO, logger="drivers.alsa_mixer")
+    audio = SoundDeviceAudio(
+        "no-such-capture-device", mixer="pulse", mixer_recheck_s=0.2, retry_initial_s=5.0,
+        mixer_restore_file=record,
+    )  # fmt: skip
+    audio.start(lambda item: None)
+    try:
+        wait_until(lambda: not source_muted(), 10, "the mic switched back on at start")
+        wait_until(lambda: not record.exists(), 10, "the record removed once put back")
+    finally:
+        audio.stop()
+    assert not source_muted()
+    messages = [r.getMessage() for r in caplog.records]
+    assert (
+        f"headset mixer pulse: the last run ended without putting back {name!r} to on; "
+        "putting it back"
+    ) in messages
+    assert f"headset mixer pulse: {name!r} restored to on" in messages
+
+
+def test_the_record_follows_what_is_held_and_is_gone_after_a_clean_release(pulse: Path) -> None:
+    record = pulse / RESTORE_FILE_NAME
+    enforcer = MixerEnforcer("pulse", restore_file=record)
+    assert enforcer.reconcile() and not record.exists()  # nothing held, no file
+    enforcer.set_mute(True)
+    assert enforcer.reconcile() and source_muted()
+    assert json.loads(record.read_text())["switch"]["written"] == ["off"]
+    enforcer.set_mute(False)
+    assert enforcer.reconcile() and not source_muted()
+    assert not record.exists()
+
+
+def test_a_wanted_mute_at_restart_keeps_the_value_from_before_the_crash(pulse: Path) -> None:
+    record = pulse / RESTORE_FILE_NAME
+    crashed = MixerEnforcer("pulse", restore_file=record)
+    crashed.set_mute(True)
+    assert crashed.reconcile() and source_muted()  # and then the process dies
+    restarted = MixerEnforcer("pulse", restore_file=record)
+    restarted.recover()
+    restarted.set_mute(True)  # the seat mutes again before the first pass (on hold)
+    assert restarted.reconcile() and source_muted()
+    assert json.loads(record.read_text())["switch"]["before"] == ["on"]  # not the forced "off"
+    restarted.set_mute(False)
+    assert restarted.reconcile() and not source_muted() and not record.exists()
+
+
+def test_a_record_that_is_not_one_or_is_for_another_card_is_removed_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    record = tmp_path / RESTORE_FILE_NAME
+    record.write_text('{"device": "hw:2", "switch": {"numid": 5, "before": ["on"]}}')
+    enforcer = MixerEnforcer("hw:2", restore_file=record)
+    enforcer.recover()
+    assert not record.exists()
+    assert caplog.messages[-1].startswith(
+        f"headset mixer: {record} is not a restore record (switch: expected numid, name, "
+        "before and written"
+    )
+    record.write_text("{not json")
+    enforcer.recover()
+    assert not record.exists() and "is not a restore record" in caplog.messages[-1]
+    record.write_text(
+        json.dumps({"device": "hw:3", "volume": None, "switch": {
+            "numid": 5, "name": "Mic Capture Switch", "before": ["on"], "written": ["off"]}})
+    )  # fmt: skip
+    enforcer.recover()  # configured for hw:2 now: that record belongs to another card
+    assert not record.exists()
+    assert caplog.messages[-1] == (
+        f"headset mixer: {record} was written for hw:3, the mixer is now hw:2; removed"
+    )
+    assert enforcer.reconcile()  # nothing held: nothing to do, nothing raised

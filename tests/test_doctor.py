@@ -5,31 +5,45 @@ Headset detection runs on real report descriptors laid out as sysfs lays them ou
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import pty
+import random
+import re
+import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from ld2410_pty import emulated_radar
 from support import Mosquitto
 
-from edge.config import load_config
+from drivers.ld2410 import CMD_ENABLE_CONFIG, CMD_END_CONFIG, CMD_READ_FIRMWARE, open_serial
+from drivers.ld2410_emulator import open_pty
+from edge.config import SeatConfig, load_config
 from edge.doctor import (
     CHECK_NAMES,
+    OUTBOX_BACKLOG_WARN_S,
+    Check,
     ClockState,
     Host,
     MicReading,
     check_clock,
     check_headset,
     check_microphone,
+    check_outbox,
     check_permissions,
     check_radar,
     is_telephony_headset,
     kernel_clock_state,
+    read_outbox,
     run_checks,
 )
+from edge.outbox import Outbox
 
 DATA = Path(__file__).parent / "data" / "ops"
 SEATBOX = str(Path(sys.executable).parent / "seatbox")
@@ -141,19 +155,95 @@ def test_headset_check_finds_the_telephony_node_among_others(tmp_path: Path) -> 
     config = load_config(provision(tmp_path))  # real devices: headset auto
     fake_hidraw(tmp_path, "hidraw0", descriptor("logitech_g535_wireless"),
                 "Logitech G535", "0003:0000046D:00000AC4")  # fmt: skip
-    host = host_at(tmp_path)
+    host = host_at(tmp_path, service_user="nobody")
     check = check_headset(config, host)
     assert check.status == "FAIL"
     assert "no telephony headset found (HID devices: hidraw0 Logitech G535 (046d:0ac4))" in (
         check.detail
     )
-    fake_hidraw(tmp_path, "hidraw1", descriptor("jabra_biz2400_ii"),
-                "GN Netcom A/S Jabra BIZ 2400 II", "0003:00000B0E:00002453")  # fmt: skip
+    node = fake_hidraw(tmp_path, "hidraw1", descriptor("jabra_biz2400_ii"),
+                       "GN Netcom A/S Jabra BIZ 2400 II", "0003:00000B0E:00002453")  # fmt: skip
+    os.chmod(node, 0o660)  # as the kernel leaves it without our udev rule: root's group
+    check = check_headset(config, host)
+    assert check.status == "FAIL"
+    assert check.detail == (
+        f"GN Netcom A/S Jabra BIZ 2400 II (0b0e:2453) at {node}: nobody cannot read and write "
+        "it (-rw-rw---- group root): no buttons, no LEDs"
+    )
+    assert "udev rules" in check.fix
+    os.chmod(node, 0o666)
     check = check_headset(config, host)
     assert check.status == "OK"
     assert check.detail == (
-        f"GN Netcom A/S Jabra BIZ 2400 II (0b0e:2453) at {tmp_path}/dev/hidraw1, telephony"
+        f"GN Netcom A/S Jabra BIZ 2400 II (0b0e:2453) at {node}: hook switch, mute, LEDs "
+        "off_hook/mute/ring/hold/microphone/ringer; nobody can read and write it"
     )
+
+
+def test_headset_check_reads_the_layout_of_a_collection_placed_last(tmp_path: Path) -> None:
+    config = load_config(provision(tmp_path))
+    node = fake_hidraw(tmp_path, "hidraw3", descriptor("poly_bt700_dongle"),
+                       "Poly BT700", "0003:0000047F:000002E6")  # fmt: skip
+    os.chmod(node, 0o666)
+    check = check_headset(config, host_at(tmp_path, service_user="nobody"))
+    assert (check.status, check.detail) == (
+        "OK",
+        f"Poly BT700 (047f:02e6) at {node}: hook switch, mute, LEDs off_hook/mute/ring/hold; "
+        "nobody can read and write it",
+    )
+
+
+def test_a_headset_without_hook_switch_or_leds_is_a_warning_naming_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    # Constructed (no such device is in tests/data): a Telephony Headset collection holding
+    # only a Phone Mute button, no Hook Switch and no LEDs.
+    mute_only = bytes.fromhex(
+        "050b 0905 a101 8501 1500 2501 7501 9501 092f 8106 9507 8101 c0".replace(" ", "")
+    )
+    config = load_config(provision(tmp_path))
+    node = fake_hidraw(tmp_path, "hidraw0", mute_only, "Acme Mute", "0003:00001234:00005678")
+    os.chmod(node, 0o666)
+    check = check_headset(config, host_at(tmp_path, service_user="nobody"))
+    assert check.status == "WARN"
+    assert check.detail == (
+        f"Acme Mute (1234:5678) at {node}: no hook switch: answering and ending calls on the "
+        "headset is not seen; no off-hook LED: the headset cannot show the call; no mute LED: "
+        "the headset cannot show that the mic is muted"
+    )
+    assert "seatbox headset list" in check.fix
+
+
+def test_a_configured_headset_with_a_broken_descriptor_or_a_dead_node_is_a_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = fake_hidraw(tmp_path, "hidraw2", descriptor("jabra_biz2400_ii")[:40],
+                       "Jabra", "0003:00000B0E:00002453")  # fmt: skip
+    path = provision(tmp_path)
+    path.write_text(path.read_text().replace('device = "auto"', f'device = "{node}"'))
+    config = load_config(path)
+    check = check_headset(config, host_at(tmp_path))
+    assert check.status == "FAIL"
+    assert check.detail == (
+        f"{node} (Jabra, 0b0e:2453): its report descriptor cannot be read "
+        "(byte 40: Collection opened at byte 4 is never closed)"
+    )
+    # A node that is there but does not open (ENXIO, as a device gone stale): a socket file.
+    auto = load_config(provision(tmp_path))
+    fake_hidraw(tmp_path / "b", "hidraw5", descriptor("jabra_biz2400_ii"),
+                "Jabra", "0003:00000B0E:00002453").unlink()  # fmt: skip
+    monkeypatch.chdir(tmp_path / "b/dev")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server.bind("hidraw5")  # relative: the socket path limit is 108 bytes
+    os.chmod("hidraw5", 0o666)
+    try:
+        check = check_headset(auto, host_at(tmp_path / "b", service_user="nobody"))
+    finally:
+        server.close()
+    if os.geteuid() == 0:  # the real open is tried only for the service user or root
+        assert (check.status, check.detail.split(": ", 1)[1]) == (
+            "FAIL", "cannot open it: No such device or address"
+        )  # fmt: skip
 
 
 def test_permissions_check_names_nodes_the_service_user_cannot_open(tmp_path: Path) -> None:
@@ -175,20 +265,98 @@ def test_permissions_check_names_nodes_the_service_user_cannot_open(tmp_path: Pa
     assert (check.status, check.detail) == ("OK", "nobody can open 2 device node(s)")
 
 
-def test_radar_check_opens_a_real_serial_port_and_names_a_missing_one(tmp_path: Path) -> None:
-    controller, device = pty.openpty()
-    try:
-        port = os.ttyname(device)
-        config = load_config(provision(tmp_path, "--radar-port", port))
+def radar_config(tmp_path: Path, port: str) -> SeatConfig:
+    return load_config(provision(tmp_path, "--radar-port", port))
+
+
+def test_radar_check_reads_frames_and_firmware_of_an_ld2410(tmp_path: Path) -> None:
+    with emulated_radar() as (emulator, port):
+        config = radar_config(tmp_path, port)
+        started = time.monotonic()
         check = check_radar(config, Host())
-        assert (check.status, check.detail) == ("OK", f"{port} opens at 256000 baud")
+        took = time.monotonic() - started
+    assert check.status == "OK", check
+    match = re.fullmatch(rf"{port}: LD2410 firmware V1\.07\.22091516, basic frames at (\d+)/s",
+                         check.detail)  # fmt: skip
+    assert match and int(match.group(1)) >= 10, check.detail  # the emulator sends 50/s
+    assert took < 2.0  # a second of frames, then three answers of ~10 ms
+    assert [c.command for c in emulator.received] == [
+        CMD_ENABLE_CONFIG, CMD_READ_FIRMWARE, CMD_END_CONFIG
+    ]  # fmt: skip
+
+
+def test_radar_check_ends_a_configuration_mode_left_behind(tmp_path: Path) -> None:
+    with emulated_radar(stuck_config=True, engineering=True) as (_emulator, port):
+        check = check_radar(radar_config(tmp_path, port), Host())
+    assert check.status == "OK", check
+    assert re.fullmatch(
+        rf"{port}: LD2410 firmware V1\.07\.22091516, engineering frames at \d+/s "
+        r"\(it was left in configuration mode; ended it\)",
+        check.detail,
+    ), check.detail
+
+
+def test_radar_check_warns_of_noise_between_frames(tmp_path: Path) -> None:
+    with emulated_radar(garbage=True, seed=3) as (_emulator, port):
+        check = check_radar(radar_config(tmp_path, port), Host())
+    assert check.status == "WARN", check
+    assert re.search(r"bytes were not part of a valid frame \(\d+ cut short or garbled\): expected "
+                     r"only LD2410 frames \(data F4 F3 F2 F1", check.detail)  # fmt: skip
+    assert "noise on the serial line" in check.fix
+
+
+def test_radar_check_fails_on_a_port_that_sends_only_garbage(tmp_path: Path) -> None:
+    master, slave, port = open_pty()
+    noise = random.Random(7)
+    stop = threading.Event()
+
+    def babble() -> None:  # another serial device, or the radar at another baud rate
+        while not stop.wait(0.01):
+            os.write(master, bytes(noise.randrange(0xF0) for _ in range(32)))
+
+    writer = threading.Thread(target=babble, daemon=True)
+    writer.start()
+    try:
+        check = check_radar(radar_config(tmp_path, port), Host())
     finally:
-        os.close(controller)
-        os.close(device)
-    config = load_config(provision(tmp_path, "--radar-port", str(tmp_path / "ttyUSB9")))
-    check = check_radar(config, Host())
+        stop.set()
+        writer.join()
+        os.close(master)
+        os.close(slave)
+    assert check.status == "FAIL", check
+    assert re.fullmatch(
+        rf"{port}: \d+ bytes in 1\.\d s but no valid frame; expected LD2410 frames "
+        r"\(data F4 F3 F2 F1 \.\.\. F8 F7 F6 F5, answers FD FC FB FA \.\.\. 04 03 02 01\) "
+        r"at 256000 baud",
+        check.detail,
+    ), check.detail
+    assert "256000" in check.fix
+
+
+def test_radar_check_names_a_silent_a_missing_a_busy_and_a_foreign_radar(tmp_path: Path) -> None:
+    with emulated_radar(silent=True) as (_emulator, port):
+        check = check_radar(radar_config(tmp_path, port), Host())
     assert check.status == "FAIL"
-    assert check.detail == f"{tmp_path / 'ttyUSB9'} not present"
+    assert check.detail.startswith(f"{port}: nothing received in 1.0 s and no answer to end-config")
+    assert "5 V supply" in check.fix
+    with emulated_radar(protocol_version=2) as (_emulator, port):
+        check = check_radar(radar_config(tmp_path, port), Host())
+    assert (check.status, check.detail) == (
+        "FAIL",
+        f"{port}: enable-config answered protocol version 2, an LD2410/B/C answers 1 "
+        "(is this an LD2420?)",
+    )
+    with emulated_radar() as (_emulator, port):
+        seat = open_serial(port)  # the running seat holds the port exclusively
+        try:
+            check = check_radar(radar_config(tmp_path, port), Host())
+        finally:
+            seat.close()
+    assert (check.status, check.detail) == (
+        "WARN", f"{port} not probed: another program holds it (the running seat?)"
+    )  # fmt: skip
+    check = check_radar(radar_config(tmp_path, str(tmp_path / "ttyUSB9")), Host())
+    assert (check.status, check.detail) == ("FAIL", f"{tmp_path / 'ttyUSB9'} not present")
 
 
 def test_clock_states_map_to_ok_fail_warn() -> None:
@@ -234,3 +402,168 @@ def test_audio_check_lists_the_capture_devices_when_the_configured_one_is_missin
     assert "'Poly BT700: USB Audio (hw:1,0)'" in check.detail
     devices.append({"name": "Jabra BIZ 2400 II: USB Audio (hw:2,0)", "max_input_channels": 1})
     assert check_audio(config, Host(audio_devices=lambda: devices)).status == "OK"
+
+
+# --- outbox: real databases written by edge.outbox.Outbox -----------------------------------
+
+T0 = 1_790_000_000.0  # the wall clock the outboxes below store their events at
+
+
+def outbox_config(tmp_path: Path, budget_mb: float = 64.0) -> tuple[SeatConfig, Path]:
+    path = provision(tmp_path, "--simulate")
+    path.write_text(path.read_text() + f"outbox_budget_mb = {budget_mb}\n")
+    config = load_config(path)
+    return config, Path(config.storage.state_dir) / "outbox.sqlite"
+
+
+def open_outbox(path: Path, budget_mb: float = 64.0) -> Outbox:
+    return Outbox(
+        path, "seatbox/v1/lab/s1/event", budget_bytes=int(budget_mb * 1024 * 1024),
+        clock=lambda: T0,
+    )  # fmt: skip
+
+
+def at(seconds: float) -> Host:
+    return Host(wall_clock=lambda: T0 + seconds)
+
+
+def folder(path: Path) -> dict[str, str]:
+    """Every file next to the outbox with a digest of its bytes."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in path.parent.iterdir()}
+
+
+def test_outbox_check_reports_what_is_pending_and_writes_nothing(tmp_path: Path) -> None:
+    config, path = outbox_config(tmp_path)
+    assert check_outbox(config, at(0)) == Check(
+        "outbox", "OK", f"no outbox yet in {path.parent} (the seat creates it at start)"
+    )
+    outbox = open_outbox(path)
+    outbox.add_events([("call.ring", {}, None), ("call.answer", {}, None), ("mute.on", {}, None)])
+    outbox.ack([outbox.pending(1)[0].id])
+    outbox.close()
+    before = folder(path)
+    check = check_outbox(config, at(40))
+    assert check.status == "OK"
+    assert check.detail == (
+        "2 pending (oldest 40 s), 0.0 MB of the 64.0 MB budget (0%), integrity ok"
+    )
+    # No -wal or -shm created by the reader, not a byte changed: a stopped seat's outbox
+    # is exactly as the seat left it.
+    assert folder(path) == before == {"outbox.sqlite": before["outbox.sqlite"]}
+
+
+def test_outbox_check_reads_a_running_seats_outbox_without_getting_in_its_way(
+    tmp_path: Path,
+) -> None:
+    config, path = outbox_config(tmp_path)
+    seat = open_outbox(path)  # open: its -wal holds the events, not yet checkpointed
+    try:
+        seat.add_events([("call.ring", {}, None)] * 5)
+        assert Path(f"{path}-wal").exists()
+        assert check_outbox(config, at(2)).detail.startswith("5 pending (oldest 2 s)")
+        seat.add_event("call.answer", {})  # the seat still writes: nothing was left locked
+        assert seat.stats().pending == 6
+        assert check_outbox(config, at(2)).detail.startswith("6 pending")
+    finally:
+        seat.close()
+
+
+def test_an_old_backlog_is_a_warning_with_the_replay_time(tmp_path: Path) -> None:
+    config, path = outbox_config(tmp_path)
+    outbox = open_outbox(path)
+    outbox.add_events([("presence.away", {}, None)] * 1200)
+    outbox.close()
+    young = check_outbox(config, at(OUTBOX_BACKLOG_WARN_S - 1))
+    assert young.status == "OK"
+    check = check_outbox(config, at(45 * 60))
+    assert check.status == "WARN"
+    assert check.detail.startswith(
+        "1200 events not acknowledged by the broker, the oldest stored 45 min ago "
+        "(1200 pending (oldest 45 min), 0.3 MB of the 64.0 MB budget (0%))"
+    )
+    # 1200 events at the default replay_rate of 200/s.
+    assert "systemctl status seatbox" in check.fix and "(about 6 s)" in check.fix
+
+
+def test_an_outbox_near_its_budget_is_a_warning(tmp_path: Path) -> None:
+    budget_mb = 0.05
+    config, path = outbox_config(tmp_path, budget_mb)
+    outbox = open_outbox(path, budget_mb)
+    budget = outbox.budget_bytes
+    while outbox.stats().bytes <= 0.82 * budget:
+        entry = outbox.add_event("call.ring", {"caller": "x" * 200})
+        outbox.ack([entry.id])  # acknowledged copies kept for resends count too
+    used = outbox.stats().bytes
+    outbox.close()
+    check = check_outbox(config, at(1))
+    assert check.status == "WARN"
+    assert check.detail.startswith(f"{used / budget:.0%} of the disk budget used (0 pending, ")
+    assert "raise [storage] outbox_budget_mb" in check.fix
+
+
+def test_a_loss_not_yet_reported_is_a_warning_until_the_seat_reports_it(tmp_path: Path) -> None:
+    budget_mb = 0.016  # the smallest budget the config accepts
+    config, path = outbox_config(tmp_path, budget_mb)
+    outbox = open_outbox(path, budget_mb)
+    for _ in range(150):  # a broker outage: nothing is acknowledged
+        outbox.add_event("mute.on", {"by": "agent"})
+    outbox.close()
+    check = check_outbox(config, at(10))
+    assert check.status == "WARN"
+    outbox = open_outbox(path, budget_mb)
+    report = outbox.flush_loss()  # what the seat publishes once the broker is back
+    assert report is not None
+    total = json.loads(report.payload)["data"]["total"]
+    assert total > 0
+    assert check.detail.startswith(
+        f"{total} events dropped by the budget, not yet reported (mute.on {total})"
+    )
+    assert "outbox.loss" in check.fix
+    outbox.close()
+    assert "dropped" not in check_outbox(config, at(10)).detail
+
+
+def test_a_damaged_outbox_is_a_fail_that_says_how_to_start_over(tmp_path: Path) -> None:
+    config, path = outbox_config(tmp_path)
+    outbox = open_outbox(path)
+    outbox.add_events([("call.ring", {"n": n}, None) for n in range(2000)])
+    outbox.close()
+    image = bytearray(path.read_bytes())
+    page = int.from_bytes(image[16:18], "big")  # SQLite header: page size at offset 16
+    image[20 * page : 21 * page] = b"\x5a" * page  # one table page overwritten
+    path.write_bytes(image)
+    check = check_outbox(config, at(1))
+    assert (check.status, check.detail) == (
+        "FAIL", f"{path} is damaged: database disk image is malformed"
+    )  # fmt: skip
+    assert check.fix.startswith(f"systemctl stop seatbox; mv {path} {path}.bad")
+    path.write_bytes(b"not a database at all" * 100)
+    check = check_outbox(config, at(1))
+    assert (check.status, check.detail) == ("FAIL", f"{path} is damaged: file is not a database")
+    path.unlink()
+    sqlite3.connect(path).execute("CREATE TABLE other (x)").connection.close()
+    check = check_outbox(config, at(1))
+    assert check.status == "FAIL"
+    assert check.detail.endswith("not a seatbox outbox (no `entry` and `meta` tables)")
+
+
+def test_an_integrity_check_that_overruns_its_time_says_so(tmp_path: Path) -> None:
+    config, path = outbox_config(tmp_path)
+    outbox = open_outbox(path)
+    outbox.add_events([("call.ring", {"n": n}, None) for n in range(2000)])
+    outbox.close()
+    reading = read_outbox(path, limit_s=0.0)
+    assert (reading.integrity_checked, reading.pending) == (False, 2000)
+    assert read_outbox(path).integrity_checked
+
+
+def test_an_outbox_the_service_user_cannot_write_is_a_fail(tmp_path: Path) -> None:
+    config, path = outbox_config(tmp_path)
+    open_outbox(path).close()
+    os.chmod(path, 0o644)  # as a seat once started by root leaves it
+    check = check_outbox(config, Host(service_user="nobody", wall_clock=lambda: T0))
+    assert check.status == "FAIL"
+    assert check.detail.startswith("nobody cannot write outbox.sqlite (-rw-r--r-- ")
+    assert check.fix.startswith(f"chown nobody: {path}*")
+    os.chmod(path, 0o666)
+    assert check_outbox(config, Host(service_user="nobody", wall_clock=lambda: T0)).status == "OK"

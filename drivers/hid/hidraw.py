@@ -132,9 +132,9 @@ def _bcd_version(bcd: int) -> str:
     return f"{(bcd >> 8) & 0xFF:x}.{bcd & 0xFF:02x}"
 
 
-def usb_device_dir(hidraw_path: str) -> Path | None:
+def usb_device_dir(hidraw_path: str, sysfs_hidraw: Path = SYSFS_HIDRAW) -> Path | None:
     """The sysfs directory of the USB device behind /dev/hidrawN (None off USB)."""
-    node = SYSFS_HIDRAW / Path(hidraw_path).name / "device"
+    node = sysfs_hidraw / Path(hidraw_path).name / "device"
     try:
         real = node.resolve(strict=True)
     except OSError:
@@ -234,6 +234,65 @@ def enumerate_hidraw() -> list[DeviceCandidate]:
                 continue
         seen[path] = DeviceCandidate(path=path, descriptor=descriptor, info=inventory(entry))
     return list(seen.values())
+
+
+def _uevent(path: Path) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in _sysfs_text(path).splitlines():
+        key, _, value = line.partition("=")
+        fields[key] = value
+    return fields
+
+
+def _node_number(entry: Path) -> int:
+    digits = entry.name.removeprefix("hidraw")
+    return int(digits) if digits.isdigit() else -1
+
+
+def enumerate_sysfs(
+    sys_root: Path = Path("/sys"), dev_root: Path = Path("/dev")
+) -> list[DeviceCandidate]:
+    """Every hidraw node the kernel lists, in node order, from sysfs alone: no access to the
+    nodes and no hidapi needed (`seatbox doctor` sees what the service user may not open).
+
+    Inventory from the HID device's uevent (HID_ID bus:vendor:product, HID_NAME, HID_UNIQ) and,
+    on USB, the USB device's strings and bcdDevice.
+    """
+    sysfs_hidraw = sys_root / "class/hidraw"
+    found: list[DeviceCandidate] = []
+    for entry in sorted(sysfs_hidraw.glob("hidraw*"), key=_node_number):
+        try:
+            descriptor = (entry / "device/report_descriptor").read_bytes()
+        except OSError:
+            continue
+        uevent = _uevent(entry / "device/uevent")
+        ids = uevent.get("HID_ID", "").split(":")  # 0003:00000B0E:00002453
+        try:
+            vendor, product = (int(ids[1], 16), int(ids[2], 16)) if len(ids) == 3 else (0, 0)
+        except ValueError:
+            vendor, product = 0, 0
+        info = HeadsetInfo(
+            vendor_id=vendor,
+            product_id=product,
+            product=uevent.get("HID_NAME", ""),
+            serial=uevent.get("HID_UNIQ", ""),
+        )
+        usb_dir = usb_device_dir(entry.name, sysfs_hidraw)
+        if usb_dir is not None:
+            bcd = _sysfs_text(usb_dir / "bcdDevice")
+            info = replace(
+                info,
+                usb_path=usb_dir.name,
+                manufacturer=_sysfs_text(usb_dir / "manufacturer"),
+                product=_sysfs_text(usb_dir / "product") or info.product,
+                serial=_sysfs_text(usb_dir / "serial") or info.serial,
+                firmware=_bcd_version(int(bcd, 16)) if bcd else "",
+            )
+        model = info.product or f"{vendor:04x}:{product:04x}"
+        found.append(
+            DeviceCandidate(str(dev_root / entry.name), descriptor, replace(info, model=model))
+        )
+    return found
 
 
 def candidate_layout(candidate: DeviceCandidate) -> TelephonyLayout | None:

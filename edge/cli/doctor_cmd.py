@@ -19,7 +19,7 @@ MARK = {"OK": "OK  ", "WARN": "WARN", "FAIL": "FAIL"}
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "doctor",
-        help="check config, broker, headset, audio, radar, clock, disk and permissions",
+        help="check config, broker, headset, audio, radar, clock, disk, outbox and permissions",
     )
     parser.add_argument("config", nargs="?", default=str(DEFAULT_OUTPUT), help="seat config")
     parser.add_argument("--json", action="store_true", help='{"checks": [...]} on stdout')
