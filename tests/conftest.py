@@ -20,3 +20,17 @@ REPO = Path(__file__).parent.parent
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     with mosquitto(tmp_path_factory.mktemp("mosquitto")) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """An in-process `seatbox` command installs its handler on the root logger, bound to the
+    stderr pytest had captured for that test; put the root logger back so a later test's
+    threads do not log into a closed stream."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
