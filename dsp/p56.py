@@ -196,8 +196,10 @@ class SpeechVoltmeter:
         # maps q == 0 to bin 0 and cannot change a comparison with c[j] >= 2^-15.
         _, exponent = np.frexp(q + 1e-30)
         bins = exponent + THRESHOLD_COUNT
-        low = max(int(bins.min()), 0)
-        high = min(int(bins.max()), THRESHOLD_COUNT)
+        # Both clamped to 0..15: a block of digital silence has every bin below 0, and a
+        # negative `high` would slice only the last thresholds' hangover below.
+        low = min(max(int(bins.min()), 0), THRESHOLD_COUNT)
+        high = min(max(int(bins.max()), 0), THRESHOLD_COUNT)
         active, hang = self._active, self._hang
         # Thresholds under the lowest envelope value: every sample is active.
         active[:low] += n

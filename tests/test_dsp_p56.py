@@ -77,6 +77,24 @@ def test_vectorised_activity_counts_equal_the_per_sample_loop_for_any_blocks() -
     assert meter.counts.active == expected
 
 
+def test_hangover_into_digital_silence_counts_like_the_per_sample_loop() -> None:
+    """Speech, then blocks of true digital silence (every envelope bin below the lowest
+    threshold), speech again: the 0.2 s hangover after each burst is counted at every
+    threshold. (A block wholly below c[0] once applied it to the top threshold only.)"""
+    speech = _raw("voice.src")[:3000]
+    x = np.concatenate([speech, np.zeros(4000), speech * 0.01, np.zeros(2500), speech])
+    expected = _per_sample_reference(x, 8000)
+    for seed in (2, 3):
+        rng = np.random.default_rng(seed)
+        meter = SpeechVoltmeter(8000)
+        pos = 0
+        while pos < x.shape[0]:
+            step = int(rng.integers(1, 400))
+            meter.feed(x[pos : pos + step])
+            pos += step
+        assert meter.counts.active == expected
+
+
 def test_silence_reads_minus_100_dbov_and_zero_activity() -> None:
     result = active_speech_level(np.zeros(16000), 16000)
     assert result.active_level_dbov == -100.0
