@@ -11,6 +11,7 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -47,28 +48,65 @@ def machine() -> str:
     return f"{u.system} {u.release} {u.machine}; {cpu}; Python {platform.python_version()}"
 
 
-class Counter:
-    """A QoS 1 subscriber that timestamps each arrival by seq."""
+SUBSCRIBER = r"""
+import json, sys, time
+import paho.mqtt.client as mqtt
+port, topic, until = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+seen = set()
+def on_subscribe(*_):
+    print("ready", flush=True)
+def on_message(client, userdata, msg):
+    seq = json.loads(msg.payload)["seq"]
+    now = time.perf_counter()
+    if until:
+        seen.add(seq)
+        if len(seen) == until:
+            print(f"done {now}", flush=True)
+    else:
+        print(f"{seq} {now}", flush=True)
+client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub")
+client.on_subscribe, client.on_message = on_subscribe, on_message
+client.connect("127.0.0.1", port)
+client.subscribe(topic, qos=1)
+client.loop_forever()
+"""
 
-    def __init__(self, port: int) -> None:
+
+class Counter:
+    """A QoS 1 subscriber in a process of its own (as a floor view would be, so it does not
+    share the seat's GIL), reporting each arrival's seq and time, or only when `until`
+    distinct events have arrived. time.perf_counter is CLOCK_MONOTONIC: one clock for both."""
+
+    def __init__(self, port: int, until: int = 0) -> None:
         self.arrived: dict[int, float] = {}
         self.count = 0
+        self.done_at: float | None = None
         self.event = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub")
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(TOPIC, qos=1)
-        self.client.loop_start()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SUBSCRIBER, str(port), TOPIC, str(until)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("bench subscriber did not start")
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        seq = json.loads(msg.payload)["seq"]
-        self.arrived.setdefault(seq, time.perf_counter())
-        self.count += 1
-        self.event.set()
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            first, second = line.split()
+            if first == "done":
+                self.done_at = float(second)
+            else:
+                self.arrived.setdefault(int(first), float(second))
+                self.count += 1
+            self.event.set()
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def seat_client(port: int, client_id: str) -> mqtt.Client:
@@ -198,7 +236,7 @@ def drain_raw(port: int, count: int, inflight: int) -> float:
     """Raw paho QoS 1 with the pump's window and batching but nothing stored: at most four
     windows handed to paho (queueing all 100,000 in paho is quadratic: it scans its whole
     message dict at every PUBACK). Timed until the subscriber has them all."""
-    counter = Counter(port)
+    counter = Counter(port, until=count)
     client = seat_client(port, "bench-raw")
     client.max_inflight_messages_set(inflight)
     acked = 0
@@ -226,8 +264,9 @@ def drain_raw(port: int, count: int, inflight: int) -> float:
             sent += len(batch)
         for body in batch:
             client.publish(TOPIC, body, qos=1)
-    wait_until(lambda: len(counter.arrived) == count, 600, "raw backlog at the subscriber")
-    elapsed = time.perf_counter() - start
+    wait_until(lambda: counter.done_at is not None, 600, "raw backlog at the subscriber")
+    assert counter.done_at is not None
+    elapsed = counter.done_at - start
     client.disconnect()
     client.loop_stop()
     counter.stop()
@@ -238,7 +277,7 @@ def drain_outbox(port: int, workdir: Path, count: int, inflight: int) -> float:
     outbox = Outbox(workdir / "drain.db", TOPIC, budget_bytes=1 << 30)
     for first in range(0, count, 1000):
         outbox.add_events(("hold.long", {"n": n}, None) for n in range(first, first + 1000))
-    counter = Counter(port)
+    counter = Counter(port, until=count)
     client = seat_client(port, "bench-outbox")
     pump = OutboxPump(client, outbox, rate_per_s=None, max_inflight=inflight)
     pump.attach()
@@ -246,8 +285,9 @@ def drain_outbox(port: int, workdir: Path, count: int, inflight: int) -> float:
     start = time.perf_counter()
     client.loop_start()
     pump.start()
-    wait_until(lambda: len(counter.arrived) == count, 600, "outbox backlog at the subscriber")
-    elapsed = time.perf_counter() - start
+    wait_until(lambda: counter.done_at is not None, 600, "outbox backlog at the subscriber")
+    assert counter.done_at is not None
+    elapsed = counter.done_at - start
     wait_until(lambda: outbox.stats().pending == 0, 60, "all acknowledged")
     pump.stop()
     client.disconnect()
