@@ -792,7 +792,7 @@ class OutboxPump:
     def _publish_pending(self) -> float | None:
         room = self._handoff - self.inflight
         # Refill in batches: one query per wire window, not per PUBACK.
-        if room <= 0 or (room < self.max_inflight and room < self._handoff):
+        if room <= 0 or (room < 2 * self.max_inflight and room < self._handoff):
             return None
         for entry in self.outbox.pending(room, after_id=self._cursor, claim=True):
             wait = self._bucket.take(self._clock())
@@ -830,6 +830,6 @@ class OutboxPump:
         self.acknowledged += len(done)
         # Acks are written in batches (a lost ack only causes a duplicate), and at once when
         # the window is idle so `stats().pending` is exact whenever nothing is in flight.
-        if self._to_ack and (flush or idle or len(self._to_ack) >= self._handoff):
+        if self._to_ack and (flush or idle or len(self._to_ack) >= 4 * self._handoff):
             self.outbox.ack(self._to_ack)
             self._to_ack = []
