@@ -24,7 +24,7 @@ from dsp.exposure import EarLevelMeter, NoiseDose  # noqa: E402
 RATE = 16000
 BLOCK = 320  # 20 ms
 SECONDS = 60
-RUNS = 5
+RUNS = 15
 
 
 def _cpu_model() -> str:

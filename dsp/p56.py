@@ -162,8 +162,9 @@ class SpeechVoltmeter:
         self._samples = 0
         self._sum_sq = 0.0
         self._active = np.zeros(THRESHOLD_COUNT, dtype=np.int64)
-        # sv-p56.c: hang[j] starts at I, so leading silence is not counted as active.
-        self._hang = np.full(THRESHOLD_COUNT, self.hangover, dtype=np.int64)
+        # Bins of the last I envelope samples; sv-p56.c's hang[j] starts at I, i.e. nothing
+        # reached any threshold before the start: leading silence is not counted as active.
+        self._tail = np.zeros(self.hangover, dtype=np.int64)
 
     @property
     def counts(self) -> P56Counts:
@@ -184,51 +185,33 @@ class SpeechVoltmeter:
         self._count_active(q)
 
     def _count_active(self, q: Samples) -> None:
-        """The per-sample hangover rule of sv-p56.c, evaluated on runs of constant envelope bin.
+        """sv-p56.c's per-sample hangover rule as a trailing maximum.
 
-        Bin k = number of thresholds the envelope reaches (q >= c[j] for j < k). Within a run of
-        one bin every threshold is either above (counted) or below (counted while its hangover
-        lasts), so the per-sample loop reduces to arithmetic on the few runs of a block.
+        With `hang[j] = 0` at every sample reaching c[j] and counting while `hang[j] < I`, a
+        sample is active for threshold j exactly when some sample of the last I + 1 (itself
+        included) reaches c[j]. So with bin = the number of thresholds a sample reaches, the
+        sample counts for every j below the maximum bin of its window: one histogram of the
+        windowed maximum per block. The window reaches back into the previous I samples'
+        bins (`_tail`), split as the maximum of a suffix of the tail and a prefix of the block.
         """
-        n = q.shape[0]
-        hangover = self.hangover
         # q >= 2^(j-15)  <=>  frexp exponent e - 1 >= j - 15  <=>  j < e + 15. The tiny offset
-        # maps q == 0 to bin 0 and cannot change a comparison with c[j] >= 2^-15.
+        # maps q == 0 to bin 0 and cannot change a comparison with c[j] >= 2^-15; q < 1, so
+        # no bin exceeds THRESHOLD_COUNT.
         _, exponent = np.frexp(q + 1e-30)
-        bins = exponent + THRESHOLD_COUNT
-        # Both clamped to 0..15: a block of digital silence has every bin below 0, and a
-        # negative `high` would slice only the last thresholds' hangover below.
-        low = min(max(int(bins.min()), 0), THRESHOLD_COUNT)
-        high = min(max(int(bins.max()), 0), THRESHOLD_COUNT)
-        active, hang = self._active, self._hang
-        # Thresholds under the lowest envelope value: every sample is active.
-        active[:low] += n
-        hang[:low] = 0
-        # Thresholds above the highest value: only the hangover left from earlier counts.
-        if high < THRESHOLD_COUNT:
-            left = hang[high:]
-            active[high:] += np.minimum(np.maximum(hangover - left, 0), n)
-            hang[high:] = np.minimum(left + n, hangover)
-        if low >= high:
-            return
-        edges = np.flatnonzero(bins[1:] != bins[:-1]) + 1
-        starts = np.concatenate(([0], edges))
-        lengths = np.concatenate((edges, [n])) - starts
-        run_bin = bins[starts]
-        above = run_bin > _THRESHOLD_INDEX[low:high]  # (threshold, run)
-        below_len = np.where(above, 0, lengths)
-        # Samples below each threshold since its last above-run (or since before this block,
-        # starting from the carried hangover counter), at the end of every run.
-        below_total = np.cumsum(below_len, axis=1)
-        base = np.maximum.accumulate(np.where(above, below_total, -hang[low:high, None]), axis=1)
-        hang_end = below_total - base
-        counted_below = np.minimum(np.maximum(hangover - (hang_end - below_len), 0), below_len)
-        active[low:high] += np.where(above, lengths, counted_below).sum(axis=1)
-        # sv-p56.c stops incrementing hang[j] at I, so the carried counter is capped there too.
-        hang[low:high] = np.minimum(hang_end[:, -1], hangover)
-
-
-_THRESHOLD_INDEX = np.arange(THRESHOLD_COUNT)[:, None]
+        bins = np.maximum(exponent.astype(np.int64) + THRESHOLD_COUNT, 0)  # int64: faster scans
+        hangover = self.hangover
+        for start in range(0, bins.shape[0], hangover):
+            chunk = bins[start : start + hangover]
+            size = chunk.shape[0]
+            tail = self._tail
+            # Window of chunk sample i: tail[i:] and chunk[:i + 1].
+            reach = np.maximum.accumulate(tail[size - 1 :: -1])[::-1]
+            if size < hangover:
+                reach = np.maximum(reach, tail[size:].max())
+            windowed = np.maximum(reach, np.maximum.accumulate(chunk))
+            self._tail = np.concatenate((tail[size:], chunk))
+            per_bin = np.bincount(windowed, minlength=THRESHOLD_COUNT + 1)
+            self._active += np.cumsum(per_bin[::-1])[-2::-1]
 
 
 def iir_filter(b: Samples, a: Samples, x: Samples, zi: Samples) -> tuple[Samples, Samples]:
