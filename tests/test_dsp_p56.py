@@ -64,17 +64,21 @@ def _per_sample_reference(x: np.ndarray, fs: int) -> tuple[int, ...]:
     return tuple(a)
 
 
+def _fed_in_random_blocks(x: np.ndarray, fs: int, seed: int, longest: int) -> SpeechVoltmeter:
+    rng = np.random.default_rng(seed)
+    meter = SpeechVoltmeter(fs)
+    pos = 0
+    while pos < x.shape[0]:
+        step = int(rng.integers(1, longest))
+        meter.feed(x[pos : pos + step])
+        pos += step
+    return meter
+
+
 def test_vectorised_activity_counts_equal_the_per_sample_loop_for_any_blocks() -> None:
     x = _raw("voice.src")[:12000]
     expected = _per_sample_reference(x, 8000)
-    rng = np.random.default_rng(1)
-    meter = SpeechVoltmeter(8000)
-    pos = 0
-    while pos < x.shape[0]:
-        step = int(rng.integers(1, 700))
-        meter.feed(x[pos : pos + step])
-        pos += step
-    assert meter.counts.active == expected
+    assert _fed_in_random_blocks(x, 8000, seed=1, longest=700).counts.active == expected
 
 
 def test_hangover_into_digital_silence_counts_like_the_per_sample_loop() -> None:
@@ -85,14 +89,7 @@ def test_hangover_into_digital_silence_counts_like_the_per_sample_loop() -> None
     x = np.concatenate([speech, np.zeros(4000), speech * 0.01, np.zeros(2500), speech])
     expected = _per_sample_reference(x, 8000)
     for seed in (2, 3):
-        rng = np.random.default_rng(seed)
-        meter = SpeechVoltmeter(8000)
-        pos = 0
-        while pos < x.shape[0]:
-            step = int(rng.integers(1, 400))
-            meter.feed(x[pos : pos + step])
-            pos += step
-        assert meter.counts.active == expected
+        assert _fed_in_random_blocks(x, 8000, seed, longest=400).counts.active == expected
 
 
 def test_silence_reads_minus_100_dbov_and_zero_activity() -> None:
