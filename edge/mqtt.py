@@ -60,7 +60,7 @@ class SeatLink:
         outbox: Outbox | None = None,
     ) -> None:
         self.config = config
-        self.boot_id = outbox.boot_id if outbox else boot_id
+        self.boot_id = boot_id  # the outbox's own when there is one (the Runtime passes it)
         self.outbox = outbox
         self.topics = Topics(config.seat.site, config.seat.id)
         self.on_command = on_command

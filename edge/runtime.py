@@ -15,6 +15,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import IO, Any
 
 from drivers.audio import Audio
@@ -42,6 +43,7 @@ from edge.outbox import Outbox, OutboxError, new_boot_id
 from edge.seat import leds_for, new_seat, next_deadline, step
 from edge.snapshot import key, snapshot
 from edge.tape import Recorder
+from edge.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +70,6 @@ class Devices:
 def open_outbox(config: SeatConfig, state_dir: str) -> Outbox | None:
     """The seat's outbox in `state_dir`; a seat whose disk fails still runs (events then live
     in memory only until published, and the error says so)."""
-    from pathlib import Path
-
-    from edge.topics import Topics
-
     try:
         return Outbox(
             Path(state_dir) / "outbox.sqlite",
