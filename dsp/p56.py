@@ -161,14 +161,15 @@ class SpeechVoltmeter:
         self._zi = np.zeros(2)
         self._samples = 0
         self._sum_sq = 0.0
-        self._active = np.zeros(THRESHOLD_COUNT, dtype=np.int64)
-        # Bins of the last I envelope samples; sv-p56.c's hang[j] starts at I, i.e. nothing
-        # reached any threshold before the start: leading silence is not counted as active.
-        self._tail = np.zeros(self.hangover, dtype=np.int64)
+        self._active = [0] * THRESHOLD_COUNT
+        # Per threshold c[j]: how many samples from the next one on are still inside the
+        # hangover of the last sample that reached c[j]. sv-p56.c's hang[j] starts at I,
+        # i.e. nothing reached any threshold before the start: 0.
+        self._covered = [0] * THRESHOLD_COUNT
 
     @property
     def counts(self) -> P56Counts:
-        return P56Counts(self._samples, self._sum_sq, tuple(self._active.tolist()))
+        return P56Counts(self._samples, self._sum_sq, tuple(self._active))
 
     def result(self) -> P56Result:
         return p56_result(self.counts)
@@ -179,39 +180,36 @@ class SpeechVoltmeter:
         if n == 0:
             return
         ax = np.abs(x) if magnitude is None else magnitude
-        self._samples += n
-        self._sum_sq += float(np.dot(x, x))
         q, self._zi = iir_filter(self._b, self._a, ax, self._zi)
         self._count_active(q)
+        self._samples += n
+        self._sum_sq += float(np.dot(x, x))
 
     def _count_active(self, q: Samples) -> None:
-        """sv-p56.c's per-sample hangover rule as a trailing maximum.
+        """sv-p56.c's per-sample hangover rule, counted per threshold from two positions.
 
         With `hang[j] = 0` at every sample reaching c[j] and counting while `hang[j] < I`, a
         sample is active for threshold j exactly when some sample of the last I + 1 (itself
-        included) reaches c[j]. So with bin = the number of thresholds a sample reaches, the
-        sample counts for every j below the maximum bin of its window: one histogram of the
-        windowed maximum per block. The window reaches back into the previous I samples'
-        bins (`_tail`), split as the maximum of a suffix of the tail and a prefix of the block.
+        included) reaches c[j]. In a chunk of n <= I samples, sample i is then active when
+        the hangover from before the chunk still covers it (i < L) or some sample of the
+        chunk up to i reaches c[j] (i >= P, the first one that does): n - max(P - L, 0)
+        samples. P is a binary search of the envelope's running maximum; the last sample
+        that reaches c[j], which sets the next chunk's L, one of the running maximum read
+        backwards. Two NumPy scans per chunk for all 15 thresholds; the rest is 15 integers.
         """
-        # q >= 2^(j-15)  <=>  frexp exponent e - 1 >= j - 15  <=>  j < e + 15. The tiny offset
-        # maps q == 0 to bin 0 and cannot change a comparison with c[j] >= 2^-15; q < 1, so
-        # no bin exceeds THRESHOLD_COUNT.
-        _, exponent = np.frexp(q + 1e-30)
-        bins = np.maximum(exponent.astype(np.int64) + THRESHOLD_COUNT, 0)  # int64: faster scans
         hangover = self.hangover
-        for start in range(0, bins.shape[0], hangover):
-            chunk = bins[start : start + hangover]
-            size = chunk.shape[0]
-            tail = self._tail
-            # Window of chunk sample i: tail[i:] and chunk[:i + 1].
-            reach = np.maximum.accumulate(tail[size - 1 :: -1])[::-1]
-            if size < hangover:
-                reach = np.maximum(reach, tail[size:].max())
-            windowed = np.maximum(reach, np.maximum.accumulate(chunk))
-            self._tail = np.concatenate((tail[size:], chunk))
-            per_bin = np.bincount(windowed, minlength=THRESHOLD_COUNT + 1)
-            self._active += np.cumsum(per_bin[::-1])[-2::-1]
+        active, covered = self._active, self._covered
+        for start in range(0, q.shape[0], hangover):
+            chunk = q[start : start + hangover]
+            n = chunk.shape[0]
+            first = np.searchsorted(np.maximum.accumulate(chunk), THRESHOLDS).tolist()
+            # Samples after the last one reaching c[j] (n: none does).
+            after = np.searchsorted(np.maximum.accumulate(chunk[::-1]), THRESHOLDS).tolist()
+            for j in range(THRESHOLD_COUNT):
+                cover = covered[j]
+                active[j] += n - first[j] + cover if first[j] > cover else n
+                # The last reaching sample's hangover covers I samples after it.
+                covered[j] = hangover - after[j] if after[j] < n else max(cover - n, 0)
 
 
 def iir_filter(b: Samples, a: Samples, x: Samples, zi: Samples) -> tuple[Samples, Samples]:

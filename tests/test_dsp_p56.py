@@ -79,6 +79,8 @@ def test_vectorised_activity_counts_equal_the_per_sample_loop_for_any_blocks() -
     x = _raw("voice.src")[:12000]
     expected = _per_sample_reference(x, 8000)
     assert _fed_in_random_blocks(x, 8000, seed=1, longest=700).counts.active == expected
+    # Blocks longer than the 0.2 s hangover (1600 samples at 8 kHz) are counted in chunks.
+    assert _fed_in_random_blocks(x, 8000, seed=4, longest=5000).counts.active == expected
 
 
 def test_hangover_into_digital_silence_counts_like_the_per_sample_loop() -> None:
