@@ -42,7 +42,8 @@ def _db_amplitude(amplitude: float) -> float:
 def to_float(block: Int16Block | FloatBlock) -> FloatBlock:
     """Samples normalised to -1..1 (int16 / 32768, the STL convention for dBov)."""
     if block.dtype == np.int16:
-        return block.astype(np.float64) / INT16_SCALE
+        # One pass; exact, as 1/32768 is a power of two.
+        return np.multiply(block, 1.0 / INT16_SCALE, dtype=np.float64)
     return np.asarray(block, dtype=np.float64)
 
 
@@ -162,7 +163,7 @@ class ChannelMeter:
         start_counts, self._period_start = self._period_start, counts
         p56 = p56_result(period_counts)
         peak = float(magnitude.max())
-        clipped = int(np.count_nonzero(magnitude >= CLIP_LEVEL))
+        clipped = int(np.count_nonzero(magnitude >= CLIP_LEVEL)) if peak >= CLIP_LEVEL else 0
         weighted = self.weighting.filter(x)
         a_sumsq = float(np.dot(weighted, weighted))
         flags = self.vad.feed(xi)

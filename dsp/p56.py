@@ -114,20 +114,23 @@ def p56_result(counts: P56Counts, margin_db: float = MARGIN_DB) -> P56Result:
     a = counts.active
     if a[0] == 0:
         return P56Result(SILENCE_DB, 0.0, rms_db, n)
-    level = [
-        10.0 * math.log10(counts.sum_sq / a[j] + _SMALL) if a[j] > 0 else 100.0
-        for j in range(THRESHOLD_COUNT)
-    ]
-    if level[0] - THRESHOLDS_DB[0] < margin_db:
+    sum_sq = counts.sum_sq
+
+    def level(j: int) -> float:  # only the levels the search reaches are computed
+        return 10.0 * math.log10(sum_sq / a[j] + _SMALL) if a[j] > 0 else 100.0
+
+    below = level(0)
+    if below - THRESHOLDS_DB[0] < margin_db:
         return P56Result(SILENCE_DB, 0.0, rms_db, n)
     active_db = SILENCE_DB
     for j in range(1, THRESHOLD_COUNT):
         if a[j] == 0:
             continue
-        if level[j] - THRESHOLDS_DB[j] <= margin_db:
+        here = level(j)
+        if here - THRESHOLDS_DB[j] <= margin_db:
             active_db = _bin_interp(
-                level[j],
-                level[j - 1],
+                here,
+                level(j - 1),
                 THRESHOLDS_DB[j],
                 THRESHOLDS_DB[j - 1],
                 margin_db,
