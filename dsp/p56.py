@@ -7,6 +7,7 @@ boundary, so any slice of the stream (period, utterance, call, file) is measured
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,8 @@ MARGIN_DB = 15.9
 # sv-p56.c init_speech_voltmeter(): 15 thresholds c[j] = 2^(j-15), from 1 LSB of 16 bit to 0.5.
 THRESHOLD_COUNT = 15
 THRESHOLDS = np.array([2.0 ** (j - THRESHOLD_COUNT) for j in range(THRESHOLD_COUNT)])
+_THRESHOLD_LIST = THRESHOLDS.tolist()
+_all = np.logical_and.reduce  # np.all without its Python wrapper (half the cost on 100 ms)
 THRESHOLDS_DB = [20.0 * math.log10(c + 1e-20) for c in THRESHOLDS]
 # sv-p56.c speech_voltmeter(): bin_interp(..., 0.5); the tolerance P.56 leaves open.
 INTERP_TOLERANCE_DB = 0.5
@@ -198,16 +201,28 @@ class SpeechVoltmeter:
         chunk up to i reaches c[j] (i >= P, the first one that does): n - max(P - L, 0)
         samples. P is a binary search of the envelope's running maximum; the last sample
         that reaches c[j], which sets the next chunk's L, one of the running maximum read
-        backwards. Two NumPy scans per chunk for all 15 thresholds; the rest is 15 integers.
+        backwards: two NumPy scans per chunk for all 15 thresholds; the rest is 15 integers.
+        A monotonic chunk (a rise, or the envelope's decay in a pause: half of all chunks in
+        a call) is its own running maximum one way and a constant the other: no scan.
         """
         hangover = self.hangover
         active, covered = self._active, self._covered
         for start in range(0, q.shape[0], hangover):
             chunk = q[start : start + hangover]
             n = chunk.shape[0]
-            first = np.searchsorted(np.maximum.accumulate(chunk), THRESHOLDS).tolist()
-            # Samples after the last one reaching c[j] (n: none does).
-            after = np.searchsorted(np.maximum.accumulate(chunk[::-1]), THRESHOLDS).tolist()
+            head, tail = float(chunk[0]), float(chunk[-1])
+            if tail <= head and _all(np.less_equal(chunk[1:], chunk[:-1])):
+                reached = bisect_right(_THRESHOLD_LIST, head)  # c[j] <= head: from sample 0
+                first = [0] * reached + [n] * (THRESHOLD_COUNT - reached)
+                after = np.searchsorted(chunk[::-1], THRESHOLDS).tolist()
+            elif tail >= head and _all(np.greater_equal(chunk[1:], chunk[:-1])):
+                first = np.searchsorted(chunk, THRESHOLDS).tolist()
+                reached = bisect_right(_THRESHOLD_LIST, tail)  # c[j] <= tail: to the end
+                after = [0] * reached + [n] * (THRESHOLD_COUNT - reached)
+            else:
+                first = np.searchsorted(np.maximum.accumulate(chunk), THRESHOLDS).tolist()
+                # Samples after the last one reaching c[j] (n: none does).
+                after = np.searchsorted(np.maximum.accumulate(chunk[::-1]), THRESHOLDS).tolist()
             for j in range(THRESHOLD_COUNT):
                 cover = covered[j]
                 active[j] += n - first[j] + cover if first[j] > cover else n

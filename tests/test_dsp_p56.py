@@ -94,6 +94,18 @@ def test_hangover_into_digital_silence_counts_like_the_per_sample_loop() -> None
         assert _fed_in_random_blocks(x, 8000, seed, longest=400).counts.active == expected
 
 
+def test_rising_falling_and_flat_envelopes_count_like_the_per_sample_loop() -> None:
+    """Chunks where the envelope only rises (a step onto a steady tone), only falls (the decay
+    into silence) or stays flat take the meter's no-scan path; counts stay the loop's."""
+    steady = np.full(5000, 0.25)
+    decay = np.zeros(5000)
+    swell = np.linspace(0.0, 0.5, 5000)
+    x = np.concatenate([steady, decay, swell, decay, _raw("voice.src")[:2000], decay])
+    expected = _per_sample_reference(x, 8000)
+    for longest in (300, 1700, 5000):
+        assert _fed_in_random_blocks(x, 8000, 5, longest).counts.active == expected
+
+
 def test_silence_reads_minus_100_dbov_and_zero_activity() -> None:
     result = active_speech_level(np.zeros(16000), 16000)
     assert result.active_level_dbov == -100.0
