@@ -1,6 +1,6 @@
 """CPU time of the full audio pipeline per second of audio, next to pyloudnorm and webrtcvad.
 
-Both channels at 16 kHz in 20 ms blocks through every meter the seat runs; best of 5 runs.
+Both channels at 16 kHz in 20 ms blocks through every meter the seat runs; best of 15 runs.
 """
 
 from __future__ import annotations
