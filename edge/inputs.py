@@ -64,6 +64,20 @@ class RestoreDose:
 
 
 @dataclass(frozen=True, slots=True)
+class RestoreDay:
+    """The day's tallies of the day-scoped norms saved before a restart (`edge/day_store.py`).
+
+    Given back once at start, like `RestoreDose`: the arrival, lateness, absence and early
+    leave of `attendance`, the answer counts of `answer`, the away count and minutes of `away`,
+    as each norm's `DayTally.save` wrote them (checked by its `DayTally.fields`). A norm takes
+    its part only when `day` is the day it is counting.
+    """
+
+    day: str
+    tallies: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed: the shell sends one at each deadline the core asked for, and once a second."""
 
@@ -88,6 +102,7 @@ Input = (
     | AudioStatus
     | MixerStatus
     | RestoreDose
+    | RestoreDay
     | Tick
 )
 
@@ -111,6 +126,7 @@ INPUT_TYPES: tuple[type, ...] = (
     AudioStatus,
     MixerStatus,
     RestoreDose,
+    RestoreDay,
     Tick,
 )
 

@@ -136,7 +136,9 @@ class Runtime:
         # each from the newest state, so an older snapshot never lands last in the retained slot.
         self._state_lock = threading.Lock()
         self.progress_hooks: list[Callable[[Instant], object]] = []
-        self.close_hooks: list[Callable[[], object]] = []  # first thing at close (dose_store)
+        self.close_hooks: list[
+            Callable[[], object]
+        ] = []  # first thing at close (dose_store, day_store)
         self.effects_seen: list[Effect] = []  # for tests and replay comparisons (bounded by caller)
         self.keep_effects = False
         self.checks: list[dict[str, str]] = []  # doctor's checks at start, for `info`

@@ -45,9 +45,9 @@ from edge.effects import (
     SetMicMute,
     SetRxCap,
 )
-from edge.inputs import CtiCommand, Identify, Input, RestoreDose, Tick
+from edge.inputs import CtiCommand, Identify, Input, RestoreDay, RestoreDose, Tick
 from edge.norms import NORMS
-from edge.norms.base import Ctx, earliest
+from edge.norms.base import Ctx, Norm, earliest
 from edge.shift import next_boundary, phase_at
 from edge.state import (
     CallPart,
@@ -314,8 +314,8 @@ def apply_input(f: Facts, inp: Input, now: Instant) -> tuple[Facts, list[Request
                     overtalk_s=f.call.overtalk_s + both,
                 )
                 f = replace(f, call=call)
-        case RestoreDose() | Tick():
-            pass  # a restored dose is the hearing norm's alone; time is every norm's
+        case RestoreDose() | RestoreDay() | Tick():
+            pass  # restored tallies are the norms' own; time is every norm's
     return f, list(emits), replies
 
 
@@ -394,6 +394,16 @@ def summary(state: SeatState, now: Instant) -> dict[str, Any]:
     return out
 
 
+def _restore_day(
+    norm: Norm[Any, Any], state: Any, saved: RestoreDay
+) -> tuple[Any, Sequence[Request]]:
+    """A norm's tally from before a restart, when the norm keeps one and is counting that day."""
+    tally = saved.tallies.get(norm.name)
+    if norm.day is None or tally is None or getattr(state, "day", None) != saved.day:
+        return state, ()
+    return norm.day.restore(state, tally)
+
+
 def step(state: SeatState, inp: Input, now: Instant) -> tuple[SeatState, list[Effect]]:
     """One input at one instant: the new state and what the shell must do, in order."""
     before = state.facts
@@ -404,6 +414,11 @@ def step(state: SeatState, inp: Input, now: Instant) -> tuple[SeatState, list[Ef
     norms = dict(state.norms)
     mid = facts
     for norm in NORMS:
+        if isinstance(inp, RestoreDay):
+            norms[norm.name], asked = _restore_day(norm, norms[norm.name], inp)
+            for req in asked:
+                facts = _apply_request(facts, req, now)
+            requests += asked
         ctx = Ctx(before=before, after=mid, input=inp, now=now, settings=state.profile[norm.name])
         norms[norm.name], asked = norm.step(ctx, norms[norm.name])
         for req in asked:

@@ -261,7 +261,7 @@ def test_a_dose_file_of_yesterday_is_ignored_with_a_log_line(
         (
             '{"format": "seatbox/hearing-dose", "version": 1, "site": "lab", "seat": "S-other",'
             ' "day": "2026-11-23", "exposure_pa2s": 4, "seconds": 10}',
-            "the dose of seat lab/S-other, expected seat lab/S-dose",
+            "the hearing dose of seat lab/S-other, expected seat lab/S-dose",
         ),
     ],
 )

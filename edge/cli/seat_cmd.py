@@ -109,9 +109,12 @@ def run_cmd(args: argparse.Namespace) -> int:
         state_dir=config.storage.state_dir,
     )
     runtime.checks = checks
+    from edge.day_store import DayStore
     from edge.dose_store import DoseStore
 
-    DoseStore.for_config(config).attach(runtime)  # today's hearing dose survives a restart
+    # Today's hearing dose, arrival and counts survive a restart of the service.
+    DoseStore.for_config(config).attach(runtime)
+    DayStore.for_config(config).attach(runtime)
     if "simulate" in config.call.sources and config.call.scenario:
         try:
             scenario = load_scenario(Path(args.config).parent / config.call.scenario)

@@ -6,7 +6,7 @@ Rings are counted from ring start to hook-off at the profile's ring period; late
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,7 +15,7 @@ from pydantic import Field
 from edge.clock import Instant
 from edge.config import Duration, Section
 from edge.effects import Emit, Request
-from edge.norms.base import NO_REQUESTS, Ctx, Norm
+from edge.norms.base import NO_REQUESTS, Ctx, DayTally, Norm
 from edge.state import Facts
 
 
@@ -30,6 +30,7 @@ class State:
     answered: int = 0
     late: int = 0
     answer_s_total: float = 0.0
+    restored: bool = False  # the counts from before a restart were added (once a day)
 
 
 def rings_heard(seconds: float, period: float) -> int:
@@ -72,6 +73,24 @@ def public(state: State, now: Instant) -> dict[str, Any]:
     }
 
 
+def _save(state: State) -> dict[str, Any]:
+    return {"answered": state.answered, "late": state.late, "answer_s_total": state.answer_s_total}
+
+
+def _restore(state: State, saved: Mapping[str, Any]) -> tuple[State, Sequence[Request]]:
+    """Add the day's counts from before a restart to what this run counted."""
+    if state.restored:
+        return state, NO_REQUESTS
+    restored = replace(
+        state,
+        answered=state.answered + saved["answered"],
+        late=state.late + saved["late"],
+        answer_s_total=state.answer_s_total + saved["answer_s_total"],
+        restored=True,
+    )
+    return restored, NO_REQUESTS
+
+
 NORM: Norm[State, Settings] = Norm(
     name="answer",
     settings=Settings,
@@ -79,4 +98,9 @@ NORM: Norm[State, Settings] = Norm(
     step=step,
     deadline=deadline,
     public=public,
+    day=DayTally(
+        fields={"answered": int, "late": int, "answer_s_total": float},
+        save=_save,
+        restore=_restore,
+    ),
 )

@@ -6,7 +6,7 @@ first arrival, `shift.absent` when nobody came by the absence limit, `shift.earl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +15,7 @@ from edge.clock import Instant, iso
 from edge.config import Duration
 from edge.effects import Emit, Flag, Request
 from edge.inputs import Tick
-from edge.norms.base import NO_REQUESTS, Ctx, Norm, earliest
+from edge.norms.base import NO_REQUESTS, Ctx, DayTally, Norm, earliest
 from edge.shift import ShiftSettings
 from edge.state import Facts
 
@@ -36,6 +36,9 @@ class State:
     absent: bool = False
     ended: bool = False
     early_leave_min: float = 0.0
+    # False when the seat's first look (at its start) already found the agent there after the
+    # shift start: when they came is not known, so lateness is not judged.
+    arrival_seen: bool = True
 
 
 def _wall(now: Instant, hhmm: Any, offset_s: float = 0.0) -> datetime:
@@ -83,10 +86,19 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
 
     if not state.arrived and facts.presence.state == "present" and now.wall < end:
         late_s = (now.wall - start).total_seconds()
-        state = replace(state, arrived=iso(now.wall), late_min=max(0.0, late_s / 60))
+        # Presence is unknown only until the seat's first look after it starts: finding the
+        # agent there then, after the shift start, says nothing of when they came (the box or
+        # its service restarted with no saved tally, or was installed mid-shift).
+        seen = ctx.before.presence.state != "unknown" or late_s <= 0
+        state = replace(
+            state,
+            arrived=iso(now.wall),
+            late_min=max(0.0, late_s / 60) if seen else 0.0,
+            arrival_seen=seen,
+        )
         if state.absent:
             requests.append(Flag("shift.absent", False))
-        if late_s > 0:
+        if late_s > 0 and seen:
             data = {
                 "late_min": round(late_s / 60, 1),
                 "arrived": iso(now.wall),
@@ -142,12 +154,59 @@ def deadline(state: State, facts: Facts, settings: Settings, now: Instant) -> fl
 
 
 def public(state: State, now: Instant) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "arrived": state.arrived or None,
         "late_min": round(state.late_min, 1),
         "absent": state.absent and not state.arrived,
         "early_leave_min": round(state.early_leave_min, 1),
     }
+    if state.arrived and not state.arrival_seen:
+        out["arrival_seen"] = False
+    return out
+
+
+_TALLY_FIELDS: dict[str, type] = {
+    "arrived": str,
+    "late_min": float,
+    "arrival_seen": bool,
+    "ready_checked": bool,
+    "absent": bool,
+    "ended": bool,
+    "early_leave_min": float,
+}
+
+
+def _save(state: State) -> dict[str, Any]:
+    return {name: getattr(state, name) for name in _TALLY_FIELDS}
+
+
+def _wall_time(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _restore(state: State, saved: Mapping[str, Any]) -> tuple[State, Sequence[Request]]:
+    """What the day held before a restart: the arrival and its lateness, the checks already
+    made. An agent judged absent and still not seen is flagged absent again."""
+    if saved["arrived"] and _wall_time(saved["arrived"]) and not state.arrived:
+        state = replace(
+            state,
+            arrived=saved["arrived"],
+            late_min=saved["late_min"],
+            arrival_seen=saved["arrival_seen"],
+        )
+    state = replace(
+        state,
+        ready_checked=state.ready_checked or saved["ready_checked"],
+        absent=state.absent or saved["absent"],
+        ended=state.ended or saved["ended"],
+        early_leave_min=max(state.early_leave_min, saved["early_leave_min"]),
+    )
+    if state.absent and not state.arrived and not state.ended:
+        return state, (Flag("shift.absent", True),)
+    return state, NO_REQUESTS
 
 
 NORM: Norm[State, Settings] = Norm(
@@ -157,4 +216,9 @@ NORM: Norm[State, Settings] = Norm(
     step=step,
     deadline=deadline,
     public=public,
+    day=DayTally(
+        fields=_TALLY_FIELDS,
+        save=_save,
+        restore=_restore,
+    ),
 )

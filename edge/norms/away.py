@@ -6,14 +6,14 @@ Away during working time (not lunch): `away.long` (and a screen lock where enabl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from edge.clock import Instant
 from edge.config import Duration, Section
 from edge.effects import Emit, Flag, Request, ScreenLock
-from edge.norms.base import NO_REQUESTS, Ctx, Norm, due
+from edge.norms.base import NO_REQUESTS, Ctx, DayTally, Norm, due
 from edge.state import Facts
 
 
@@ -31,6 +31,7 @@ class State:
     count: int = 0  # away episodes today in working time
     away_s: float = 0.0  # completed away seconds today in working time
     seen_today: bool = False  # before the first arrival it is attendance's business, not away's
+    restored: bool = False  # the counts from before a restart were added (once a day)
 
 
 def counting(facts: Facts) -> bool:
@@ -83,6 +84,24 @@ def public(state: State, now: Instant) -> dict[str, Any]:
     return {"away_count": state.count, "away_min": round((state.away_s + running) / 60, 1)}
 
 
+def _save(state: State) -> dict[str, Any]:
+    """Completed episodes only: one running at a restart is counted anew from the start."""
+    return {"count": state.count, "away_s": state.away_s, "seen_today": state.seen_today}
+
+
+def _restore(state: State, saved: Mapping[str, Any]) -> tuple[State, Sequence[Request]]:
+    if state.restored:
+        return state, NO_REQUESTS
+    restored = replace(
+        state,
+        count=state.count + saved["count"],
+        away_s=state.away_s + saved["away_s"],
+        seen_today=state.seen_today or saved["seen_today"],
+        restored=True,
+    )
+    return restored, NO_REQUESTS
+
+
 NORM: Norm[State, Settings] = Norm(
     name="away",
     settings=Settings,
@@ -90,4 +109,9 @@ NORM: Norm[State, Settings] = Norm(
     step=step,
     deadline=deadline,
     public=public,
+    day=DayTally(
+        fields={"count": int, "away_s": float, "seen_today": bool},
+        save=_save,
+        restore=_restore,
+    ),
 )

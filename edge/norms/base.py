@@ -5,7 +5,8 @@ A norm never reads a clock or a device: it sees the facts before and after an in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -54,6 +55,50 @@ def earliest(*deadlines: float | None) -> float | None:
 
 
 @dataclass(frozen=True)
+class DayTally(Generic[S]):
+    """What a day-scoped norm keeps across a restart of the service on the same day.
+
+    `save` gives the day's tally as JSON-ready values of `fields` (name -> int, float, bool or
+    str); `restore` merges a saved tally (already checked by `check_tally`) into the state of a
+    run that has just started, returning the requests it implies (a flag to raise again).
+    """
+
+    fields: Mapping[str, type]
+    save: Callable[[S], dict[str, Any]]
+    restore: Callable[[S, Mapping[str, Any]], tuple[S, Sequence[Request]]]
+
+
+_EXPECTED = {int: "an integer >= 0", float: "a number >= 0", bool: "true or false", str: "a string"}
+
+
+def _tally_value(kind: type, value: object) -> object:
+    """`value` as a `kind` tally field, or None when it is not one."""
+    if kind is bool or kind is str:
+        return value if isinstance(value, kind) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if kind is int and not isinstance(value, int):
+        return None
+    if not (math.isfinite(value) and value >= 0):
+        return None
+    return kind(value)
+
+
+def check_tally(norm: str, fields: Mapping[str, type], data: object) -> dict[str, Any]:
+    """A saved tally as its fields, or ValueError naming the field and what was expected."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{norm}: expected an object, got {type(data).__name__}")
+    out: dict[str, Any] = {}
+    for name, kind in fields.items():
+        value = _tally_value(kind, data.get(name))
+        if value is None:
+            got = data.get(name)
+            raise ValueError(f"{norm}.{name}: expected {_EXPECTED[kind]}, got {got!r}")
+        out[name] = value
+    return out
+
+
+@dataclass(frozen=True)
 class Norm(Generic[S, P]):
     """A norm module's `NORM`: pure functions over its own state."""
 
@@ -63,6 +108,7 @@ class Norm(Generic[S, P]):
     step: Callable[[Ctx[P], S], tuple[S, Sequence[Request]]]
     deadline: Callable[[S, Facts, P, Instant], float | None]
     public: Callable[[S, Instant], dict[str, Any] | None] = lambda state, now: None
+    day: DayTally[S] | None = None  # the day's tally that survives a restart, if any
 
 
 NO_REQUESTS: tuple[Request, ...] = ()
