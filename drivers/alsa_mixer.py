@@ -28,15 +28,15 @@ import contextlib
 import json
 import logging
 import math
-import os
 import re
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from drivers.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -339,26 +339,6 @@ class _Held:
         if not held.before or len(held.before) != len(held.written):
             raise ValueError(f"{key}: expected as many 'before' as 'written' values")
         return held
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file, fsync, rename, fsync of the folder: after a power cut the old or the new."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 Report = Callable[[bool, str], None]  # (ok, detail)
