@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import tomllib
@@ -283,6 +285,13 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v.model_dump(mode="json") for k, v in self.sections.items()}
+
+    @property
+    def digest(self) -> str:
+        """12 hex digits of SHA-256 over every value in force (canonical JSON): seats showing
+        the same digest enforce the same numbers, whatever the profile files are called."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def profile_from_dict(name: str, data: Mapping[str, Any], source: str = "") -> Profile:

@@ -439,6 +439,7 @@ class Runtime:
             "site": self.site,
             "seat": self.seat,
             "profile": self.profile.name,
+            "profile_digest": self.profile.digest,
             "headset": None
             if headset is None
             else {

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, load_config, load_profile
+from edge.config import ConfigError, load_config, load_profile, profile_from_dict
 
 REPO = Path(__file__).parent.parent
 SEATBOX = [sys.executable, "-m", "edge.cli"]
@@ -39,6 +40,19 @@ def test_example_config_and_every_shipped_profile_are_valid() -> None:
     assert "OK" in result.stdout
     for profile in (REPO / "config" / "profiles").glob("*.toml"):
         assert load_profile(profile.stem).name == profile.stem
+
+
+def test_the_profile_digest_follows_the_values_not_the_name(tmp_path: Path) -> None:
+    default = load_profile("default")
+    data = default.to_dict()
+    assert profile_from_dict("site-copy", data).digest == default.digest
+    data["answer"]["ring_limit"] += 1
+    assert profile_from_dict("default", data).digest != default.digest
+    # What facilities compare with the digest a seat publishes in `info`.
+    result = seatbox("config", "check", "config/seatbox.example.toml")
+    assert f"profile default {default.digest})" in result.stdout
+    shown = json.loads(seatbox("config", "show", str(write(tmp_path, GOOD)), "--json").stdout)
+    assert shown["profile"]["digest"] == default.digest
 
 
 def test_wrong_type_names_the_key_and_the_expectation(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from schema_support import errors, validate
 from support import Mosquitto, wait_until
 
+from edge.config import load_profile
+
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "config" / "scenarios"
 BASE = "seatbox/v1"
@@ -231,6 +233,7 @@ def test_simulate_publishes_numbered_events_then_leaves_retained_state_info_offl
     assert state["presence"]["state"] == "present"
     assert info["boot_id"] == events[0]["boot_id"]
     assert (info["site"], info["seat"], info["profile"]) == ("lab", seat, "default")
+    assert info["profile_digest"] == load_profile("default").digest
     assert info["headset"]["product"] == "Virtual Telephony Headset"
 
 

@@ -28,13 +28,18 @@ def register(sub: Any) -> None:
 
 
 def check_cmd(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     try:
         config = load_config(args.file)
+        profile = load_profile(config.seat.profile, base_dir=Path(args.file).parent)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
+    # The digest is the one the seat publishes in `info`: compare it with the floor's.
     print(
-        f"{args.file}: OK (seat {config.seat.site}/{config.seat.id}, profile {config.seat.profile})"
+        f"{args.file}: OK (seat {config.seat.site}/{config.seat.id}, "
+        f"profile {profile.name} {profile.digest})"
     )
     return EXIT_OK
 
@@ -53,7 +58,12 @@ def show_cmd(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     data = masked(config)
-    data["profile"] = {"name": profile.name, "source": profile.source, **profile.to_dict()}
+    data["profile"] = {
+        "name": profile.name,
+        "source": profile.source,
+        "digest": profile.digest,
+        **profile.to_dict(),
+    }
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return EXIT_OK
