@@ -6,7 +6,7 @@ Rings are counted from ring start to hook-off at the profile's ring period; late
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -73,24 +73,6 @@ def public(state: State, now: Instant) -> dict[str, Any]:
     }
 
 
-def _save(state: State) -> dict[str, Any]:
-    return {"answered": state.answered, "late": state.late, "answer_s_total": state.answer_s_total}
-
-
-def _restore(state: State, saved: Mapping[str, Any]) -> tuple[State, Sequence[Request]]:
-    """Add the day's counts from before a restart to what this run counted."""
-    if state.restored:
-        return state, NO_REQUESTS
-    restored = replace(
-        state,
-        answered=state.answered + saved["answered"],
-        late=state.late + saved["late"],
-        answer_s_total=state.answer_s_total + saved["answer_s_total"],
-        restored=True,
-    )
-    return restored, NO_REQUESTS
-
-
 NORM: Norm[State, Settings] = Norm(
     name="answer",
     settings=Settings,
@@ -98,9 +80,6 @@ NORM: Norm[State, Settings] = Norm(
     step=step,
     deadline=deadline,
     public=public,
-    day=DayTally(
-        fields={"answered": int, "late": int, "answer_s_total": float},
-        save=_save,
-        restore=_restore,
-    ),
+    # The day's counts survive a restart of the service (edge/day_store.py).
+    day=DayTally.adding({"answered": int, "late": int, "answer_s_total": float}),
 )

@@ -6,7 +6,7 @@ Away during working time (not lunch): `away.long` (and a screen lock where enabl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -84,24 +84,6 @@ def public(state: State, now: Instant) -> dict[str, Any]:
     return {"away_count": state.count, "away_min": round((state.away_s + running) / 60, 1)}
 
 
-def _save(state: State) -> dict[str, Any]:
-    """Completed episodes only: one running at a restart is counted anew from the start."""
-    return {"count": state.count, "away_s": state.away_s, "seen_today": state.seen_today}
-
-
-def _restore(state: State, saved: Mapping[str, Any]) -> tuple[State, Sequence[Request]]:
-    if state.restored:
-        return state, NO_REQUESTS
-    restored = replace(
-        state,
-        count=state.count + saved["count"],
-        away_s=state.away_s + saved["away_s"],
-        seen_today=state.seen_today or saved["seen_today"],
-        restored=True,
-    )
-    return restored, NO_REQUESTS
-
-
 NORM: Norm[State, Settings] = Norm(
     name="away",
     settings=Settings,
@@ -109,9 +91,7 @@ NORM: Norm[State, Settings] = Norm(
     step=step,
     deadline=deadline,
     public=public,
-    day=DayTally(
-        fields={"count": int, "away_s": float, "seen_today": bool},
-        save=_save,
-        restore=_restore,
-    ),
+    # Completed episodes survive a restart (edge/day_store.py); one running at the restart is
+    # counted anew from the start.
+    day=DayTally.adding({"count": int, "away_s": float, "seen_today": bool}),
 )

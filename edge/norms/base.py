@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from edge.clock import Instant
@@ -66,6 +66,27 @@ class DayTally(Generic[S]):
     fields: Mapping[str, type]
     save: Callable[[S], dict[str, Any]]
     restore: Callable[[S, Mapping[str, Any]], tuple[S, Sequence[Request]]]
+
+    @classmethod
+    def adding(cls, fields: Mapping[str, type]) -> DayTally[Any]:
+        """Counters kept as state fields of these names: saved as they are, restored by adding
+        them to what this run counted (booleans: either), once (the state's `restored` flag)."""
+
+        def save(state: Any) -> dict[str, Any]:
+            return {name: getattr(state, name) for name in fields}
+
+        def restore(state: Any, saved: Mapping[str, Any]) -> tuple[Any, Sequence[Request]]:
+            if state.restored:
+                return state, ()
+            added = {
+                name: (getattr(state, name) or saved[name])
+                if kind is bool
+                else getattr(state, name) + saved[name]
+                for name, kind in fields.items()
+            }
+            return replace(state, **added, restored=True), ()
+
+        return cls(fields=fields, save=save, restore=restore)
 
 
 _EXPECTED = {int: "an integer >= 0", float: "a number >= 0", bool: "true or false", str: "a string"}
