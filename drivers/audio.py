@@ -371,21 +371,30 @@ class SoundDeviceAudio:
         # card of the tx capture device when it is opened, "none" only records the requests.
         self._auto_mixer = mixer == "auto"
         self.mixer: MixerEnforcer | None = None
+        self._leftover: MixerEnforcer | None = None
+        enforcer = MixerEnforcer(
+            "" if self._auto_mixer or mixer == "none" else mixer,
+            capture_switch=mixer_capture_switch,
+            playback_volume=mixer_playback_volume,
+            report=lambda ok, detail: self._emit(MixerStatus(ok=ok, detail=detail)),
+            recheck_s=mixer_recheck_s,
+            restore_file=mixer_restore_file,
+        )
         if mixer != "none":
-            self.mixer = MixerEnforcer(
-                "" if self._auto_mixer else mixer,
-                capture_switch=mixer_capture_switch,
-                playback_volume=mixer_playback_volume,
-                report=lambda ok, detail: self._emit(MixerStatus(ok=ok, detail=detail)),
-                recheck_s=mixer_recheck_s,
-                restore_file=mixer_restore_file,
-            )
+            self.mixer = enforcer
+        else:
+            # Not enforcing; but a run that enforced and crashed may have left the mic muted:
+            # its record is still put back at start (then nothing more is done on the mixer).
+            self._leftover = enforcer
 
     def start(self, sink: Sink) -> None:
         self._sink = sink
         self._stop.clear()
         if self.mixer is not None:
             self.mixer.start()
+        elif self._leftover is not None:
+            self._leftover.recover()
+            self._leftover.reconcile()  # puts back what the record holds; a failure is reported
         self._thread = threading.Thread(target=self._run, name="audio-capture", daemon=True)
         self._thread.start()
 

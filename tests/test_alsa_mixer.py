@@ -328,9 +328,11 @@ sys.stdin.read()  # until the test kills us
 """
 
 
+@pytest.mark.parametrize("mixer", ["pulse", "none"])
 def test_a_mute_left_by_a_crash_is_put_back_at_the_next_start(
-    pulse: Path, caplog: pytest.LogCaptureFixture
+    pulse: Path, caplog: pytest.LogCaptureFixture, mixer: str
 ) -> None:
+    """Also when enforcement was switched off ([audio] mixer = "none") before the restart."""
     state = pulse / "state"
     state.mkdir()
     record = state / RESTORE_FILE_NAME
@@ -352,7 +354,7 @@ def test_a_mute_left_by_a_crash_is_put_back_at_the_next_start(
 
     caplog.set_level(logging.INFO, logger="drivers.alsa_mixer")
     audio = SoundDeviceAudio(
-        "no-such-capture-device", mixer="pulse", mixer_recheck_s=0.2, retry_initial_s=5.0,
+        "no-such-capture-device", mixer=mixer, mixer_recheck_s=0.2, retry_initial_s=5.0,
         mixer_restore_file=record,
     )  # fmt: skip
     audio.start(lambda item: None)
