@@ -290,8 +290,7 @@ class Profile:
     def digest(self) -> str:
         """12 hex digits of SHA-256 over every value in force (canonical JSON): seats showing
         the same digest enforce the same numbers, whatever the profile files are called."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        return digest_of(self.to_dict())
 
 
 def profile_from_dict(name: str, data: Mapping[str, Any], source: str = "") -> Profile:
@@ -362,3 +361,15 @@ def masked(config: SeatConfig) -> dict[str, Any]:
                 if key in SECRET_KEYS and section[key]:
                     section[key] = "********"
     return data
+
+
+def digest_of(data: Any) -> str:
+    """12 hex digits of SHA-256 over canonical JSON: equal digests, equal values."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def config_digest(config: SeatConfig) -> str:
+    """The seat config's digest, secrets masked (no digest of a password to guess against):
+    it changes when the box's config does, so facilities see whether an update took."""
+    return digest_of(masked(config))

@@ -25,7 +25,7 @@ from drivers.radar import Radar
 from edge import __version__
 from edge.clock import Clock, Instant
 from edge.commands import Command
-from edge.config import Profile, SeatConfig
+from edge.config import Profile, SeatConfig, config_digest
 from edge.effects import (
     Effect,
     Event,
@@ -440,6 +440,7 @@ class Runtime:
             "seat": self.seat,
             "profile": self.profile.name,
             "profile_digest": self.profile.digest,
+            "config_digest": config_digest(self.config),
             "headset": None
             if headset is None
             else {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, load_config, load_profile, profile_from_dict
+from edge.config import ConfigError, config_digest, load_config, load_profile, profile_from_dict
 
 REPO = Path(__file__).parent.parent
 SEATBOX = [sys.executable, "-m", "edge.cli"]
@@ -48,11 +48,31 @@ def test_the_profile_digest_follows_the_values_not_the_name(tmp_path: Path) -> N
     assert profile_from_dict("site-copy", data).digest == default.digest
     data["answer"]["ring_limit"] += 1
     assert profile_from_dict("default", data).digest != default.digest
-    # What facilities compare with the digest a seat publishes in `info`.
+    # What facilities compare with the digests a seat publishes in `info`.
     result = seatbox("config", "check", "config/seatbox.example.toml")
     assert f"profile default {default.digest})" in result.stdout
-    shown = json.loads(seatbox("config", "show", str(write(tmp_path, GOOD)), "--json").stdout)
+    path = write(tmp_path, GOOD)
+    shown = json.loads(seatbox("config", "show", str(path), "--json").stdout)
     assert shown["profile"]["digest"] == default.digest
+    assert shown["digest"] == config_digest(load_config(path))
+    assert f"config {shown['digest']}, profile" in seatbox("config", "check", str(path)).stdout
+    text = seatbox("config", "show", str(path)).stdout
+    assert text.startswith(f"# config digest {shown['digest']}, profile digest {default.digest}")
+
+
+def test_the_config_digest_follows_the_config_but_no_secret(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2")
+    secret.chmod(0o600)
+    plain = load_config(write(tmp_path, GOOD))
+    with_password = load_config(
+        write(tmp_path, GOOD + f'username = "seat"\npassword_file = "{secret}"\n')
+    )
+    assert config_digest(with_password) != config_digest(plain)
+    secret.write_text("another-password")
+    assert config_digest(
+        load_config(write(tmp_path, GOOD + f'username = "seat"\npassword_file = "{secret}"\n'))
+    ) == (config_digest(with_password))
 
 
 def test_wrong_type_names_the_key_and_the_expectation(tmp_path: Path) -> None:

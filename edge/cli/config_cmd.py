@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from edge.cli import EXIT_OK, EXIT_USAGE
-from edge.config import ConfigError, load_config, load_profile, masked
+from edge.config import ConfigError, config_digest, load_config, load_profile, masked
 
 
 def register(sub: Any) -> None:
@@ -36,10 +36,10 @@ def check_cmd(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    # The digest is the one the seat publishes in `info`: compare it with the floor's.
+    # The digests are the ones the seat publishes in `info`: compare them with the floor's.
     print(
         f"{args.file}: OK (seat {config.seat.site}/{config.seat.id}, "
-        f"profile {profile.name} {profile.digest})"
+        f"config {config_digest(config)}, profile {profile.name} {profile.digest})"
     )
     return EXIT_OK
 
@@ -58,6 +58,7 @@ def show_cmd(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     data = masked(config)
+    digest = config_digest(config)
     data["profile"] = {
         "name": profile.name,
         "source": profile.source,
@@ -65,8 +66,9 @@ def show_cmd(args: argparse.Namespace) -> int:
         **profile.to_dict(),
     }
     if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print(json.dumps({"digest": digest, **data}, indent=2, ensure_ascii=False))
         return EXIT_OK
+    print(f"# config digest {digest}, profile digest {profile.digest} (as published in info)")
     for section, values in data.items():
         _print_section(section, values)
     return EXIT_OK
