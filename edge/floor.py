@@ -44,6 +44,8 @@ class SeatView:
     events: int = 0
     missing: int = 0  # events of this seat not (yet) received: gaps being asked for again
     lost: int = 0  # events the seat reported dropped, or gaps no resend filled
+    profile: str = ""  # from the retained `info`: the profile's name and digest
+    profile_digest: str = ""
 
 
 @dataclass
@@ -79,6 +81,18 @@ class FloorModel:
             return
         if leaf == "state" and isinstance(body, dict):
             view.state = body
+        elif leaf == "info" and isinstance(body, dict):
+            view.profile = str(body.get("profile", ""))
+            view.profile_digest = str(body.get("profile_digest", ""))
+
+    def usual_profile(self) -> str:
+        """The profile digest most seats enforce ("" before any `info`); a seat with another
+        one enforces other numbers than its neighbours, which a supervisor should know."""
+        counts: dict[str, int] = {}
+        for view in self.seats.values():
+            if view.profile_digest:
+                counts[view.profile_digest] = counts.get(view.profile_digest, 0) + 1
+        return max(sorted(counts), key=counts.__getitem__) if counts else ""
 
     def _event(self, view: SeatView, payload: bytes, now: float) -> None:
         try:
@@ -146,7 +160,7 @@ def _since(text: str | None, now: datetime) -> str:
     )
 
 
-def seat_panel(view: SeatView, now: datetime) -> Panel:
+def seat_panel(view: SeatView, now: datetime, usual_profile: str = "") -> Panel:
     state = view.state or {}
     call = state.get("call", {})
     call_state = call.get("state", "?")
@@ -177,6 +191,9 @@ def seat_panel(view: SeatView, now: datetime) -> Panel:
         gaps = [f"{view.missing} missing"] if view.missing else []
         gaps += [f"{view.lost} lost"] if view.lost else []
         lines.append(", ".join(gaps) + "\n", style="bold yellow")
+    if usual_profile and view.profile_digest and view.profile_digest != usual_profile:
+        # "≠ <digest> <name>": the header says how many seats enforce another profile.
+        lines.append(f"≠ {view.profile_digest[:6]} {view.profile}"[:20] + "\n", style="bold cyan")
     if view.last_event:
         lines.append(view.last_event, style="dim italic")
     border = "red" if state.get("violations") else ("grey50" if view.online is False else style)
@@ -189,16 +206,20 @@ def render(model: FloorModel, now: datetime | None = None, columns: int = 4) -> 
     seats = [model.seats[k] for k in sorted(model.seats)]
     for _ in range(columns):
         grid.add_column()
+    usual = model.usual_profile()
     for row in range(0, len(seats), columns):
-        grid.add_row(*(seat_panel(v, now) for v in seats[row : row + columns]))
+        grid.add_row(*(seat_panel(v, now, usual) for v in seats[row : row + columns]))
     on_call = sum(
         1 for v in seats if (v.state or {}).get("call", {}).get("state") in ("active", "held")
     )
     away = sum(1 for v in seats if (v.state or {}).get("presence", {}).get("state") == "away")
     flagged = sum(1 for v in seats if (v.state or {}).get("violations"))
+    other = sum(1 for v in seats if v.profile_digest and usual and v.profile_digest != usual)
     header = Text(
         f"site {model.site}   seats {len(seats)}   on call {on_call}   away {away}   "
-        f"violations {flagged}   {now.astimezone().strftime('%H:%M:%S')}",
+        f"violations {flagged}"
+        + (f"   other profile {other}" if other else "")
+        + f"   {now.astimezone().strftime('%H:%M:%S')}",
         style="bold",
     )
     recent = Text("\n".join(model.log) or "no violations yet", style="yellow")
@@ -224,7 +245,7 @@ class FloorView:
         if reason.is_failure:
             log.error("floor view: broker refused: %s", reason)
             return
-        for leaf in ("availability", "state", "event"):
+        for leaf in ("availability", "state", "event", "info"):
             client.subscribe(site_filter(self.site, leaf), qos=1)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:

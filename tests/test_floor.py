@@ -68,3 +68,22 @@ def test_garbage_on_an_event_topic_is_ignored_and_the_floor_keeps_going() -> Non
     assert model.invalid == 2
     assert model.seats["A-03"].events == 1 and model.seats["A-03"].last_event == "away.long"
     assert "A-03 away.long" in "\n".join(model.log)
+
+
+def info(profile: str, digest: str) -> bytes:
+    return json.dumps({"profile": profile, "profile_digest": digest}).encode()
+
+
+def test_a_seat_enforcing_another_profile_than_the_floor_is_marked() -> None:
+    model = FloorModel(site=SITE)
+    for seat in ("A-01", "A-02", "A-03"):
+        model.apply(topic(seat, "state"), json.dumps({"call": {"state": "idle"}}).encode())
+    model.apply(topic("A-01", "info"), info("default", "cc444f490f3d"))
+    model.apply(topic("A-02", "info"), info("default", "cc444f490f3d"))
+    assert "other profile" not in screen(model)
+    model.apply(topic("A-03", "info"), info("default", "0d1e2f3a4b5c"))  # edited in place
+    text = screen(model)
+    assert "other profile 1" in text
+    assert text.count("≠ 0d1e2f default") == 1 and "cc444f" not in text
+    model.apply(topic("A-03", "info"), b"not json")  # garbage changes nothing
+    assert "≠ 0d1e2f default" in screen(model)
