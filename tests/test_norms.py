@@ -356,6 +356,20 @@ def test_late_arrival_at_0850_for_an_0845_shift() -> None:
     ]
 
 
+def test_a_box_up_before_the_start_judges_an_arrival_at_its_first_look() -> None:
+    from datetime import datetime
+
+    from seat_harness import TZ
+
+    # A seat without a radar, up at 08:44: presence stays unknown until the first evidence
+    # or the 2-minute hysteresis. The agent takes the headset off-hook at 08:45:30, the first
+    # evidence: the box was watching at the start, so that arrival is seen, and late.
+    h = Harness(start=datetime(2026, 11, 23, 8, 44, tzinfo=TZ))
+    h.at(0.0, HeadsetPlugged(HeadsetInfo()))
+    h.at(90.0, HookSwitch(True))
+    assert [(t, data["late_min"]) for t, _, data in h.events("shift.late")] == [(90.0, 0.5)]
+
+
 def test_agent_who_never_arrives_is_absent_after_the_limit() -> None:
     from datetime import datetime
 

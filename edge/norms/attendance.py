@@ -36,8 +36,8 @@ class State:
     absent: bool = False
     ended: bool = False
     early_leave_min: float = 0.0
-    # False when the seat's first look (at its start) already found the agent there after the
-    # shift start: when they came is not known, so lateness is not judged.
+    # False when the seat started after the shift start and its first look already found the
+    # agent there: when they came is not known, so lateness is not judged.
     arrival_seen: bool = True
 
 
@@ -86,10 +86,11 @@ def step(ctx: Ctx[Settings], state: State) -> tuple[State, Sequence[Request]]:
 
     if not state.arrived and facts.presence.state == "present" and now.wall < end:
         late_s = (now.wall - start).total_seconds()
-        # Presence is unknown only until the seat's first look after it starts: finding the
-        # agent there then, after the shift start, says nothing of when they came (the box or
-        # its service restarted with no saved tally, or was installed mid-shift).
-        seen = ctx.before.presence.state != "unknown" or late_s <= 0
+        # Presence is unknown only until the seat's first look after it starts. A box that
+        # started after the shift start and finds the agent there at that look cannot tell when
+        # they came (the service restarted with no saved tally, the box was installed mid-shift).
+        looked = ctx.before.presence
+        seen = looked.state != "unknown" or late_s <= 0 or looked.since.wall <= start
         state = replace(
             state,
             arrived=iso(now.wall),
