@@ -22,7 +22,7 @@ from edge.config import SeatConfig
 from edge.day_file import DayFile
 from edge.inputs import RestoreDay
 from edge.norms import NORMS
-from edge.norms.base import check_tally
+from edge.norms.base import DayTally, check_tally
 from edge.state import SeatState
 
 if TYPE_CHECKING:
@@ -35,18 +35,18 @@ FORMAT = "seatbox/day-tallies"
 VERSION = 1
 CHECK_EVERY_S = 1.0  # how often the tallies are compared with the file (written on change)
 
-TALLIED = tuple(norm for norm in NORMS if norm.day is not None)
+# Norm name -> its day tally, for the norms that keep one.
+TALLIED: dict[str, DayTally[Any]] = {norm.name: norm.day for norm in NORMS if norm.day is not None}
 
 
 def tallies(state: SeatState) -> tuple[str, dict[str, dict[str, Any]]]:
     """The day the norms are counting and each tallied norm's tally of it."""
     out: dict[str, dict[str, Any]] = {}
     day = ""
-    for norm in TALLIED:
-        assert norm.day is not None
-        norm_state = state.norms[norm.name]
+    for name, tally in TALLIED.items():
+        norm_state = state.norms[name]
         day = day or getattr(norm_state, "day", "")
-        out[norm.name] = norm.day.save(norm_state)
+        out[name] = tally.save(norm_state)
     return day, out
 
 
@@ -84,18 +84,14 @@ class DayStore:
             self._file.ignore(f"norms {type(saved).__name__}", "norms: an object of tallies")
             return None
         restored: dict[str, dict[str, Any]] = {}
-        for norm in TALLIED:
-            assert norm.day is not None
-            if norm.name not in saved:
+        for name, tally in TALLIED.items():
+            if name not in saved:
                 continue
             try:
-                restored[norm.name] = check_tally(norm.name, norm.day.fields, saved[norm.name])
+                restored[name] = check_tally(name, tally.fields, saved[name])
             except ValueError as exc:
                 log.warning(
-                    "%s: the %s tally is ignored: %s; its counts start afresh",
-                    self.path,
-                    norm.name,
-                    exc,
+                    "%s: the %s tally is ignored: %s; its counts start afresh", self.path, name, exc
                 )
         return RestoreDay(day=day, tallies=restored) if restored else None
 
