@@ -396,3 +396,56 @@ def test_every_person_and_service_in_the_shipped_acl_is_denied_its_own_seat_subt
     assert blocks, "no user blocks found"
     for user, rules in blocks.items():
         assert rules[0] == f"deny seatbox/v1/+/{user}/#", f"{user}: first rule must deny"
+
+
+# --- fault 14: what one seat can store on the broker is bounded -----------------------------
+
+
+def _max_packet_size() -> int:
+    for line in (SHIPPED / "seatbox-site.conf").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["max_packet_size"]:
+            return int(words[1])
+    raise AssertionError("the shipped config sets no max_packet_size")
+
+
+def _retained(site: Site, topic_filter: str, marker_topic: str) -> list[tuple[str, bytes]]:
+    """What a new subscriber gets from the broker's retained store under topic_filter (the
+    seat's retained availability is delivered with it and marks the end)."""
+    reader = Listener(site.seat("floor@services"), "floor-svc", topic_filter)
+    try:
+        wait_until(lambda: marker_topic in reader.topics(), 5, "the retained messages")
+        return reader.messages
+    finally:
+        reader.close()
+
+
+def test_an_oversized_publish_is_refused_and_the_broker_stays_up(site: Site) -> None:
+    cap = _max_packet_size()
+    seat = Listener(site.seat("s05"), "seatbox-hq-s05")
+    seat.publish("seatbox/v1/hq/s05/availability", b"online", retain=True)
+    seat.publish("seatbox/v1/hq/s05/state", b"{}", retain=True)
+    # The largest legitimate payload, with room for the topic and the packet header.
+    seat.publish("seatbox/v1/hq/s05/info", b"i" * (cap - 200), retain=True)
+    assert seat.still_connected()
+    seat.client.publish("seatbox/v1/hq/s05/state", b"x" * 200_000, qos=1, retain=True)
+    assert seat.dropped.wait(5), "the broker accepted a 200 kB publish"
+    seat.close()
+    assert site.broker.proc is not None and site.broker.proc.poll() is None
+    stored = dict(_retained(site, "seatbox/v1/hq/s05/#", "seatbox/v1/hq/s05/availability"))
+    assert stored["seatbox/v1/hq/s05/state"] == b"{}"  # the old state, not the oversized one
+    assert len(stored["seatbox/v1/hq/s05/info"]) == cap - 200
+
+
+def test_a_seat_cannot_fill_the_broker_with_retained_messages_in_its_subtree(site: Site) -> None:
+    seat = Listener(site.seat("s06"), "seatbox-hq-s06")
+    try:
+        for i in range(200):
+            seat.publish(f"seatbox/v1/hq/s06/x{i}", b"y" * 1000, retain=True)
+            seat.publish(f"seatbox/v1/site{i}/s06/state", b"y" * 1000, retain=True)
+        seat.publish("seatbox/v1/hq/s06/availability", b"online", retain=True)
+        assert seat.still_connected()
+    finally:
+        seat.close()
+    stored = _retained(site, "seatbox/v1/+/s06/#", "seatbox/v1/hq/s06/availability")
+    assert [topic for topic, _ in stored] == ["seatbox/v1/hq/s06/availability"]
