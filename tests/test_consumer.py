@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+from pathlib import Path
 
 import pytest
 
+from edge import sim
 from edge.consumer import (
     MAX_REQUESTS_PER_GAP,
     StreamError,
@@ -13,10 +16,15 @@ from edge.consumer import (
     StreamTracker,
     Verdict,
     parse_event,
+    parse_info,
     parse_resend,
+    parse_state,
     parse_topic,
     seat_topic,
 )
+from edge.mqtt import dumps
+from edge.scenario import load_scenario
+from edge.snapshot import snapshot
 
 
 def ev(seq: int, boot: str = "1-aa", kind: str = "hold.long", **data: object) -> StreamEvent:
@@ -163,3 +171,23 @@ def test_a_seq_jump_asks_for_a_bounded_number_of_ranges_per_round() -> None:
         assert tracker.due_resends(100.0) == []  # attempts used up: given up, counted
         (lost,) = tracker.given_up()
         assert (lost.first, lost.last) == (1, jump - 1)
+
+
+def test_every_payload_a_simulated_seat_publishes_passes_the_consumers_checks() -> None:
+    """The consumer is as strict as the schemas, not stricter than the seat: a played scenario's
+    every state, event and info (as the seat serialises them) parse."""
+    scenario = Path(__file__).parent.parent / "config" / "scenarios" / "hold_mute.toml"
+    out = io.StringIO()
+    runtime, _ = sim.build(load_scenario(scenario), events_out=out)
+    states: list[bytes] = []
+    runtime.progress_hooks.append(
+        lambda at: states.append(dumps(snapshot(runtime.state, at, runtime.site, runtime.seat)))
+    )
+    runtime.run()
+    events = [line.encode() for line in out.getvalue().splitlines()]
+    assert len(states) > 10 and len(events) > 5
+    for payload in states:
+        parse_state(payload)
+    for payload in events:
+        parse_event(payload)
+    assert parse_info(dumps(runtime.info())).seat == runtime.seat
