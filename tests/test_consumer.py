@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import sim
+from edge import sim, topics
 from edge.consumer import (
     MAX_REQUESTS_PER_GAP,
     StreamError,
@@ -191,3 +191,14 @@ def test_every_payload_a_simulated_seat_publishes_passes_the_consumers_checks() 
     for payload in events:
         parse_event(payload)
     assert parse_info(dumps(runtime.info())).seat == runtime.seat
+
+
+@pytest.mark.parametrize("seat", ["alice@supervisors", "a.b", "a+b", "x" * 65, "", "sé"])
+def test_a_topic_level_that_is_not_a_seat_id_is_no_seat(seat: str) -> None:
+    assert parse_topic(f"seatbox/v1/hq/{seat}/state") is None
+    assert topics.parse_topic(f"seatbox/v1/hq/{seat}/state") is None
+    assert topics.parse_topic("seatbox/v1/hq/s-01/cmd/call/reply") == (
+        "hq",
+        "s-01",
+        "cmd/call/reply",
+    )
