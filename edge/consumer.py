@@ -335,7 +335,11 @@ def _validated(model: type[_M], what: str, payload: bytes) -> _M:
         return model.model_validate_json(payload)
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
+        # Keys come from the payload: escape control characters (no terminal escapes reach a
+        # log or the floor view) and keep it short.
         where = ".".join(str(part) for part in first["loc"])
+        where = where.encode("unicode_escape").decode("ascii")
+        where = where if len(where) <= 60 else where[:57] + "..."
         message = _plain(first["msg"])
         if first["type"] == "json_invalid":
             raise StreamError(f"{what}: not JSON ({message})") from None

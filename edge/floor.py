@@ -98,10 +98,12 @@ class FloorModel:
             else:
                 self._event(view, payload, time.monotonic() if now is None else now)
         except StreamError as exc:
-            view.problems[leaf] = f"bad {leaf}: {exc.field or 'payload'}"
+            problem = f"bad {leaf}: {exc.field or 'payload'}"
+            if view.problems.get(leaf) != problem:  # a seat repeating itself: one line
+                log.warning("floor view: seat %s: %s", view.seat, exc)
+            view.problems[leaf] = problem
             if leaf == "event":
                 self.invalid += 1
-            log.warning("floor view: seat %s: %s", view.seat, exc)
             return
         view.problems.pop(leaf, None)
 

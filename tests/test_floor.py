@@ -173,3 +173,12 @@ def test_seatbox_floor_survives_malformed_retained_states_from_a_real_broker(
     assert "Traceback" not in done.stderr
     assert done.stdout.count("bad state") == len(malformed)
     assert f"seats {len(malformed) + 1}" in done.stdout and "on call 1" in done.stdout
+
+
+def test_a_key_from_the_payload_reaches_the_screen_short_and_without_control_characters() -> None:
+    model = FloorModel(site=SITE)
+    evil = "\x1b[2J" + "k" * 5000
+    model.apply(topic("A-01", "state"), json.dumps({**valid_state(), evil: 1}).encode())
+    (problem,) = model.seats["A-01"].problems.values()
+    assert problem.startswith("bad state: \\x1b[2Jkkk") and len(problem) <= 80
+    assert "\x1b" not in screen(model)
