@@ -1,11 +1,12 @@
 """The supervisor's floor view: every seat of a site from MQTT, as a supervisor subscribes.
 
 `FloorModel` is pure (messages in, seats out); `FloorView` subscribes and renders with rich.
+Every payload is checked against the v1 schemas (`edge.consumer`) before the model keeps it:
+a bad one marks its seat ("bad state: call.state"), never the view.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -20,9 +21,19 @@ from rich.table import Table
 from rich.text import Text
 
 from edge.config import BrokerSection
-from edge.consumer import StreamError, StreamTracker, Verdict, parse_event
+from edge.consumer import (
+    SeatState,
+    StreamError,
+    StreamTracker,
+    Verdict,
+    parse_availability,
+    parse_event,
+    parse_info,
+    parse_state,
+    parse_topic,
+)
 from edge.mqtt_connect import make_client
-from edge.topics import parse_topic, site_filter
+from edge.topics import site_filter
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +49,7 @@ CALL_STYLE = {
 class SeatView:
     seat: str
     online: bool | None = None
-    state: dict[str, Any] | None = None
+    state: SeatState | None = None  # None until a valid one, or after a bad one
     last_event: str = ""
     last_event_ts: str = ""
     events: int = 0
@@ -46,6 +57,9 @@ class SeatView:
     lost: int = 0  # events the seat reported dropped, or gaps no resend filled
     profile: str = ""  # from the retained `info`: the profile's name and digest
     profile_digest: str = ""
+    # Per topic leaf, the last payload that failed its schema ("bad state: call.state"),
+    # until a valid one arrives on the same leaf.
+    problems: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,27 +77,35 @@ class FloorModel:
         return self.seats.setdefault(seat_id, SeatView(seat=seat_id))
 
     def apply(self, topic: str, payload: bytes, now: float | None = None) -> None:
-        """One message in; `now` (monotonic seconds) times gaps for resend requests."""
+        """One message in; `now` (monotonic seconds) times gaps for resend requests. Topic
+        levels that are not valid seat ids (`alice@supervisors`) are not seats: ignored."""
         parsed = parse_topic(topic)
-        if parsed is None or parsed[0] != self.site:
+        if parsed is None or parsed.site != self.site:
             return
-        _, seat_id, leaf = parsed
-        view = self.seat(seat_id)
-        if leaf == "availability":
-            view.online = payload == b"online"
+        leaf = parsed.kind
+        if leaf not in ("availability", "state", "info", "event"):
             return
-        if leaf == "event":
-            self._event(view, payload, time.monotonic() if now is None else now)
-            return
+        view = self.seat(parsed.seat)
         try:
-            body = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            if leaf == "availability":
+                view.online = parse_availability(payload)
+            elif leaf == "state":
+                view.state = None  # a bad state leaves nothing stale on screen
+                view.state = parse_state(payload)
+            elif leaf == "info":
+                info = parse_info(payload)
+                view.profile, view.profile_digest = info.profile, info.profile_digest
+            else:
+                self._event(view, payload, time.monotonic() if now is None else now)
+        except StreamError as exc:
+            problem = f"bad {leaf}: {exc.field or 'payload'}"
+            if view.problems.get(leaf) != problem:  # a seat repeating itself: one line
+                log.warning("floor view: seat %s: %s", view.seat, exc)
+            view.problems[leaf] = problem
+            if leaf == "event":
+                self.invalid += 1
             return
-        if leaf == "state" and isinstance(body, dict):
-            view.state = body
-        elif leaf == "info" and isinstance(body, dict):
-            view.profile = str(body.get("profile", ""))
-            view.profile_digest = str(body.get("profile_digest", ""))
+        view.problems.pop(leaf, None)
 
     def usual_profile(self) -> str:
         """The profile digest most seats enforce ("" before any `info`); a seat with another
@@ -95,19 +117,13 @@ class FloorModel:
         return max(sorted(counts), key=counts.__getitem__) if counts else ""
 
     def _event(self, view: SeatView, payload: bytes, now: float) -> None:
-        try:
-            event = parse_event(payload)
-        except StreamError as exc:
-            self.invalid += 1
-            log.warning("floor view: ignored event of %s: %s", view.seat, exc)
-            return
+        event = parse_event(payload)
         accepted = self.tracker.accept(self.site, view.seat, event, now)
         if accepted.verdict is Verdict.DUPLICATE:
             return  # QoS 1 and resends may deliver twice; the floor counts once
         view.events += 1
         if event.type == "outbox.loss":
-            total = event.data.get("total", 0)
-            view.lost += total if isinstance(total, int) else 0
+            view.lost += event.data["total"]  # parse_event checked it: an int >= 0
         self._count_gaps()
         view.last_event = event.type
         view.last_event_ts = event.ts
@@ -161,11 +177,12 @@ def _since(text: str | None, now: datetime) -> str:
 
 
 def seat_panel(view: SeatView, now: datetime, usual_profile: str = "") -> Panel:
-    state = view.state or {}
-    call = state.get("call", {})
-    call_state = call.get("state", "?")
-    presence = state.get("presence", {}).get("state", "?")
+    state = view.state
+    call_state = state.call.state if state else "?"
+    presence = state.presence.state if state else "?"
     lines = Text()
+    for problem in view.problems.values():
+        lines.append(problem + "\n", style="bold white on red")
     if view.online is False:
         lines.append("OFFLINE\n", style="bold white on grey37")
         style = "grey50"
@@ -174,19 +191,17 @@ def seat_panel(view: SeatView, now: datetime, usual_profile: str = "") -> Panel:
         if presence == "away" and call_state == "idle":
             style = "red"
     lines.append(f"{call_state:<8}", style=style)
-    lines.append(f" {_since(call.get('since'), now)}\n")
-    muted = state.get("mute", {}).get("muted")
-    if muted:
-        by = state.get("mute", {}).get("by") or ""
-        lines.append("MUTED" + (" (hold)" if by == "hold_policy" else "") + "\n", style="bold")
+    lines.append(f" {_since(state.call.since if state else None, now)}\n")
+    if state and state.mute.muted:
+        lines.append("MUTED" + (" (hold)" if state.mute.by == "hold_policy" else "") + "\n")
     else:
         lines.append("mic on\n", style="dim")
     lines.append(f"{presence}", style="red" if presence == "away" else "dim")
-    if presence == "away":
-        lines.append(f" {_since(state.get('presence', {}).get('since'), now)}")
+    if state and presence == "away":
+        lines.append(f" {_since(state.presence.since, now)}")
     lines.append("\n")
-    for violation in state.get("violations", []):
-        lines.append(f"! {violation['type']}\n", style="bold red")
+    for violation in state.violations if state else []:
+        lines.append(f"! {violation.type}\n", style="bold red")
     if view.missing or view.lost:
         gaps = [f"{view.missing} missing"] if view.missing else []
         gaps += [f"{view.lost} lost"] if view.lost else []
@@ -196,7 +211,8 @@ def seat_panel(view: SeatView, now: datetime, usual_profile: str = "") -> Panel:
         lines.append(f"≠ {view.profile_digest[:6]} {view.profile}"[:20] + "\n", style="bold cyan")
     if view.last_event:
         lines.append(view.last_event, style="dim italic")
-    border = "red" if state.get("violations") else ("grey50" if view.online is False else style)
+    flagged = view.problems or (state and state.violations)
+    border = "red" if flagged else ("grey50" if view.online is False else style)
     return Panel(lines, title=view.seat, border_style=border, width=24, height=9)
 
 
@@ -209,16 +225,17 @@ def render(model: FloorModel, now: datetime | None = None, columns: int = 4) -> 
     usual = model.usual_profile()
     for row in range(0, len(seats), columns):
         grid.add_row(*(seat_panel(v, now, usual) for v in seats[row : row + columns]))
-    on_call = sum(
-        1 for v in seats if (v.state or {}).get("call", {}).get("state") in ("active", "held")
-    )
-    away = sum(1 for v in seats if (v.state or {}).get("presence", {}).get("state") == "away")
-    flagged = sum(1 for v in seats if (v.state or {}).get("violations"))
+    states = [v.state for v in seats if v.state]
+    on_call = sum(1 for s in states if s.call.state in ("active", "held"))
+    away = sum(1 for s in states if s.presence.state == "away")
+    flagged = sum(1 for s in states if s.violations)
     other = sum(1 for v in seats if v.profile_digest and usual and v.profile_digest != usual)
+    bad = sum(1 for v in seats if v.problems)
     header = Text(
         f"site {model.site}   seats {len(seats)}   on call {on_call}   away {away}   "
         f"violations {flagged}"
         + (f"   other profile {other}" if other else "")
+        + (f"   bad payloads {bad}" if bad else "")
         + f"   {now.astimezone().strftime('%H:%M:%S')}",
         style="bold",
     )
@@ -249,8 +266,13 @@ class FloorView:
             client.subscribe(site_filter(self.site, leaf), qos=1)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        with self.lock:
-            self.model.apply(message.topic, message.payload, time.monotonic())
+        # apply() raises nothing for any payload (fuzzed); the guard keeps paho's network
+        # thread alive should a bug slip through, since an exception here would end it.
+        try:
+            with self.lock:
+                self.model.apply(message.topic, message.payload, time.monotonic())
+        except Exception:
+            log.exception("floor view: message on %s not applied", message.topic)
 
     def ask_for_gaps(self) -> int:
         """Publish the due `cmd/resend` requests (a read-only supervisor identity is refused

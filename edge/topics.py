@@ -72,8 +72,11 @@ def site_filter(site: str, leaf: str) -> str:
 
 
 def parse_topic(topic: str) -> tuple[str, str, str] | None:
-    """`(site, seat, leaf)` of a seat topic, or None for anything else."""
+    """`(site, seat, leaf)` of a seat topic, or None for anything else: a level that is not a
+    valid id (`alice@supervisors`) is no seat, whoever managed to publish there."""
     parts = topic.split("/")
     if len(parts) < 5 or "/".join(parts[:2]) != ROOT:
+        return None
+    if not (valid_id(parts[2]) and valid_id(parts[3])):
         return None
     return parts[2], parts[3], "/".join(parts[4:])

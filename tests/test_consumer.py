@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import io
 import json
+from pathlib import Path
 
 import pytest
 
+from edge import sim, topics
 from edge.consumer import (
+    MAX_REQUESTS_PER_GAP,
     StreamError,
     StreamEvent,
     StreamTracker,
     Verdict,
     parse_event,
+    parse_info,
     parse_resend,
+    parse_state,
     parse_topic,
     seat_topic,
 )
+from edge.mqtt import dumps
+from edge.scenario import load_scenario
+from edge.snapshot import snapshot
 
 
 def ev(seq: int, boot: str = "1-aa", kind: str = "hold.long", **data: object) -> StreamEvent:
@@ -102,17 +111,21 @@ def test_huge_gap_is_asked_for_in_bounded_requests() -> None:
 
 def test_parse_event_names_the_bad_field() -> None:
     good = (
-        b'{"boot_id":"1-aa","seq":3,"ts":"2026-11-23T08:00:00.000Z","type":"hold.long","data":{}}'
+        b'{"boot_id":"1-0a0b0c0d","seq":3,"ts":"2026-11-23T08:00:00.000Z","type":"hold.long",'
+        b'"data":{}}'
     )
     assert parse_event(good).seq == 3
-    with pytest.raises(StreamError, match="`seq`: expected int"):
-        parse_event(b'{"boot_id":"1-aa","seq":"3","ts":"x","type":"t"}')
-    with pytest.raises(StreamError, match="`seq`: expected >= 0"):
-        parse_event(b'{"boot_id":"1-aa","seq":-1,"ts":"x","type":"t"}')
+    ts = b'"ts":"2026-11-23T08:00:00.000Z"'
+    with pytest.raises(StreamError, match="`seq`: expected a valid integer, got '3'"):
+        parse_event(b'{"boot_id":"1-0a0b0c0d","seq":"3",' + ts + b',"type":"t","data":{}}')
+    with pytest.raises(StreamError, match="`seq`: expected greater than or equal to 0"):
+        parse_event(b'{"boot_id":"1-0a0b0c0d","seq":-1,' + ts + b',"type":"t","data":{}}')
     with pytest.raises(StreamError, match="not JSON"):
         parse_event(b"\xff\xfe")
-    with pytest.raises(StreamError, match="`boot_id`"):
-        parse_event(b'{"seq":1,"ts":"x","type":"t"}')
+    with pytest.raises(StreamError, match="`boot_id`: missing"):
+        parse_event(b'{"seq":1,' + ts + b',"type":"t","data":{}}')
+    with pytest.raises(StreamError, match="`ts`: expected a string matching"):
+        parse_event(b'{"boot_id":"1-0a0b0c0d","seq":1,"ts":"x","type":"t","data":{}}')
 
 
 def test_parse_resend_validates_every_field() -> None:
@@ -145,3 +158,47 @@ def test_parse_topic_splits_site_seat_and_kind() -> None:
     )
     assert parse_topic("seatbox/v1/hq/s.01/event") is None
     assert parse_topic("other/v1/hq/s01/event") is None
+
+
+def test_a_seq_jump_asks_for_a_bounded_number_of_ranges_per_round() -> None:
+    """One event with a huge seq must not make the floor build millions of requests."""
+    for jump in (10**7, 2**63 - 1):
+        tracker = StreamTracker(reorder_s=0.0, max_attempts=1)
+        feed(tracker, [0, jump])
+        requests = tracker.due_resends(0.0)
+        spans = [(r.from_seq, r.to_seq) for r in requests]
+        assert spans == [(1 + k * 1000, (k + 1) * 1000) for k in range(MAX_REQUESTS_PER_GAP)]
+        assert tracker.due_resends(100.0) == []  # attempts used up: given up, counted
+        (lost,) = tracker.given_up()
+        assert (lost.first, lost.last) == (1, jump - 1)
+
+
+def test_every_payload_a_simulated_seat_publishes_passes_the_consumers_checks() -> None:
+    """The consumer is as strict as the schemas, not stricter than the seat: a played scenario's
+    every state, event and info (as the seat serialises them) parse."""
+    scenario = Path(__file__).parent.parent / "config" / "scenarios" / "hold_mute.toml"
+    out = io.StringIO()
+    runtime, _ = sim.build(load_scenario(scenario), events_out=out)
+    states: list[bytes] = []
+    runtime.progress_hooks.append(
+        lambda at: states.append(dumps(snapshot(runtime.state, at, runtime.site, runtime.seat)))
+    )
+    runtime.run()
+    events = [line.encode() for line in out.getvalue().splitlines()]
+    assert len(states) > 10 and len(events) > 5
+    for payload in states:
+        parse_state(payload)
+    for payload in events:
+        parse_event(payload)
+    assert parse_info(dumps(runtime.info())).seat == runtime.seat
+
+
+@pytest.mark.parametrize("seat", ["alice@supervisors", "a.b", "a+b", "x" * 65, "", "sé"])
+def test_a_topic_level_that_is_not_a_seat_id_is_no_seat(seat: str) -> None:
+    assert parse_topic(f"seatbox/v1/hq/{seat}/state") is None
+    assert topics.parse_topic(f"seatbox/v1/hq/{seat}/state") is None
+    assert topics.parse_topic("seatbox/v1/hq/s-01/cmd/call/reply") == (
+        "hq",
+        "s-01",
+        "cmd/call/reply",
+    )

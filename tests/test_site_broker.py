@@ -50,6 +50,15 @@ class Site:
         values.update(overrides)
         return BrokerSection(**values)
 
+    def wss(self) -> BrokerSection:
+        """The browser listener with the supervisor's password."""
+        return BrokerSection(
+            url=f"wss://127.0.0.1:{self.ws_port}/mqtt",
+            ca_file=str(self.server_ca),
+            username="alice@supervisors",
+            password_file=str(self.password_file),
+        )
+
 
 def _rewrite(conf: str, workdir: Path, tls_port: int, ws_port: int) -> str:
     """Only ports and paths change; every other line is the shipped one."""
@@ -122,13 +131,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 class Listener:
-    """A connected client that records what it receives."""
+    """A connected client that records what it receives and whether the broker dropped it."""
 
-    def __init__(self, broker: BrokerSection, client_id: str, *topics: str) -> None:
-        self.client, _ = connect_and_wait(broker, client_id)
+    def __init__(
+        self, broker: BrokerSection, client_id: str, *topics: str, clean_session: bool = True
+    ) -> None:
+        self.client, _ = connect_and_wait(broker, client_id, clean_session=clean_session)
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
+        self.dropped = threading.Event()
         self.client.on_message = self._on_message
+        self.client.on_disconnect = lambda *args: self.dropped.set()
         self.subscribed = threading.Event()
         self.client.on_subscribe = lambda *args: self.subscribed.set()
         self.client.loop_start()
@@ -145,8 +158,19 @@ class Listener:
         with self._lock:
             return [topic for topic, _ in self.messages]
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def still_connected(self) -> bool:
+        """A QoS 1 round trip the broker answers only on a live connection."""
+        if self.dropped.is_set():
+            return False
+        info = self.client.publish("seatbox/v1/ping", b"", qos=1)
+        try:
+            info.wait_for_publish(5)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published() and not self.dropped.is_set()
 
     def close(self) -> None:
         self.client.disconnect()
@@ -273,3 +297,155 @@ def test_websockets_with_a_wrong_password_is_refused(site: Site) -> None:
     )
     with pytest.raises(BrokerConnectError, match="refused the connection"):
         connect_and_wait(wss, "floor-view-browser")
+
+
+# --- fault 11: a client id belongs to one identity ------------------------------------------
+
+
+def test_a_seat_using_another_seats_client_id_does_not_kick_it_offline(site: Site) -> None:
+    floor = Listener(site.seat("floor@services"), "floor-svc", "seatbox/v1/#")
+    seat_a = Listener(site.seat("s01"), "seatbox-hq-s01", "seatbox/v1/hq/s01/cmd/#")
+    try:
+        for _ in range(3):  # the attack was a loop: 20 flips in 20 s
+            seat_b = Listener(site.seat("s02"), "seatbox-hq-s01", "seatbox/v1/hq/+/cmd/#")
+            assert seat_a.still_connected(), "seat s01 was kicked by s02 using its client id"
+            # s02 is s02, not s01's session: it cannot read s01's commands.
+            floor.publish("seatbox/v1/hq/s01/cmd/rebirth", b'{"id":"r1"}')
+            wait_until(lambda: seat_a.messages, 5, "s01's own command")
+            assert seat_b.messages == []
+            seat_b.close()
+            seat_a.messages.clear()
+    finally:
+        seat_a.close()
+        floor.close()
+
+
+def test_a_supervisor_cannot_take_over_the_floor_services_session(site: Site) -> None:
+    floor = Listener(site.seat("floor@services"), "floor-svc", "seatbox/v1/#", clean_session=False)
+    floor.close()  # offline: the broker queues for its persistent session
+    seat = Listener(site.seat("s01"), "seatbox-hq-s01")
+    try:
+        seat.publish("seatbox/v1/hq/s01/event", b"queued while the floor service is away")
+        # A supervisor's password over websockets, with the floor service's client id and a
+        # clean session: before, this resumed and destroyed the floor service's session.
+        intruder = Listener(site.wss(), "floor-svc", "seatbox/v1/#")
+        intruder.close()
+        back = Listener(site.seat("floor@services"), "floor-svc", clean_session=False)
+        try:
+            wait_until(lambda: back.messages, 5, "the event queued for the floor service")
+            assert back.messages == [
+                ("seatbox/v1/hq/s01/event", b"queued while the floor service is away")
+            ]
+        finally:
+            back.client.unsubscribe("seatbox/v1/#")
+            back.close()
+    finally:
+        seat.close()
+
+
+def test_a_supervisor_over_websockets_cannot_kick_a_seat(site: Site) -> None:
+    seat = Listener(site.seat("s01"), "seatbox-hq-s01")
+    try:
+        intruder = Listener(site.wss(), "seatbox-hq-s01")
+        assert seat.still_connected()
+        intruder.close()
+    finally:
+        seat.close()
+
+
+# --- fault 12: only seats write seat topics --------------------------------------------------
+
+
+def test_people_and_services_cannot_publish_seat_topics_under_their_own_names(
+    site: Site,
+) -> None:
+    floor = Listener(site.seat("floor@services"), "floor-svc", "seatbox/v1/#")
+    seat = Listener(site.seat("s01"), "seatbox-hq-s01")
+    try:
+        # alice by certificate, then by password over websockets (one connection at a time:
+        # the identity is the client id), then the floor service itself.
+        for broker, name in (
+            (site.seat("alice@supervisors"), "alice@supervisors"),
+            (site.wss(), "alice@supervisors"),
+            (None, "floor@services"),
+        ):
+            client = Listener(broker, "alice") if broker else floor
+            for leaf in ("state", "availability", "info", "event"):
+                client.publish(f"seatbox/v1/hq/{name}/{leaf}", b"forged", retain=True)
+            if client is not floor:
+                client.close()
+        seat.publish("seatbox/v1/hq/s01/event", b"marker")
+        wait_until(lambda: "seatbox/v1/hq/s01/event" in floor.topics(), 5, "the marker")
+        assert floor.topics() == ["seatbox/v1/hq/s01/event"]
+    finally:
+        seat.close()
+        floor.close()
+
+
+def test_every_person_and_service_in_the_shipped_acl_is_denied_its_own_seat_subtree() -> None:
+    """The seat patterns match every username: each `user` block must take them away."""
+    blocks: dict[str, list[str]] = {}
+    current = None
+    for line in (SHIPPED / "acl").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["user"]:
+            current = words[1]
+            blocks[current] = []
+        elif current and words[:1] == ["topic"]:
+            blocks[current].append(" ".join(words[1:]))
+    assert blocks, "no user blocks found"
+    for user, rules in blocks.items():
+        assert rules[0] == f"deny seatbox/v1/+/{user}/#", f"{user}: first rule must deny"
+
+
+# --- fault 14: what one seat can store on the broker is bounded -----------------------------
+
+
+def _max_packet_size() -> int:
+    for line in (SHIPPED / "seatbox-site.conf").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["max_packet_size"]:
+            return int(words[1])
+    raise AssertionError("the shipped config sets no max_packet_size")
+
+
+def _retained(site: Site, topic_filter: str, marker_topic: str) -> list[tuple[str, bytes]]:
+    """What a new subscriber gets from the broker's retained store under topic_filter (the
+    seat's retained availability is delivered with it and marks the end)."""
+    reader = Listener(site.seat("floor@services"), "floor-svc", topic_filter)
+    try:
+        wait_until(lambda: marker_topic in reader.topics(), 5, "the retained messages")
+        return reader.messages
+    finally:
+        reader.close()
+
+
+def test_an_oversized_publish_is_refused_and_the_broker_stays_up(site: Site) -> None:
+    cap = _max_packet_size()
+    seat = Listener(site.seat("s05"), "seatbox-hq-s05")
+    seat.publish("seatbox/v1/hq/s05/availability", b"online", retain=True)
+    seat.publish("seatbox/v1/hq/s05/state", b"{}", retain=True)
+    # The largest legitimate payload, with room for the topic and the packet header.
+    seat.publish("seatbox/v1/hq/s05/info", b"i" * (cap - 200), retain=True)
+    assert seat.still_connected()
+    seat.client.publish("seatbox/v1/hq/s05/state", b"x" * 200_000, qos=1, retain=True)
+    assert seat.dropped.wait(5), "the broker accepted a 200 kB publish"
+    seat.close()
+    assert site.broker.proc is not None and site.broker.proc.poll() is None
+    stored = dict(_retained(site, "seatbox/v1/hq/s05/#", "seatbox/v1/hq/s05/availability"))
+    assert stored["seatbox/v1/hq/s05/state"] == b"{}"  # the old state, not the oversized one
+    assert len(stored["seatbox/v1/hq/s05/info"]) == cap - 200
+
+
+def test_a_seat_cannot_fill_the_broker_with_retained_messages_in_its_subtree(site: Site) -> None:
+    seat = Listener(site.seat("s06"), "seatbox-hq-s06")
+    try:
+        for i in range(200):
+            seat.publish(f"seatbox/v1/hq/s06/x{i}", b"y" * 1000, retain=True)
+            seat.publish(f"seatbox/v1/site{i}/s06/state", b"y" * 1000, retain=True)
+        seat.publish("seatbox/v1/hq/s06/availability", b"online", retain=True)
+        assert seat.still_connected()
+    finally:
+        seat.close()
+    stored = _retained(site, "seatbox/v1/+/s06/#", "seatbox/v1/hq/s06/availability")
+    assert [topic for topic, _ in stored] == ["seatbox/v1/hq/s06/availability"]
