@@ -20,7 +20,7 @@ MAX_ID = 128
 # larger is a mistake or an attack and is refused before it is parsed.
 MAX_PAYLOAD_BYTES = 16 * 1024
 # Commands are flat: the object itself is depth 1. json.loads recurses per level and raises
-# RecursionError near 1,000, so depth is counted on the raw bytes before parsing.
+# RecursionError near 1,000, so depth is checked on the raw bytes before parsing.
 MAX_DEPTH = 8
 # Sequence numbers: every JSON reader keeps integers up to 2^53 - 1 exact (RFC 8259 §6), and
 # SQLite's INTEGER (2^63 - 1) holds them; 2^63 overflowed it and stopped the link.
@@ -89,11 +89,7 @@ def parse(name: str, payload: bytes) -> Command:
         seqs: dict[str, int] = {}
         for key in ("from_seq", "to_seq"):
             value = body.get(key)
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or not 0 <= value <= MAX_SEQ
-            ):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEQ:
                 raise CommandError(
                     request_id,
                     f"{key}: expected an integer from 0 to {MAX_SEQ}, got {_show(value)}",
@@ -113,7 +109,7 @@ def _object(payload: bytes) -> dict[str, Any]:
         )
     if not payload.strip():
         return {}
-    if nesting_depth(payload) > MAX_DEPTH:
+    if nested_deeper(payload):
         raise CommandError("", f"payload: expected JSON nested at most {MAX_DEPTH} deep")
     try:
         body = json.loads(payload.decode("utf-8"))
@@ -125,19 +121,19 @@ def _object(payload: bytes) -> dict[str, Any]:
         raise CommandError("", f"payload: expected a JSON object ({exc})") from None
     except ValueError:  # int() of more than sys.get_int_max_str_digits() digits
         raise CommandError("", "payload: expected a JSON object with shorter numbers") from None
-    except RecursionError:  # not reached after nesting_depth; kept so nothing escapes
+    except RecursionError:  # not reached after nested_deeper; kept so nothing escapes
         raise CommandError("", f"payload: expected JSON nested at most {MAX_DEPTH} deep") from None
     if not isinstance(body, dict):
         raise CommandError("", f"payload: expected a JSON object, got {type(body).__name__}")
     return body
 
 
-def nesting_depth(payload: bytes, stop_above: int = MAX_DEPTH) -> int:
-    """How deep arrays and objects nest in JSON text (brackets inside strings do not count);
-    counting stops once above `stop_above`. Linear, no recursion."""
-    if payload.count(b"[") + payload.count(b"{") <= stop_above:
-        return min(payload.count(b"[") + payload.count(b"{"), stop_above)
-    depth = deepest = 0
+def nested_deeper(payload: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether arrays and objects in JSON text nest more than `limit` deep (brackets inside
+    strings do not count). Linear and without recursion, so it is safe before json.loads."""
+    if payload.count(b"[") + payload.count(b"{") <= limit:
+        return False  # the common case: too few brackets to be that deep
+    depth = 0
     in_string = escaped = False
     for byte in payload:
         if in_string:
@@ -151,13 +147,11 @@ def nesting_depth(payload: bytes, stop_above: int = MAX_DEPTH) -> int:
             in_string = True
         elif byte in _OPEN:
             depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > stop_above:
-                    return deepest
+            if depth > limit:
+                return True
         elif byte in _CLOSE:
             depth -= 1
-    return deepest
+    return False
 
 
 def _bad_text(value: str) -> str | None:

@@ -19,7 +19,7 @@ from edge.commands import Command, CommandError, parse
 from edge.config import SeatConfig, valid_id
 from edge.effects import Event, Levels
 from edge.mqtt_connect import make_client
-from edge.outbox import Outbox, OutboxError, OutboxPump, ResendResult
+from edge.outbox import EventDataError, Outbox, OutboxError, OutboxPump, ResendResult
 from edge.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -268,10 +268,18 @@ class SeatLink:
         `outbox.loss` event when it was the budget)."""
         if self.outbox is None:
             payload = event_payload(self.boot_id, event)
-            self._publish(self.topics.event, dumps(payload))
+            try:
+                encoded = dumps(payload)
+            except (TypeError, ValueError) as exc:
+                log.error("event %s not sent: its data cannot be encoded (%s)", event.type, exc)
+                return None
+            self._publish(self.topics.event, encoded)
             return payload
         try:
             entry = self.outbox.add_event(event.type, event.data, event.ts)
+        except EventDataError as exc:  # refused before numbering: no gap in the seqs
+            log.error("%s: event not kept", exc)
+            return None
         except OutboxError as exc:
             log.error("%s: event %s not kept", exc, event.type)
             return None

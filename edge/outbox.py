@@ -89,6 +89,36 @@ def event_payload(
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class EventDataError(ValueError):
+    """An event that cannot be stored as UTF-8 JSON; refused before it takes a seq."""
+
+
+def encode_data(event_type: str, data: Mapping[str, Any], ts: float | str | None) -> str:
+    """The event's data as JSON text, checked to encode as UTF-8 (a lone surrogate does not),
+    before a seq is taken: an event refused after numbering would leave a silent gap."""
+    if event_type == "levels":
+        raise EventDataError("outbox: `levels` are periodic QoS 0 and never stored")
+    try:
+        text = json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False)
+        for part in (text, event_type, ts if isinstance(ts, str) else ""):
+            part.encode()
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise EventDataError(
+            f"event {event_type!r}: data cannot be stored as JSON ({exc})"
+        ) from None
+    return text
+
+
+def _payload_with(boot_id: str, seq: int, ts: str, event_type: str, data_text: str) -> bytes:
+    """`event_payload` byte for byte, from data already encoded by `encode_data`."""
+    head = json.dumps(
+        {"boot_id": boot_id, "seq": seq, "ts": ts, "type": event_type},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return (head[:-1] + ',"data":' + data_text + "}").encode()
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
     id: int  # row id: the publish order
@@ -303,13 +333,15 @@ class Outbox:
     def add_events(
         self, events: Iterable[tuple[str, Mapping[str, Any], float | str | None]]
     ) -> list[OutboxEntry]:
-        """Store several events in one transaction (one fsync)."""
+        """Store several events in one transaction (one fsync). An event whose data cannot be
+        stored raises `EventDataError` before any of them is numbered."""
+        prepared = [(kind, encode_data(kind, data, ts), ts) for kind, data, ts in events]
         stored: list[OutboxEntry] = []
         with self._lock:
             try:
                 with self._txn():
-                    for event_type, data, ts in events:
-                        stored.append(self._insert(event_type, data, ts))
+                    for event_type, data_text, ts in prepared:
+                        stored.append(self._insert(event_type, data_text, ts))
                     if not self._loss.empty():
                         self._set_meta("loss", self._loss.to_json())
             except sqlite3.Error as err:
@@ -319,16 +351,13 @@ class Outbox:
             callback()
         return stored
 
-    def _insert(
-        self, event_type: str, data: Mapping[str, Any], ts: float | str | None
-    ) -> OutboxEntry:
-        if event_type == "levels":
-            raise ValueError("outbox: `levels` are periodic QoS 0 and never stored")
+    def _insert(self, event_type: str, data_text: str, ts: float | str | None) -> OutboxEntry:
+        """Number and store one event; `data_text` from `encode_data` (checked already)."""
         seq = self._next_seq
         self._next_seq += 1
         created = self._clock()
         stamp = ts if isinstance(ts, str) else iso_utc(created if ts is None else ts)
-        payload = event_payload(self.boot_id, seq, stamp, event_type, data)
+        payload = _payload_with(self.boot_id, seq, stamp, event_type, data_text)
         priority = priority_of(event_type)
         size = (
             len(payload)
@@ -396,7 +425,8 @@ class Outbox:
             self._loss = _Loss()
             try:
                 with self._txn():
-                    entry = self._insert(LOSS_TYPE, report.as_data(self.budget_bytes), None)
+                    data_text = encode_data(LOSS_TYPE, report.as_data(self.budget_bytes), None)
+                    entry = self._insert(LOSS_TYPE, data_text, None)
                     self._set_meta("loss", self._loss.to_json())
             except sqlite3.Error as err:
                 self._reload_bytes()

@@ -20,8 +20,27 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from support import mosquitto, wait_until
 from test_e2e_mqtt import REPO, seatbox_command
+from test_notify import NotifySocket
 
-from edge.outbox import Outbox
+from edge.clock import Clock
+from edge.commands import Command
+from edge.config import (
+    AudioSection,
+    BrokerSection,
+    CallSection,
+    HeadsetSection,
+    RadarSection,
+    SeatConfig,
+    SeatSection,
+    StorageSection,
+    load_profile,
+)
+from edge.effects import Event
+from edge.inputs import Tick
+from edge.mqtt import SeatLink
+from edge.notify import CoreWatchdog, Notifier
+from edge.outbox import EventDataError, Outbox
+from edge.runtime import Devices, Runtime
 
 SITE, SEAT = "hq", "s01"
 BASE = f"seatbox/v1/{SITE}/{SEAT}"
@@ -337,10 +356,157 @@ def test_call_id_lone_surrogate_is_refused_and_event_numbering_stays_continuous(
     reply = floor.reply("call", lambda r: r["id"] == "bad")
     assert reply["ok"] is False and reply["error"].startswith("call_id: expected")
     for n, action in enumerate(("ring", "answer", "end")):
-        floor.send("call", json.dumps({"id": f"ok{n}", "action": action, "call_id": "c-2"}).encode())
+        floor.send(
+            "call", json.dumps({"id": f"ok{n}", "action": action, "call_id": "c-2"}).encode()
+        )
         assert floor.reply("call", lambda r, n=n: r["id"] == f"ok{n}")["ok"] is True
     wait_until(lambda: any(e["type"] == "call.ended" for e in floor.events()), 10, "call.ended")
     ours = [e for e in floor.events() if e["boot_id"] == boot]
     assert [e["seq"] for e in ours] == list(range(len(ours)))
     ringing = [e for e in ours if e["type"] == "call.ringing"]
     assert [e["data"]["call_id"] for e in ringing] == ["c-2"]
+
+
+# --- a link that dies anyway is noticed ----------------------------------------------------------
+
+
+class KillThread(SystemExit):
+    """Raised in paho's network thread: it passes every `except Exception` and ends the thread,
+    as any error escaping paho's loop would (SystemExit: without a traceback on stderr)."""
+
+
+# The thread's end is what these tests cause; pytest reports it as unhandled.
+EXPECTED_THREAD_DEATH = pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnhandledThreadExceptionWarning"
+)
+
+
+def killing_on(request_id: str, handle: Callable[[Command], None]) -> Callable[[Command], None]:
+    def on_command(command: Command) -> None:
+        if command.request_id == request_id:
+            raise KillThread()
+        handle(command)
+
+    return on_command
+
+
+def seat_config(url: str, tmp_path: Path) -> SeatConfig:
+    return SeatConfig(
+        seat=SeatSection(site=SITE, id=SEAT),
+        broker=BrokerSection(url=url, keepalive=1.0),
+        headset=HeadsetSection(device="none"),
+        audio=AudioSection(backend="none"),
+        radar=RadarSection(backend="none"),
+        call=CallSection(sources=["cti"]),
+        storage=StorageSection(state_dir=str(tmp_path / "state")),
+    )
+
+
+@EXPECTED_THREAD_DEATH
+def test_a_killed_network_thread_is_restarted_and_the_seat_is_back_online(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with mosquitto(tmp_path) as broker:
+        floor = Floor(broker.url)
+        config = seat_config(broker.url, tmp_path)
+        runtime = Runtime(
+            config,
+            load_profile("default"),
+            Devices(),
+            Clock(),
+            broker_url=broker.url,
+            state_dir=config.storage.state_dir,
+        )
+        link = runtime.link
+        assert link is not None
+        link.on_command = killing_on("die", link.on_command)
+        thread = threading.Thread(target=runtime.run, name="seat", daemon=True)
+        thread.start()
+        try:
+            wait_until(lambda: floor.availability() == "online", 10, "the seat online")
+            floor.answers("first")
+            floor.send("identify", b'{"id":"die"}')
+            wait_until(lambda: link.restarts == 1, 10, "the link started again")
+            assert "the MQTT network thread stopped" in caplog.text
+            assert floor.answers("after-restart") == {"id": "after-restart", "ok": True}
+            wait_until(lambda: floor.availability() == "online", 10, "the seat online again")
+        finally:
+            runtime.stop()
+            runtime.sink(Tick())
+            thread.join(10)
+            floor.close()
+        assert not thread.is_alive()
+
+
+@EXPECTED_THREAD_DEATH
+def test_a_dead_network_thread_withholds_the_systemd_watchdog_until_the_link_runs_again(
+    tmp_path: Path,
+) -> None:
+    listener = NotifySocket(str(tmp_path / "notify.sock"))
+    with mosquitto(tmp_path) as broker:
+        floor = Floor(broker.url)
+        link: SeatLink | None = None
+
+        def answer(command: Command) -> None:
+            assert link is not None
+            link.reply(command.name, {"id": command.request_id, "ok": True})
+
+        link = SeatLink(seat_config(broker.url, tmp_path), "1-0a0b0c0d", killing_on("die", answer))
+        watchdog = CoreWatchdog(Notifier(str(tmp_path / "notify.sock")), interval_s=2.0)
+        watchdog.add_check(link.problem)
+        link.start()
+        try:
+            wait_until(lambda: floor.availability() == "online", 10, "the seat online")
+            watchdog.core_alive(0.0)
+            assert watchdog.tick(0.0)
+            assert listener.recv() == ["WATCHDOG=1"]
+
+            floor.send("identify", b'{"id":"die"}')
+            # What the floor saw before, for good: no keepalive, so the broker sends the will.
+            wait_until(lambda: floor.availability() == "offline", 10, "the will")
+            watchdog.core_alive(1.0)  # the core still runs ...
+            assert not watchdog.tick(1.0)  # ... yet systemd gets no ping and restarts us
+            assert listener.pending() == []
+
+            assert link.supervise()  # what the runtime does every second
+            wait_until(lambda: floor.availability() == "online", 10, "the seat online again")
+            assert floor.answers("back") == {"id": "back", "ok": True}
+            watchdog.core_alive(2.0)
+            assert watchdog.tick(2.0)
+            assert listener.recv() == ["WATCHDOG=1"]
+        finally:
+            link.stop(flush_timeout=0.5)
+            floor.close()
+            listener.sock.close()
+
+
+# --- fault 4 in the outbox: refused before numbering ---------------------------------------------
+
+
+def test_event_data_that_cannot_be_encoded_takes_no_seq_and_the_numbering_stays_continuous(
+    tmp_path: Path,
+) -> None:
+    with mosquitto(tmp_path) as broker:
+        floor = Floor(broker.url)
+        outbox = Outbox(tmp_path / "outbox.sqlite", f"{BASE}/event")
+        link = SeatLink(
+            seat_config(broker.url, tmp_path), outbox.boot_id, lambda _c: None, outbox=outbox
+        )
+        link.start()
+        try:
+            ts = "2026-11-23T08:44:00.000+08:00"
+            assert link.publish_event(Event(0, ts, "call.ringing", {"call": 1})) is not None
+            bad = Event(0, ts, "call.ringing", {"call": 2, "call_id": "\ud800"})
+            assert link.publish_event(bad) is None  # refused, logged
+            with pytest.raises(EventDataError, match="call.ended"):  # a batch: none numbered
+                outbox.add_events([("call.ended", {"call": 1}, ts), ("call.ended", {"x": {1}}, ts)])
+            assert link.publish_event(Event(0, ts, "call.ended", {"call": 1})) is not None
+            wait_until(lambda: len(floor.events()) == 2, 10, "two events")
+            assert [(e["seq"], e["type"]) for e in floor.events()] == [
+                (0, "call.ringing"),
+                (1, "call.ended"),
+            ]
+        finally:
+            link.stop(flush_timeout=2)
+            outbox.close()
+            floor.close()
