@@ -491,6 +491,16 @@ class Outbox:
             ).fetchall()
         return [_entry(row) for row in rows]
 
+    def held_seqs(self, boot_id: str, first_seq: int, last_seq: int) -> list[int]:
+        """The seqs of one boot still held in a range (the (boot_id, seq) index alone: a
+        resend lookup of 1,000 seqs reads no payload)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq FROM entry WHERE boot_id = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                (boot_id, first_seq, last_seq),
+            ).fetchall()
+        return [int(row[0]) for row in rows]
+
     def purge(self) -> int:
         """Delete acknowledged rows older than `keep_acked_s`; returns how many."""
         horizon = self._clock() - self.keep_acked_s
@@ -805,7 +815,7 @@ class OutboxPump:
         """Look a range up (at most RESEND_MAX_SPAN seqs, by range in SQL) and queue its held
         runs that are not queued already; everything else of the range is `missing`."""
         last = min(to_seq, from_seq + RESEND_MAX_SPAN - 1)
-        held = [entry.seq for entry in self.outbox.get_range(boot_id, from_seq, last)]
+        held = self.outbox.held_seqs(boot_id, from_seq, last)
         runs: list[list[int]] = []  # consecutive held seqs
         for seq in held:
             if runs and runs[-1][1] == seq - 1:
