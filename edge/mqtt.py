@@ -108,8 +108,9 @@ class SeatLink:
 
     def _start_network(self) -> None:
         self.client.loop_start()
-        # paho 2.x keeps its loop thread here (and sets it to None when the thread ends).
-        self._network = self.client._thread
+        # paho 2.x keeps its loop thread here and sets it to None when the thread ends; an
+        # unstarted Thread stands for one that ended before we looked.
+        self._network = self.client._thread or threading.Thread()
 
     def network_alive(self) -> bool:
         """False once paho's network thread has ended without `stop()`: nothing is received,

@@ -921,7 +921,13 @@ class OutboxPump:
                 if not self._resend_requests:
                     return
                 request = self._resend_requests.popleft()
-            result = self._queue_resend(request.boot_id, request.from_seq, request.to_seq)
+            try:
+                result = self._queue_resend(request.boot_id, request.from_seq, request.to_seq)
+            except Exception as exc:  # the outbox cannot be read: say so, keep pumping
+                log.exception("resend lookup failed")
+                result = ResendResult(
+                    0, (), f"the outbox cannot be read now ({exc}); ask again later"
+                )
             try:
                 request.answer(result)
             except Exception:  # a failing reply must not stop the pump
