@@ -24,6 +24,10 @@ from edge.topics import Topics
 
 log = logging.getLogger(__name__)
 
+# paho's own log: what it catches with suppress_exceptions; its per-packet DEBUG lines are off.
+PAHO_LOG = logging.getLogger(f"{__name__}.paho")
+PAHO_LOG.setLevel(logging.WARNING)
+
 ONLINE = b"online"
 OFFLINE = b"offline"
 
@@ -74,7 +78,7 @@ class SeatLink:
         # Our callbacks catch everything themselves; this is paho's own net below them (it
         # logs what escapes instead of ending its network thread).
         self.client.suppress_exceptions = True
-        self.client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        self.client.enable_logger(PAHO_LOG)
         self.connected = threading.Event()
         self._network: threading.Thread | None = None  # paho's network thread, once started
         self._stopped = False
