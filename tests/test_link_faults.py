@@ -481,6 +481,38 @@ def test_a_dead_network_thread_withholds_the_systemd_watchdog_until_the_link_run
             listener.sock.close()
 
 
+def test_an_error_inside_a_command_handler_is_answered_logged_and_the_link_carries_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with mosquitto(tmp_path) as broker:
+        floor = Floor(broker.url)
+        link: SeatLink | None = None
+
+        def handle(command: Command) -> None:
+            assert link is not None
+            if command.request_id == "boom":
+                raise RuntimeError("a bug in a handler")
+            link.reply(command.name, {"id": command.request_id, "ok": True})
+
+        link = SeatLink(seat_config(broker.url, tmp_path), "1-0a0b0c0d", handle)
+        link.start()
+        try:
+            wait_until(lambda: floor.availability() == "online", 10, "the seat online")
+            floor.send("identify", b'{"id":"boom"}')
+            reply = floor.reply("identify", lambda r: r["id"] == "boom")
+            assert reply == {
+                "id": "boom",
+                "ok": False,
+                "error": "identify: failed inside the seat (see its log)",
+            }
+            assert "RuntimeError: a bug in a handler" in caplog.text  # with its traceback
+            assert floor.answers("next") == {"id": "next", "ok": True}
+            assert link.network_alive() and link.restarts == 0
+        finally:
+            link.stop(flush_timeout=0.5)
+            floor.close()
+
+
 # --- fault 4 in the outbox: refused before numbering ---------------------------------------------
 
 
