@@ -16,13 +16,17 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge.commands import Command, CommandError, parse
-from edge.config import SeatConfig
+from edge.config import SeatConfig, valid_id
 from edge.effects import Event, Levels
 from edge.mqtt_connect import make_client
-from edge.outbox import Outbox, OutboxError, OutboxPump, ResendResult
+from edge.outbox import EventDataError, Outbox, OutboxError, OutboxPump, ResendResult
 from edge.topics import Topics
 
 log = logging.getLogger(__name__)
+
+# paho's own log: what it catches with suppress_exceptions; its per-packet DEBUG lines are off.
+PAHO_LOG = logging.getLogger(f"{__name__}.paho")
+PAHO_LOG.setLevel(logging.WARNING)
 
 ONLINE = b"online"
 OFFLINE = b"offline"
@@ -71,7 +75,14 @@ class SeatLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        # Our callbacks catch everything themselves; this is paho's own net below them (it
+        # logs what escapes instead of ending its network thread).
+        self.client.suppress_exceptions = True
+        self.client.enable_logger(PAHO_LOG)
         self.connected = threading.Event()
+        self._network: threading.Thread | None = None  # paho's network thread, once started
+        self._stopped = False
+        self.restarts = 0  # times the network thread was found dead and started again
         self._last_error = ""
         self._unacked: deque[mqtt.MQTTMessageInfo] = deque()
         self._unacked_lock = threading.Lock()  # events from the core thread, replies from paho's
@@ -89,12 +100,52 @@ class SeatLink:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._connect_async()
+        self._start_network()
+        if self.pump:
+            self.pump.start()
+
+    def _connect_async(self) -> None:
         self.client.connect_async(
             self.endpoint.host, self.endpoint.port, keepalive=int(self.config.broker.keepalive)
         )
+
+    def _start_network(self) -> None:
         self.client.loop_start()
+        # paho 2.x keeps its loop thread here and sets it to None when the thread ends; an
+        # unstarted Thread stands for one that ended before we looked.
+        self._network = self.client._thread or threading.Thread()
+
+    def network_alive(self) -> bool:
+        """False once paho's network thread has ended without `stop()`: nothing is received,
+        no keepalive is sent, and the broker soon publishes our will (`offline`)."""
+        thread = self._network
+        return self._stopped or thread is None or thread.is_alive()
+
+    def problem(self) -> str | None:
+        """What is wrong with the link that no reconnect will mend (for the watchdog)."""
+        if self.network_alive():
+            return None
+        return "the MQTT network thread has stopped"
+
+    def supervise(self) -> bool:
+        """Start paho's network thread again if it died (an error escaped every handler);
+        True when it had to. The runtime calls this every second from the core thread."""
+        if self.network_alive():
+            return False
+        self.restarts += 1
+        log.error(
+            "the MQTT network thread stopped; reconnecting on a new connection (restart %d)",
+            self.restarts,
+        )
+        self.connected.clear()
         if self.pump:
-            self.pump.start()
+            self.pump.handle_disconnect()
+        # A new connection: the old socket may hold half a packet. paho re-sends its in-flight
+        # QoS 1 messages after the connect, so nothing queued is lost.
+        self._connect_async()
+        self._start_network()
+        return True
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every QoS 1 message published so far is acknowledged (or timeout)."""
@@ -120,6 +171,7 @@ class SeatLink:
         broker has not acknowledged by then stay in the outbox for the next start."""
         if self.client.is_connected():
             self.flush(flush_timeout)
+        self._stopped = True
         if self.pump:
             self.pump.stop()
         if self.client.is_connected():
@@ -130,10 +182,18 @@ class SeatLink:
         self.client.loop_stop()
 
     # --- paho callbacks (paho's thread) ------------------------------------------------------
+    # Each catches every Exception itself: one escaping would end paho's network thread, and
+    # the seat would stay offline for good (issue 12).
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
+        try:
+            self._connected(client, reason)
+        except Exception:
+            log.exception("handling the broker's CONNACK failed; the link carries on")
+
+    def _connected(self, client: mqtt.Client, reason: Any) -> None:
         if reason.is_failure:
             message = f"broker refused the connection: {reason}"
             if message != self._last_error:
@@ -151,21 +211,45 @@ class SeatLink:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
-        self.connected.clear()
-        if reason.is_failure:
-            log.warning("lost the broker (%s); reconnecting", reason)
+        try:
+            self.connected.clear()
+            if reason.is_failure:
+                log.warning("lost the broker (%s); reconnecting", reason)
+        except Exception:
+            log.exception("handling a disconnect failed; the link carries on")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        name = self.topics.command_name(message.topic)
+        try:
+            self._command(message.topic, bytes(message.payload))
+        except Exception:
+            log.exception("a command on %r failed; the link carries on", message.topic[:200])
+
+    def _command(self, topic: str, payload: bytes) -> None:
+        name = self.topics.command_name(topic)
         if name is None or name.endswith("reply"):
             return
+        if not valid_id(name):
+            # Its reply topic would be as odd as its name: not answered, only logged.
+            log.warning("ignored a command on %r: not a command name", topic[:200])
+            return
         try:
-            command = parse(name, bytes(message.payload))
+            command = parse(name, payload)
         except CommandError as exc:
-            log.warning("bad command on %s: %s", message.topic, exc)
+            log.warning("bad command on %s: %s", topic, exc)
             self.reply(name, {"id": exc.request_id, "ok": False, "error": str(exc)})
             return
-        self.on_command(command)
+        try:
+            self.on_command(command)
+        except Exception:
+            log.exception("command %s %r failed", name, command.request_id)
+            self.reply(
+                name,
+                {
+                    "id": command.request_id,
+                    "ok": False,
+                    "error": f"{name}: failed inside the seat (see its log)",
+                },
+            )
 
     # --- publishing ----------------------------------------------------------------------------
 
@@ -189,10 +273,18 @@ class SeatLink:
         `outbox.loss` event when it was the budget)."""
         if self.outbox is None:
             payload = event_payload(self.boot_id, event)
-            self._publish(self.topics.event, dumps(payload))
+            try:
+                encoded = dumps(payload)
+            except (TypeError, ValueError) as exc:
+                log.error("event %s not sent: its data cannot be encoded (%s)", event.type, exc)
+                return None
+            self._publish(self.topics.event, encoded)
             return payload
         try:
             entry = self.outbox.add_event(event.type, event.data, event.ts)
+        except EventDataError as exc:  # refused before numbering: no gap in the seqs
+            log.error("%s: event not kept", exc)
+            return None
         except OutboxError as exc:
             log.error("%s: event %s not kept", exc, event.type)
             return None
@@ -215,11 +307,20 @@ class SeatLink:
                 log.warning("outbox backlog unknown: %s", exc)
         return self._backlog
 
-    def resend(self, boot_id: str, from_seq: int, to_seq: int) -> ResendResult | None:
-        """Publish held events of a range again (a consumer's `cmd/resend`); None: no outbox."""
+    def request_resend(
+        self,
+        boot_id: str,
+        from_seq: int,
+        to_seq: int,
+        answer: Callable[[ResendResult], None],
+    ) -> str | None:
+        """Hand a consumer's `cmd/resend` to the outbox pump, which looks it up on its own
+        thread and calls `answer`; a reason instead when it cannot be taken now."""
         if self.pump is None:
-            return None
-        return self.pump.resend(boot_id, from_seq, to_seq)
+            return "this seat runs without an outbox ([storage] state_dir)"
+        if not self.pump.request_resend(boot_id, from_seq, to_seq, answer):
+            return "too many resend requests waiting; ask again later"
+        return None
 
     def publish_state(self, snapshot: dict[str, Any]) -> None:
         self._publish(self.topics.state, dumps(snapshot), retain=True)

@@ -135,6 +135,10 @@ class CoreWatchdog:
     and systemd restarts the service after WatchdogSec. The core must therefore see at
     least one timer input per `ping_every` even when the seat is idle.
     `now` is a monotonic clock reading (time.monotonic()) passed in by the caller.
+
+    Checks added with `add_check` withhold the ping as well while they report a problem: a
+    seat whose core runs but whose MQTT network thread is gone for good is as dead to the
+    floor as a hung one, and a restart is what mends it.
     """
 
     def __init__(self, notifier: Notifier, interval_s: float | None) -> None:
@@ -147,7 +151,13 @@ class CoreWatchdog:
         self._last_ping: float | None = None
         self._progress_lock = threading.Lock()
         self.pings = 0
-        self.missed = 0  # ticks that found no progress (a stalled core)
+        self.missed = 0  # ticks that found no progress (a stalled core) or a failed check
+        self._checks: list[Callable[[], str | None]] = []
+        self._problem: str | None = None  # the last problem logged, to log each one once
+
+    def add_check(self, check: Callable[[], str | None]) -> None:
+        """A liveness check run at each due ping: a returned text withholds the ping."""
+        self._checks.append(check)
 
     @property
     def enabled(self) -> bool:
@@ -167,6 +177,14 @@ class CoreWatchdog:
         """Send WATCHDOG=1 if a ping is due and the core progressed since the last one."""
         if not self.enabled or not self.due(now):
             return False
+        problem = self._failed_check()
+        if problem is not None:
+            self.missed += 1
+            if problem != self._problem:
+                log.error("%s; withholding watchdog", problem)
+            self._problem = problem
+            return False
+        self._problem = None
         with self._progress_lock:
             progress = self._progress
         if progress == self._progress_at_ping:
@@ -181,6 +199,16 @@ class CoreWatchdog:
         self._last_ping = now
         self.pings += 1
         return self.notifier.watchdog()
+
+    def _failed_check(self) -> str | None:
+        for check in self._checks:
+            try:
+                problem = check()
+            except Exception as exc:  # a broken check is a problem, not a crash of the ticker
+                problem = f"watchdog check failed: {exc}"
+            if problem is not None:
+                return problem
+        return None
 
 
 class WatchdogTicker:

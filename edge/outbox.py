@@ -89,6 +89,36 @@ def event_payload(
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class EventDataError(ValueError):
+    """An event that cannot be stored as UTF-8 JSON; refused before it takes a seq."""
+
+
+def encode_data(event_type: str, data: Mapping[str, Any], ts: float | str | None) -> str:
+    """The event's data as JSON text, checked to encode as UTF-8 (a lone surrogate does not),
+    before a seq is taken: an event refused after numbering would leave a silent gap."""
+    if event_type == "levels":
+        raise EventDataError("outbox: `levels` are periodic QoS 0 and never stored")
+    try:
+        text = json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False)
+        for part in (text, event_type, ts if isinstance(ts, str) else ""):
+            part.encode()
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise EventDataError(
+            f"event {event_type!r}: data cannot be stored as JSON ({exc})"
+        ) from None
+    return text
+
+
+def _payload_with(boot_id: str, seq: int, ts: str, event_type: str, data_text: str) -> bytes:
+    """`event_payload` byte for byte, from data already encoded by `encode_data`."""
+    head = json.dumps(
+        {"boot_id": boot_id, "seq": seq, "ts": ts, "type": event_type},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return (head[:-1] + ',"data":' + data_text + "}").encode()
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
     id: int  # row id: the publish order
@@ -303,13 +333,15 @@ class Outbox:
     def add_events(
         self, events: Iterable[tuple[str, Mapping[str, Any], float | str | None]]
     ) -> list[OutboxEntry]:
-        """Store several events in one transaction (one fsync)."""
+        """Store several events in one transaction (one fsync). An event whose data cannot be
+        stored raises `EventDataError` before any of them is numbered."""
+        prepared = [(kind, encode_data(kind, data, ts), ts) for kind, data, ts in events]
         stored: list[OutboxEntry] = []
         with self._lock:
             try:
                 with self._txn():
-                    for event_type, data, ts in events:
-                        stored.append(self._insert(event_type, data, ts))
+                    for event_type, data_text, ts in prepared:
+                        stored.append(self._insert(event_type, data_text, ts))
                     if not self._loss.empty():
                         self._set_meta("loss", self._loss.to_json())
             except sqlite3.Error as err:
@@ -319,16 +351,13 @@ class Outbox:
             callback()
         return stored
 
-    def _insert(
-        self, event_type: str, data: Mapping[str, Any], ts: float | str | None
-    ) -> OutboxEntry:
-        if event_type == "levels":
-            raise ValueError("outbox: `levels` are periodic QoS 0 and never stored")
+    def _insert(self, event_type: str, data_text: str, ts: float | str | None) -> OutboxEntry:
+        """Number and store one event; `data_text` from `encode_data` (checked already)."""
         seq = self._next_seq
         self._next_seq += 1
         created = self._clock()
         stamp = ts if isinstance(ts, str) else iso_utc(created if ts is None else ts)
-        payload = event_payload(self.boot_id, seq, stamp, event_type, data)
+        payload = _payload_with(self.boot_id, seq, stamp, event_type, data_text)
         priority = priority_of(event_type)
         size = (
             len(payload)
@@ -396,7 +425,8 @@ class Outbox:
             self._loss = _Loss()
             try:
                 with self._txn():
-                    entry = self._insert(LOSS_TYPE, report.as_data(self.budget_bytes), None)
+                    data_text = encode_data(LOSS_TYPE, report.as_data(self.budget_bytes), None)
+                    entry = self._insert(LOSS_TYPE, data_text, None)
                     self._set_meta("loss", self._loss.to_json())
             except sqlite3.Error as err:
                 self._reload_bytes()
@@ -460,6 +490,16 @@ class Outbox:
                 (boot_id, first_seq, last_seq, limit),
             ).fetchall()
         return [_entry(row) for row in rows]
+
+    def held_seqs(self, boot_id: str, first_seq: int, last_seq: int) -> list[int]:
+        """The seqs of one boot still held in a range (the (boot_id, seq) index alone: a
+        resend lookup of 1,000 seqs reads no payload)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq FROM entry WHERE boot_id = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                (boot_id, first_seq, last_seq),
+            ).fetchall()
+        return [int(row[0]) for row in rows]
 
     def purge(self) -> int:
         """Delete acknowledged rows older than `keep_acked_s`; returns how many."""
@@ -541,10 +581,29 @@ class _Transaction:
 # --- the pump -------------------------------------------------------------------------------
 
 
+# cmd/resend limits (docs/reliability.md "Command limits and resend caps"). Resends are queued
+# as seq ranges, never as copies: the rows are read again in small batches when published.
+RESEND_MAX_SPAN = 1000  # seqs one request looks at; the rest of its range is answered missing
+RESEND_MAX_QUEUED = 10_000  # seqs waiting to be published again, all requests together
+RESEND_MAX_RANGES = 1000  # separate ranges in that queue (a fragmented queue costs lookups)
+RESEND_MAX_REQUESTS = 1000  # requests waiting for their lookup on the pump thread
+RESEND_BATCH = 32  # rows read per query while publishing copies
+RESEND_LOOKUPS_PER_CYCLE = 20  # lookups between two looks at the live events
+
+
 @dataclass(frozen=True)
 class ResendResult:
     queued: int  # events found in the outbox and queued for publishing again
     missing: tuple[SeqRange, ...]  # asked for but no longer held (or never existed)
+    refused: str = ""  # not empty: nothing was queued, and why (ask again later)
+
+
+@dataclass(frozen=True)
+class _ResendRequest:
+    boot_id: str
+    from_seq: int
+    to_seq: int
+    answer: Callable[[ResendResult], None]
 
 
 class TokenBucket:
@@ -616,7 +675,16 @@ class OutboxPump:
         self._acked_ids: set[int] = set()
         self._to_ack: list[int] = []  # acknowledged, not yet written to the outbox
         self._cursor = 0  # highest entry id handed to paho
-        self._resend: deque[OutboxEntry] = deque()
+        # Resends (guarded by _lock): requests waiting for their lookup, the queued ranges of
+        # held seqs ([boot_id, first, last], disjoint, in arrival order), the rows read from
+        # the head range, and the copies paho holds (at most a wire window of them).
+        self._resend_requests: deque[_ResendRequest] = deque()
+        self._resend_ranges: deque[list[Any]] = deque()
+        self._resend_queued = 0
+        self._resend_rows: deque[OutboxEntry] = deque()
+        self._resend_infos: deque[mqtt.MQTTMessageInfo] = deque()
+        self._live_caught_up = False
+        self.resent = 0
         self._thread: threading.Thread | None = None
         self.published = 0
         self.acknowledged = 0
@@ -717,25 +785,91 @@ class OutboxPump:
         with self._lock:
             return len(self._inflight)
 
-    def resend(self, boot_id: str, from_seq: int, to_seq: int, limit: int = 1000) -> ResendResult:
-        """Queue held events of one boot for publishing again (a consumer saw a gap)."""
-        entries = self.outbox.get_range(boot_id, from_seq, min(to_seq, from_seq + limit - 1))
-        held = {entry.seq for entry in entries}
-        missing: list[SeqRange] = []
-        for seq in range(from_seq, to_seq + 1):
-            if seq in held:
-                continue
-            if missing and missing[-1].to_seq == seq - 1:
-                missing[-1] = SeqRange(boot_id, missing[-1].from_seq, seq)
-            else:
-                missing.append(SeqRange(boot_id, seq, seq))
-            if len(missing) > MAX_LOSS_RANGES:
-                missing[-1] = SeqRange(boot_id, missing[-1].from_seq, to_seq)
-                break
-        with self._lock:
-            self._resend.extend(entries)
+    def resend(self, boot_id: str, from_seq: int, to_seq: int) -> ResendResult:
+        """Queue held events of one boot for publishing again (a consumer saw a gap), on the
+        calling thread; `request_resend` does the same on the pump thread."""
+        result = self._queue_resend(boot_id, from_seq, to_seq)
         self.wake()
-        return ResendResult(len(entries), tuple(missing))
+        return result
+
+    def request_resend(
+        self, boot_id: str, from_seq: int, to_seq: int, answer: Callable[[ResendResult], None]
+    ) -> bool:
+        """Hand a resend to the pump thread, which looks it up and calls `answer` with the
+        result; False (nothing done) when `RESEND_MAX_REQUESTS` are already waiting. Cheap:
+        paho's network thread calls it for every `cmd/resend`."""
+        with self._lock:
+            if len(self._resend_requests) >= RESEND_MAX_REQUESTS:
+                return False
+            self._resend_requests.append(_ResendRequest(boot_id, from_seq, to_seq, answer))
+        self.wake()
+        return True
+
+    @property
+    def resend_queued(self) -> int:
+        """Seqs waiting to be published again (held rows, rows already read included)."""
+        with self._lock:
+            return self._resend_queued + len(self._resend_rows)
+
+    def _queue_resend(self, boot_id: str, from_seq: int, to_seq: int) -> ResendResult:
+        """Look a range up (at most RESEND_MAX_SPAN seqs, by range in SQL) and queue its held
+        runs that are not queued already; everything else of the range is `missing`."""
+        last = min(to_seq, from_seq + RESEND_MAX_SPAN - 1)
+        held = self.outbox.held_seqs(boot_id, from_seq, last)
+        runs: list[list[int]] = []  # consecutive held seqs
+        for seq in held:
+            if runs and runs[-1][1] == seq - 1:
+                runs[-1][1] = seq
+            else:
+                runs.append([seq, seq])
+        missing: list[SeqRange] = []
+        expected = from_seq
+        for first, end in runs:
+            if first > expected:
+                missing.append(SeqRange(boot_id, expected, first - 1))
+            expected = end + 1
+        if expected <= to_seq:
+            missing.append(SeqRange(boot_id, expected, to_seq))
+        if len(missing) > MAX_LOSS_RANGES:
+            tail = SeqRange(boot_id, missing[MAX_LOSS_RANGES - 1].from_seq, to_seq)
+            missing = [*missing[: MAX_LOSS_RANGES - 1], tail]
+        with self._lock:
+            new = self._unqueued(boot_id, runs)
+            count = sum(b - a + 1 for a, b in new)
+            if (
+                self._resend_queued + count > RESEND_MAX_QUEUED
+                or len(self._resend_ranges) + len(new) > RESEND_MAX_RANGES
+            ):
+                return ResendResult(
+                    0,
+                    (),
+                    f"{self._resend_queued} events already wait to be resent (at most "
+                    f"{RESEND_MAX_QUEUED}); ask again later",
+                )
+            self._resend_ranges.extend([boot_id, a, b] for a, b in new)
+            self._resend_queued += count
+        return ResendResult(len(held), tuple(missing))
+
+    def _unqueued(self, boot_id: str, runs: list[list[int]]) -> list[tuple[int, int]]:
+        """The parts of `runs` no queued range covers (the same gap asked for by several
+        consumers, or again before it was resent, is published once). Under _lock."""
+        pieces = [(a, b) for a, b in runs]
+        queued = [(r[1], r[2]) for r in self._resend_ranges if r[0] == boot_id]
+        queued += [(e.seq, e.seq) for e in self._resend_rows if e.boot_id == boot_id]
+        for qa, qb in queued:
+            rest: list[tuple[int, int]] = []
+            for a, b in pieces:
+                if b < qa or a > qb:
+                    rest.append((a, b))
+                    continue
+                if a < qa:
+                    rest.append((a, qa - 1))
+                if b > qb:
+                    rest.append((qb + 1, b))
+            pieces = rest
+            if not pieces:
+                break
+        return pieces
 
     # --- the thread -----------------------------------------------------------------------
 
@@ -761,40 +895,95 @@ class OutboxPump:
         if now >= self._next_purge:
             self._next_purge = now + self._purge_every_s
             self.outbox.purge()
+        self._answer_resend_requests()
         if not (self._connected and self.client.is_connected()):
             return 1.0
         # At most one loss report per interval: a steady overflow gives a few summaries.
         if self.outbox.loss_pending and now >= self._next_loss:
             self._next_loss = now + self._loss_every_s
             self.outbox.flush_loss()
-        wait = self._publish_resends()
-        if wait is None:
-            wait = self._publish_pending()
+        # Live events (and an outage's backlog) first: resent copies only once caught up.
+        wait = self._publish_pending()
+        if wait is None and self._live_caught_up:
+            wait = self._publish_resends()
         if wait is not None:
             return wait
+        if self._resend_requests:
+            return 0.0  # more lookups waiting
         # Paho marks a message published just after calling on_publish; a short re-check
         # catches an acknowledgement that raced with our bookkeeping.
-        return 0.02 if self.inflight else None
+        return 0.02 if self.inflight or self._resend_infos else None
+
+    def _answer_resend_requests(self) -> None:
+        """Look up a few waiting resends (SQL by range, on this thread, never paho's)."""
+        for _ in range(RESEND_LOOKUPS_PER_CYCLE):
+            with self._lock:
+                if not self._resend_requests:
+                    return
+                request = self._resend_requests.popleft()
+            try:
+                result = self._queue_resend(request.boot_id, request.from_seq, request.to_seq)
+            except Exception as exc:  # the outbox cannot be read: say so, keep pumping
+                log.exception("resend lookup failed")
+                result = ResendResult(
+                    0, (), f"the outbox cannot be read now ({exc}); ask again later"
+                )
+            try:
+                request.answer(result)
+            except Exception:  # a failing reply must not stop the pump
+                log.exception("answering a resend request failed")
 
     def _publish_resends(self) -> float | None:
+        """Publish queued copies, at most a wire window of them in paho at a time, so a live
+        event stored meanwhile waits behind no more than that."""
         while True:
             with self._lock:
-                if not self._resend:
-                    return None
-                entry = self._resend[0]
+                while self._resend_infos and _published(self._resend_infos[0]):
+                    self._resend_infos.popleft()
+                if len(self._resend_infos) >= self.max_inflight:
+                    return 0.02  # a PUBACK wakes us sooner
+            entry = self._next_resend()
+            if entry is None:
+                return None
             wait = self._bucket.take(self._clock())
             if wait > 0:
                 return wait
-            self.client.publish(entry.topic, entry.payload, qos=entry.qos)
+            info = self.client.publish(entry.topic, entry.payload, qos=entry.qos)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                return 0.1  # paho's queue is full: try again on the next pass
             with self._lock:
-                self._resend.popleft()
+                self._resend_rows.popleft()
+                self._resend_infos.append(info)
+            self.resent += 1
+
+    def _next_resend(self) -> OutboxEntry | None:
+        """The next copy to publish, reading the head range a batch at a time."""
+        while True:
+            with self._lock:
+                if self._resend_rows:
+                    return self._resend_rows[0]
+                if not self._resend_ranges:
+                    return None
+                boot_id, first, last = self._resend_ranges[0]
+            rows = self.outbox.get_range(boot_id, first, last, limit=RESEND_BATCH)
+            with self._lock:
+                head = self._resend_ranges[0]
+                done_to = rows[-1].seq if len(rows) == RESEND_BATCH else last
+                self._resend_queued -= done_to - first + 1
+                if done_to >= last:
+                    self._resend_ranges.popleft()
+                else:
+                    head[1] = done_to + 1
+                self._resend_rows.extend(rows)
 
     def _publish_pending(self) -> float | None:
+        self._live_caught_up = False
         room = self._handoff - self.inflight
         # Refill in batches: one query per wire window, not per PUBACK.
         if room <= 0 or (room < 2 * self.max_inflight and room < self._handoff):
             return None
-        for entry in self.outbox.pending(room, after_id=self._cursor, claim=True):
+        entries = self.outbox.pending(room, after_id=self._cursor, claim=True)
+        for entry in entries:
             wait = self._bucket.take(self._clock())
             if wait > 0:
                 return wait
@@ -810,6 +999,7 @@ class OutboxPump:
                 self._by_mid[info.mid] = entry.id
                 self._cursor = entry.id
             self.published += 1
+        self._live_caught_up = len(entries) < room
         return None
 
     def _collect_acks(self, flush: bool = False) -> None:

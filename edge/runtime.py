@@ -39,7 +39,7 @@ from edge.effects import (
 )
 from edge.inputs import Input, Tick
 from edge.mqtt import SeatLink, event_payload
-from edge.outbox import Outbox, OutboxError, new_boot_id
+from edge.outbox import Outbox, OutboxError, ResendResult, new_boot_id
 from edge.seat import leds_for, new_seat, next_deadline, step
 from edge.snapshot import key, snapshot
 from edge.tape import Recorder
@@ -51,6 +51,18 @@ log = logging.getLogger(__name__)
 IDENTIFY_BLINK_S = 0.5
 # A real seat also ticks now and then, so wall-clock steps (NTP) reach the shift logic.
 HEARTBEAT_S = 10.0
+# How often the core thread looks whether paho's network thread is still running.
+LINK_CHECK_S = 1.0
+
+
+def resend_reply(request_id: str, result: ResendResult) -> dict[str, Any]:
+    """The `cmd/resend/reply` payload for a looked-up resend."""
+    if result.refused:
+        return {"id": request_id, "ok": False, "error": f"resend: {result.refused}"}
+    missing = [
+        {"boot_id": r.boot_id, "from_seq": r.from_seq, "to_seq": r.to_seq} for r in result.missing
+    ]
+    return {"id": request_id, "ok": True, "data": {"queued": result.queued, "missing": missing}}
 
 
 @dataclass
@@ -153,6 +165,8 @@ class Runtime:
                 url=broker_url,
                 outbox=self.outbox,
             )
+            # A link whose network thread died is started again (it would stay offline).
+            self.every(LINK_CHECK_S, self._check_link)
         if heartbeat:
             self.every(HEARTBEAT_S, lambda: None)
 
@@ -163,38 +177,33 @@ class Runtime:
         self.queue.put((self.clock.now(), item))  # type: ignore[arg-type]
 
     def _on_command(self, command: Command) -> None:
+        """A valid command, on paho's network thread: hand it on, never work here."""
         if command.name == "rebirth":
             self._on_connected()
             if self.link:
                 self.link.reply("rebirth", {"id": command.request_id, "ok": True})
             return
         if command.name == "resend":
-            if self.link:
-                self.link.reply("resend", self._resend(command))
+            self._resend(command)
             return
         if command.input is not None:
             self.sink(command.input)
 
-    def _resend(self, command: Command) -> dict[str, Any]:
-        """Answer a consumer's gap from the outbox: how many are on their way, which are gone."""
-        assert self.link is not None
+    def _resend(self, command: Command) -> None:
+        """Answer a consumer's gap from the outbox: looked up on the pump's thread, which
+        replies how many are on their way and which are gone."""
+        link = self.link
+        assert link is not None
         args = command.args or {}
-        result = self.link.resend(args["boot_id"], args["from_seq"], args["to_seq"])
-        if result is None:
-            return {
-                "id": command.request_id,
-                "ok": False,
-                "error": "resend: this seat runs without an outbox ([storage] state_dir)",
-            }
-        missing = [
-            {"boot_id": r.boot_id, "from_seq": r.from_seq, "to_seq": r.to_seq}
-            for r in result.missing
-        ]
-        return {
-            "id": command.request_id,
-            "ok": True,
-            "data": {"queued": result.queued, "missing": missing},
-        }
+
+        def answer(result: ResendResult) -> None:
+            link.reply("resend", resend_reply(command.request_id, result))
+
+        refused = link.request_resend(args["boot_id"], args["from_seq"], args["to_seq"], answer)
+        if refused is not None:
+            link.reply(
+                "resend", {"id": command.request_id, "ok": False, "error": f"resend: {refused}"}
+            )
 
     # --- timers --------------------------------------------------------------------------------
 
@@ -222,6 +231,14 @@ class Runtime:
 
     def stop(self) -> None:
         self._stopping = True
+
+    def _check_link(self) -> None:
+        if self.link is not None:
+            self.link.supervise()
+
+    def link_problem(self) -> str | None:
+        """What keeps the seat off the broker for good (for the systemd watchdog), or None."""
+        return self.link.problem() if self.link is not None else None
 
     def hang(self) -> None:
         """Stop processing as a hung core would (SIGUSR2): the watchdog must notice."""

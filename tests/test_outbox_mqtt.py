@@ -22,6 +22,8 @@ from outbox_support import (
 )
 from support import Mosquitto, free_port, wait_until
 
+from edge.outbox import ResendResult, SeqRange
+
 REPO = Path(__file__).parent.parent
 
 
@@ -233,6 +235,42 @@ def test_budget_overflow_during_outage_keeps_conduct_events_and_reports_the_loss
         subscriber.ask_for_gaps()
         assert subscriber.requested == [] and subscriber.tracker.gaps() == []
         assert SITE == "hq"
+    finally:
+        seat.stop()
+        subscriber.stop()
+
+
+def test_resend_requests_are_looked_up_on_the_pump_thread_and_a_repeated_gap_goes_out_once(
+    tmp_path: Path, persistent_broker: Mosquitto
+) -> None:
+    subscriber = Subscriber(persistent_broker.url).start()
+    assert subscriber.connected.wait(10)
+    seat = SeatSide(persistent_broker.url, tmp_path / "o.db").start()
+    try:
+        entries = [seat.outbox.add_event("mute.on", {"n": n}) for n in range(100)]
+        wait_until(lambda: len(subscriber.received.arrivals) == 100, 10, "100 events")
+        wait_until(lambda: seat.outbox.stats().pending == 0, 10, "every PUBACK recorded")
+        persistent_broker.stop()  # requests are looked up meanwhile; nothing is published
+        answers: list[tuple[str, ResendResult]] = []
+
+        def answer(result: ResendResult) -> None:
+            answers.append((threading.current_thread().name, result))
+
+        boot = entries[0].boot_id
+        for _ in range(3):  # three consumers ask for the same gap
+            assert seat.pump.request_resend(boot, 0, 99, answer)
+        assert seat.pump.request_resend(boot, 90, 10**12, answer)  # and one far too wide
+        wait_until(lambda: len(answers) == 4, 10, "four answers")
+        assert {thread for thread, _ in answers} == {"outbox-pump"}  # never paho's thread
+        assert [r.queued for _, r in answers] == [100, 100, 100, 10]
+        assert answers[3][1].missing == (SeqRange(boot, 100, 10**12),)
+        assert seat.pump.resend_queued == 100  # the same gap is queued once
+
+        persistent_broker.start()
+        wait_until(lambda: len(subscriber.received.arrivals) >= 200, 20, "the copies")
+        wait_until(lambda: seat.pump.resend_queued == 0, 10, "the resend queue empty")
+        copies = subscriber.received.arrivals[100:]
+        assert sorted(copies) == [(boot, s) for s in range(100)]  # each once
     finally:
         seat.stop()
         subscriber.stop()

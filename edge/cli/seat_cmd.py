@@ -139,6 +139,7 @@ def run_cmd(args: argparse.Namespace) -> int:
     watchdog = CoreWatchdog(notifier, watchdog_interval())
     ticker = WatchdogTicker(watchdog, time.monotonic)
     runtime.progress_hooks.append(lambda at: watchdog.core_alive(time.monotonic()))
+    watchdog.add_check(runtime.link_problem)  # a dead MQTT network thread: restart us
     runtime.progress_hooks.append(lambda at: notifier.status(runtime.status_line()))
     log.info("seat %s/%s starting (profile %s)", config.seat.site, config.seat.id, profile.name)
     try:
