@@ -11,7 +11,6 @@ import sys
 from typing import Any
 
 from drivers.wavfile import AudioFileError, read_audio
-from dsp.meter import measure
 from edge.cli import EXIT_OK, EXIT_USAGE
 
 RATES = (8000, 16000, 32000, 48000)
@@ -61,6 +60,8 @@ def meter_cmd(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from dsp.meter import measure  # scipy: ~1 s to import, only this command needs it
+
     levels = measure(audio.samples, audio.samplerate)
     result = {
         "active_level_dbov": round(levels.active_level_dbov, 3),

@@ -80,13 +80,21 @@ def _stop_on_signals(stop: Any) -> None:
 
 
 def run_cmd(args: argparse.Namespace) -> int:
+    from edge.config_check import load_seat
+
+    try:
+        # The same validation as `seatbox config check`, before the device and signal
+        # libraries load: a config error is one line and exit 2 within a second.
+        setup = load_seat(args.config)
+    except ConfigError as exc:
+        print(f"seatbox run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config, profile = setup.config, setup.profile
     from edge import app, sim
     from edge.runtime import Runtime
     from edge.scenario import load_scenario
 
     try:
-        config = load_config(args.config)
-        profile = load_profile(config.seat.profile, base_dir=Path(args.config).parent)
         devices = app.build_devices(config)
         clock = app.seat_clock(config)
         url, broker = app.start_broker(config)
