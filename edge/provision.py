@@ -16,8 +16,15 @@ import tomli_w
 from pydantic import ValidationError
 
 from edge.broker_check import BrokerConnectError, connect_and_wait
-from edge.config import BrokerSection, ConfigError, SeatConfig, load_config, valid_id
-from edge.mqtt_connect import parse_url
+from edge.config import (
+    CREDENTIALS_IN_URL,
+    BrokerSection,
+    ConfigError,
+    SeatConfig,
+    load_config,
+    parse_url,
+    valid_id,
+)
 
 DEFAULT_OUTPUT = Path("/etc/seatbox/seatbox.toml")
 # The stable name 61-seatbox-radar.rules gives the radar's USB-serial adapter.
@@ -112,7 +119,13 @@ def validate_request(req: SeatRequest) -> list[tuple[str, str]]:
     try:
         endpoint = parse_url(req.broker) if req.broker != "embedded" else None
     except ConfigError as exc:
-        problems.append(("broker", str(exc).removeprefix("[broker] url: ")))
+        reason = str(exc).removeprefix("[broker] url: ")
+        if reason == CREDENTIALS_IN_URL:
+            reason = (
+                "expected no user or password in the URL (it would be written to the config and "
+                "shown): give --username and --password-file (a file, mode 0600) instead"
+            )
+        problems.append(("broker", reason))
         endpoint = None
     if req.password_file and not req.username:
         problems.append(("username", "required with a password file"))

@@ -288,3 +288,55 @@ def test_a_config_that_is_no_sane_text_file_is_refused_at_once(
     name: str, expected: str, verb: str, broken_outcomes: dict[tuple[str, str], Outcome]
 ) -> None:
     assert_refused(broken_outcomes[(name, verb)], "seat.toml", expected)
+
+
+# --- fault 10: a password in the broker URL -------------------------------------------------
+
+URL_WITH_SECRET = f"mqtt://seat-a01:{SECRET}@127.0.0.1:1883"
+
+
+def _config_with_secret_url(folder: Path) -> str:
+    path = folder / "seat.toml"
+    path.write_text(
+        render({"broker": {"url": f'"{URL_WITH_SECRET}"'}}).replace("{dir}", str(folder))
+    )
+    return str(path)
+
+
+def _seats_csv(folder: Path) -> str:
+    path = folder / "seats.csv"
+    path.write_text(f"site,seat,broker\nhq,A-01,{URL_WITH_SECRET}\n")
+    return str(path)
+
+
+# (name, arguments given the test's folder, what the refusal points to)
+SECRET_URL_USES: list[tuple[str, Callable[[Path], list[str]], str]] = [
+    ("config_check", lambda d: ["config", "check", _config_with_secret_url(d)], "password_file"),
+    ("config_show", lambda d: ["config", "show", _config_with_secret_url(d)], "password_file"),
+    ("config_show_json", lambda d: ["config", "show", "--json", _config_with_secret_url(d)], "password_file"),
+    ("floor_config", lambda d: ["floor", "--config", _config_with_secret_url(d), "--duration", "1"], "password_file"),
+    ("floor_broker", lambda d: ["floor", "--broker", URL_WITH_SECRET, "--site", "hq", "--duration", "1"], "password_file"),
+    ("simulate_broker", lambda d: ["simulate", str(REPO / "config/scenarios/absent.toml"), "--fast", "--broker", URL_WITH_SECRET], "password_file"),
+    ("demo_broker", lambda d: ["demo", "--seats", "1", "--no-view", "--duration", "1", "--broker", URL_WITH_SECRET], "password_file"),
+    ("provision", lambda d: ["provision", "--site", "hq", "--seat", "A-01", "--broker", URL_WITH_SECRET, "--no-check", "--output", str(d / "out.toml")], "--password-file"),
+    ("provision_csv", lambda d: ["provision", "--from", _seats_csv(d), "--no-check", "--output", str(d / "out")], "--password-file"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args,pointer", [(a, p) for _, a, p in SECRET_URL_USES], ids=[n for n, _, _ in SECRET_URL_USES]
+)
+def test_a_password_in_the_broker_url_is_refused_and_never_shown(
+    args: Callable[[Path], list[str]],
+    pointer: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(args(tmp_path))
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert SECRET not in out + err
+    assert "expected no user or password in the URL" in err
+    assert pointer in err
+    # Nothing written that could hold it (provision writes only after validation).
+    assert not (tmp_path / "out.toml").exists() and not (tmp_path / "out").exists()
