@@ -481,25 +481,12 @@ def read_toml(path: Path) -> dict[str, Any]:
 def _requirements(config: SeatConfig) -> list[tuple[str, str]]:
     """What one key needs from another: (where, expected), checked with the schema."""
     problems = []
-    broker, radar, audio, headset = config.broker, config.radar, config.audio, config.headset
+    broker = config.broker
     if broker.password_file and not broker.username:
         problems.append(("[broker] username", "required when password_file is set"))
     if bool(broker.cert_file) != bool(broker.key_file):
         missing = "cert_file" if not broker.cert_file else "key_file"
         problems.append((f"[broker] {missing}", "set both cert_file and key_file for mutual TLS"))
-    if radar.backend == "ld2410" and not radar.port:
-        problems.append(("[radar] port", "required for backend ld2410 (e.g. /dev/seatbox-radar)"))
-    if audio.backend == "sounddevice" and not audio.tx_device:
-        problems.append(
-            ("[audio] tx_device", "required for backend sounddevice (see seatbox doctor)")
-        )
-    if headset.device not in ("auto", "virtual", "none") and not headset.device.startswith("/dev/"):
-        problems.append(
-            (
-                "[headset] device",
-                f"expected auto, virtual, none or a /dev/hidrawN path, got {headset.device[:80]!r}",
-            )
-        )
     return problems
 
 

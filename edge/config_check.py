@@ -31,6 +31,7 @@ def load_seat(path: str | os.PathLike[str]) -> SeatSetup:
     config = load_config(file)
     profile = config_profile(config, file)
     problems = [
+        *_device_problems(config),
         *_broker_file_problems(config),
         *_state_dir_problems(config.storage.state_dir),
         *_scenario_problems(config, file),
@@ -38,6 +39,25 @@ def load_seat(path: str | os.PathLike[str]) -> SeatSetup:
     if problems:
         raise ConfigError("\n".join(f"{file}: {problem}" for problem in problems))
     return SeatSetup(config, profile, file)
+
+
+def _device_problems(config: SeatConfig) -> list[str]:
+    """What the device backends need to open. Not in load_config: `seatbox provision` writes a
+    real seat's config before anyone knows its capture device name (doctor lists them)."""
+    problems = []
+    device = config.headset.device
+    if device not in ("auto", "virtual", "none") and not device.startswith("/dev/"):
+        problems.append(
+            f"[headset] device: expected auto, virtual, none or a /dev/hidrawN path, got {device[:80]!r}"
+        )
+    if config.radar.backend == "ld2410" and not config.radar.port:
+        problems.append("[radar] port: required for backend ld2410 (e.g. /dev/seatbox-radar)")
+    if config.audio.backend == "sounddevice" and not config.audio.tx_device:
+        problems.append(
+            "[audio] tx_device: required for backend sounddevice (seatbox doctor lists the "
+            "capture devices)"
+        )
+    return problems
 
 
 def _broker_file_problems(config: SeatConfig) -> list[str]:

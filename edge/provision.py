@@ -35,7 +35,7 @@ CHECK_TIMEOUT_S = 10.0
 
 # CSV columns for `--from`: required, then optional (docs/operations.md).
 CSV_REQUIRED = ("site", "seat", "broker")
-CSV_OPTIONAL = ("username", "password_file", "ca", "cert", "key", "profile")
+CSV_OPTIONAL = ("username", "password_file", "ca", "cert", "key", "profile", "tx_device")
 # Config key (section, key) -> the flag or column a person typed it as.
 _FLAG = {
     ("seat", "site"): "site",
@@ -47,6 +47,7 @@ _FLAG = {
     ("broker", "ca_file"): "ca",
     ("broker", "cert_file"): "cert",
     ("broker", "key_file"): "key",
+    ("audio", "tx_device"): "tx_device",
 }
 _ID_NEED = "expected letters, digits, '_' or '-' (1 to 64), no '+ # / .' (MQTT topic level)"
 
@@ -70,6 +71,9 @@ class SeatRequest:
     profile: str = "default"
     simulate: bool = False  # virtual headset, audio and radar (labs, demos, tests)
     radar_port: str = DEFAULT_RADAR_PORT
+    # The headset's capture device (PortAudio name); `seatbox doctor` lists them. Without it
+    # the config is written, but `config check` and the service refuse it until it is set.
+    tx_device: str = ""
 
 
 def config_data(req: SeatRequest) -> dict[str, Any]:
@@ -96,6 +100,8 @@ def config_data(req: SeatRequest) -> dict[str, Any]:
     else:
         data["headset"] = {"device": "auto"}
         data["audio"] = {"backend": "sounddevice"}
+        if req.tx_device:
+            data["audio"]["tx_device"] = req.tx_device
         data["radar"] = {"backend": "ld2410", "port": req.radar_port}
         data["call"] = {"sources": ["bridge", "cti"]}
     data["storage"] = {"state_dir": "/var/lib/seatbox"}
@@ -263,6 +269,7 @@ def read_seats_csv(path: Path, simulate: bool = False) -> list[SeatRequest]:
                 key=cells.get("key", ""),
                 profile=cells.get("profile", "") or "default",
                 simulate=simulate,
+                tx_device=cells.get("tx_device", ""),
             )
             for column, message in validate_request(req):
                 errors.append(f"{path}: row {line}, column {column}: {message}")
@@ -284,6 +291,16 @@ def read_seats_csv(path: Path, simulate: bool = False) -> list[SeatRequest]:
 def seat_output(folder: Path, req: SeatRequest) -> Path:
     """Where `--from` puts a seat's config: one folder per seat, ready to copy to /etc/seatbox."""
     return folder / req.site / req.seat / "seatbox.toml"
+
+
+def missing_before_start(req: SeatRequest) -> str:
+    """What the written config still needs before the seat starts ('' when nothing)."""
+    if req.simulate or req.tx_device:
+        return ""
+    return (
+        "[audio] tx_device is not set: `seatbox doctor` lists the capture devices; set it "
+        "(or provision with --tx-device) before `seatbox config check` and the service accept it"
+    )
 
 
 def describe(req: SeatRequest) -> str:
