@@ -133,8 +133,11 @@ def parse_duration(value: object) -> float:
     seconds: float | None = None
     if isinstance(value, bool):
         raise ValueError(_DURATION_NEED)
-    if isinstance(value, int | float):
-        seconds = float(value) if not isinstance(value, int) or abs(value) < 1e300 else math.inf
+    if isinstance(value, int) and abs(value) > MAX_DURATION_S:
+        # float() of a huge int overflows; the checks below name the bound it breaks.
+        seconds = 2 * MAX_DURATION_S if value > 0 else -1.0
+    elif isinstance(value, int | float):
+        seconds = float(value)
     elif isinstance(value, str):
         match = _DURATION_RE.match(value)
         if match:
@@ -438,7 +441,7 @@ def _number(value: Any) -> str:
 def _shown(value: Any) -> str:
     """A refused value as the message shows it: short, and never a URL's credentials."""
     if isinstance(value, str):
-        if "://" in value or "@" in value:
+        if "://" in value:
             value = redact_url(value)
         text = repr(value if len(value) <= 80 else value[:80] + "...")
     else:

@@ -160,6 +160,7 @@ BROKEN = [
     Broken("budget_text", {"storage": {"outbox_budget_mb": '"64MB"'}}, "[storage] outbox_budget_mb", "number"),
     Broken("keep_acked_inf", {"storage": {"outbox_keep_acked": "inf"}}, "[storage] outbox_keep_acked", "finite"),
     Broken("keep_acked_huge", {"storage": {"outbox_keep_acked": '"99999999h"'}}, "[storage] outbox_keep_acked", "at most"),
+    Broken("keep_acked_huge_int", {"storage": {"outbox_keep_acked": "1" + "0" * 400}}, "[storage] outbox_keep_acked", "at most"),
     Broken("dose_save_every_zero", {"storage": {"dose_save_every": "0"}}, "[storage] dose_save_every", "more than 0"),
     Broken("state_dir_empty", {"storage": {"state_dir": '""'}}, "[storage] state_dir", "empty"),
     Broken("state_dir_is_a_file", {"storage": {"state_dir": '"{dir}/state"'}}, "[storage] state_dir", "folder", lambda d: (d / "state").write_text("x")),  # type: ignore[func-returns-value]

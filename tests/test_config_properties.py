@@ -32,6 +32,7 @@ PROFILE_KEYS = [(section, key) for section, model in SECTIONS.items() for key in
 scalars = st.one_of(
     st.integers(),
     st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([10**400, -(10**400), 2**63, -(2**63) - 1]),  # past float and SQLite range
     st.floats(),  # nan, inf, -0.0, huge, tiny
     st.booleans(),
     st.text(max_size=40),
