@@ -496,9 +496,14 @@ def _requirements(config: SeatConfig) -> list[tuple[str, str]]:
 def load_config(path: str | os.PathLike[str]) -> SeatConfig:
     """Read and validate a seat config file: schema, keys that need each other, its profile.
 
-    Files the config names (password, certificates, state folder, scenario) are checked by
-    `edge.app.load_seat`, which `seatbox run` and `seatbox config check` both use.
+    What the config names on the box (password and TLS files, state folder, scenario, device
+    backends' needs) is checked by `edge.config_check.load_seat`, which `seatbox run` and
+    `seatbox config check` both use.
     """
+    return load_config_and_profile(path)[0]
+
+
+def load_config_and_profile(path: str | os.PathLike[str]) -> tuple[SeatConfig, Profile]:
     file = Path(path)
     data = read_toml(file)
     try:
@@ -508,8 +513,7 @@ def load_config(path: str | os.PathLike[str]) -> SeatConfig:
     problems = _requirements(config)
     if problems:
         raise ConfigError("\n".join(f"{file}: {where}: {need}" for where, need in problems))
-    config_profile(config, file)
-    return config
+    return config, config_profile(config, file)
 
 
 def config_profile(config: SeatConfig, file: Path) -> Profile:

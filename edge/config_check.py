@@ -10,7 +10,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.config import ConfigError, Profile, SeatConfig, config_profile, load_config
+from edge.config import ConfigError, Profile, SeatConfig, load_config_and_profile
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,7 @@ def load_seat(path: str | os.PathLike[str]) -> SeatSetup:
     it names on this box: the broker's password and TLS files, the state folder, the scenario.
     Every failure is one ConfigError, a line per problem naming the file and the key."""
     file = Path(path)
-    config = load_config(file)
-    profile = config_profile(config, file)
+    config, profile = load_config_and_profile(file)
     problems = [
         *_device_problems(config),
         *_broker_file_problems(config),
