@@ -10,7 +10,6 @@ import json
 import sys
 from typing import Any
 
-from drivers.wavfile import AudioFileError, read_audio
 from edge.cli import EXIT_OK, EXIT_USAGE
 
 RATES = (8000, 16000, 32000, 48000)
@@ -45,6 +44,9 @@ def register(sub: Any) -> None:
 
 
 def meter_cmd(args: argparse.Namespace) -> int:
+    # numpy and scipy load here, not when any seatbox command builds its parser.
+    from drivers.wavfile import AudioFileError, read_audio
+
     if args.rate < 600 or args.rate > 384000:
         print(f"seatbox meter: --rate must be 600..384000 Hz, got {args.rate}", file=sys.stderr)
         return EXIT_USAGE
