@@ -8,84 +8,100 @@ from __future__ import annotations
 import os
 import ssl
 import stat
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import BrokerSection, ConfigError
+from edge.config import (
+    DEFAULT_PORTS,
+    BrokerSection,
+    ConfigError,
+    Endpoint,
+    decode_text,
+    parse_url,
+    read_small_file,
+)
 
-DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883, "ws": 80, "wss": 443}
+__all__ = [
+    "DEFAULT_PORTS",
+    "Endpoint",
+    "make_client",
+    "parse_url",
+    "read_secret_file",
+    "tls_context",
+]
+
+# A password or a PEM key, certificate or CA bundle: far below this.
+MAX_SECRET_BYTES = 64 * 1024
+MAX_PEM_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    host: str
-    port: int
-    tls: bool
-    websockets: bool
-    path: str = "/mqtt"
-
-
-def parse_url(url: str) -> Endpoint:
-    """`mqtt://host[:port]`, `mqtts://`, `ws://host[:port]/path`, `wss://`; plain `host[:port]`."""
-    if "://" not in url:
-        url = f"mqtt://{url}"
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise ConfigError(
-            f"[broker] url: expected mqtt://, mqtts://, ws:// or wss:// (or embedded), got {url!r}"
-        )
-    if not parts.hostname:
-        raise ConfigError(f"[broker] url: no host in {url!r}")
+def _regular_file(path: str, what: str) -> os.stat_result:
+    """stat of a file the [broker] section names; a FIFO or device would hang a read."""
     try:
-        port = parts.port or DEFAULT_PORTS[scheme]
-    except ValueError:
-        raise ConfigError(f"[broker] url: port must be 0-65535 in {url!r}") from None
-    return Endpoint(
-        host=parts.hostname,
-        port=port,
-        tls=scheme in ("mqtts", "ssl", "wss"),
-        websockets=scheme in ("ws", "wss"),
-        path=parts.path or "/mqtt",
-    )
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError(f"[broker] {what}: file {path} not found") from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "NUL in the path"
+        raise ConfigError(f"[broker] {what}: cannot use {path} ({reason})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"[broker] {what}: {path} is not a regular file; expected a regular file")
+    return info
+
+
+def _read(path: str, what: str, limit: int) -> bytes:
+    try:
+        return read_small_file(Path(path), limit)
+    except ConfigError as exc:
+        raise ConfigError(f"[broker] {what}: {exc}") from None
 
 
 def read_secret_file(path: str, what: str) -> str:
     """Read a secret from a file readable by its owner only (like ssh keys); never log it."""
-    file = Path(path)
-    try:
-        info = file.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"[broker] {what}: file {path} not found") from None
+    info = _regular_file(path, what)
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"[broker] {what}: {path} is readable by others (mode "
             f"{stat.S_IMODE(info.st_mode):04o}); run: chmod 600 {path}"
         )
+    data = _read(path, what, MAX_SECRET_BYTES)
     try:
-        return file.read_text(encoding="utf-8").strip()
-    except PermissionError:
-        raise ConfigError(f"[broker] {what}: {path} is not readable by this user") from None
+        return decode_text(Path(path), data).strip()
+    except ConfigError as exc:
+        raise ConfigError(f"[broker] {what}: {exc}") from None
 
 
 def tls_context(broker: BrokerSection) -> ssl.SSLContext:
+    """The TLS settings of a [broker] section, every file checked and loaded (ConfigError)."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if broker.ca_file:
-        if not os.path.exists(broker.ca_file):
-            raise ConfigError(f"[broker] ca_file: file {broker.ca_file} not found")
-        context.load_verify_locations(cafile=broker.ca_file)
+        _regular_file(broker.ca_file, "ca_file")
+        pem = _read(broker.ca_file, "ca_file", MAX_PEM_BYTES)
+        try:
+            context.load_verify_locations(cadata=pem.decode("ascii"))
+        except (ssl.SSLError, UnicodeDecodeError, ValueError):
+            raise ConfigError(
+                f"[broker] ca_file: {broker.ca_file} holds no certificate; expected PEM "
+                "(-----BEGIN CERTIFICATE-----)"
+            ) from None
     if broker.cert_file or broker.key_file:
         if not (broker.cert_file and broker.key_file):
-            raise ConfigError("[broker] cert_file and key_file: set both for mutual TLS")
-        for key, value in (("cert_file", broker.cert_file), ("key_file", broker.key_file)):
-            if not os.path.exists(value):
-                raise ConfigError(f"[broker] {key}: file {value} not found")
-        read_secret_file(broker.key_file, "key_file")  # permission check only
-        context.load_cert_chain(certfile=broker.cert_file, keyfile=broker.key_file)
+            missing = "cert_file" if not broker.cert_file else "key_file"
+            raise ConfigError(f"[broker] {missing}: set both cert_file and key_file for mutual TLS")
+        _regular_file(broker.cert_file, "cert_file")
+        read_secret_file(broker.key_file, "key_file")  # type, size and permission checks
+        _read(broker.cert_file, "cert_file", MAX_PEM_BYTES)
+        try:
+            context.load_cert_chain(certfile=broker.cert_file, keyfile=broker.key_file)
+        except ssl.SSLError:
+            raise ConfigError(
+                f"[broker] cert_file: {broker.cert_file} and key_file {broker.key_file} are "
+                "not a matching PEM certificate and key"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"[broker] cert_file: cannot read ({exc.strerror})") from None
     context.check_hostname = broker.check_hostname
     return context
 

@@ -16,8 +16,15 @@ import tomli_w
 from pydantic import ValidationError
 
 from edge.broker_check import BrokerConnectError, connect_and_wait
-from edge.config import BrokerSection, ConfigError, SeatConfig, load_config, valid_id
-from edge.mqtt_connect import parse_url
+from edge.config import (
+    CREDENTIALS_IN_URL,
+    BrokerSection,
+    ConfigError,
+    SeatConfig,
+    load_config,
+    parse_url,
+    valid_id,
+)
 
 DEFAULT_OUTPUT = Path("/etc/seatbox/seatbox.toml")
 # The stable name 61-seatbox-radar.rules gives the radar's USB-serial adapter.
@@ -28,7 +35,7 @@ CHECK_TIMEOUT_S = 10.0
 
 # CSV columns for `--from`: required, then optional (docs/operations.md).
 CSV_REQUIRED = ("site", "seat", "broker")
-CSV_OPTIONAL = ("username", "password_file", "ca", "cert", "key", "profile")
+CSV_OPTIONAL = ("username", "password_file", "ca", "cert", "key", "profile", "tx_device")
 # Config key (section, key) -> the flag or column a person typed it as.
 _FLAG = {
     ("seat", "site"): "site",
@@ -40,6 +47,7 @@ _FLAG = {
     ("broker", "ca_file"): "ca",
     ("broker", "cert_file"): "cert",
     ("broker", "key_file"): "key",
+    ("audio", "tx_device"): "tx_device",
 }
 _ID_NEED = "expected letters, digits, '_' or '-' (1 to 64), no '+ # / .' (MQTT topic level)"
 
@@ -63,6 +71,9 @@ class SeatRequest:
     profile: str = "default"
     simulate: bool = False  # virtual headset, audio and radar (labs, demos, tests)
     radar_port: str = DEFAULT_RADAR_PORT
+    # The headset's capture device (PortAudio name); `seatbox doctor` lists them. Without it
+    # the config is written, but `config check` and the service refuse it until it is set.
+    tx_device: str = ""
 
 
 def config_data(req: SeatRequest) -> dict[str, Any]:
@@ -89,6 +100,8 @@ def config_data(req: SeatRequest) -> dict[str, Any]:
     else:
         data["headset"] = {"device": "auto"}
         data["audio"] = {"backend": "sounddevice"}
+        if req.tx_device:
+            data["audio"]["tx_device"] = req.tx_device
         data["radar"] = {"backend": "ld2410", "port": req.radar_port}
         data["call"] = {"sources": ["bridge", "cti"]}
     data["storage"] = {"state_dir": "/var/lib/seatbox"}
@@ -112,7 +125,13 @@ def validate_request(req: SeatRequest) -> list[tuple[str, str]]:
     try:
         endpoint = parse_url(req.broker) if req.broker != "embedded" else None
     except ConfigError as exc:
-        problems.append(("broker", str(exc).removeprefix("[broker] url: ")))
+        reason = str(exc).removeprefix("[broker] url: ")
+        if reason == CREDENTIALS_IN_URL:
+            reason = (
+                "expected no user or password in the URL (it would be written to the config and "
+                "shown): give --username and --password-file (a file, mode 0600) instead"
+            )
+        problems.append(("broker", reason))
         endpoint = None
     if req.password_file and not req.username:
         problems.append(("username", "required with a password file"))
@@ -250,6 +269,7 @@ def read_seats_csv(path: Path, simulate: bool = False) -> list[SeatRequest]:
                 key=cells.get("key", ""),
                 profile=cells.get("profile", "") or "default",
                 simulate=simulate,
+                tx_device=cells.get("tx_device", ""),
             )
             for column, message in validate_request(req):
                 errors.append(f"{path}: row {line}, column {column}: {message}")
@@ -271,6 +291,16 @@ def read_seats_csv(path: Path, simulate: bool = False) -> list[SeatRequest]:
 def seat_output(folder: Path, req: SeatRequest) -> Path:
     """Where `--from` puts a seat's config: one folder per seat, ready to copy to /etc/seatbox."""
     return folder / req.site / req.seat / "seatbox.toml"
+
+
+def missing_before_start(req: SeatRequest) -> str:
+    """What the written config still needs before the seat starts ('' when nothing)."""
+    if req.simulate or req.tx_device:
+        return ""
+    return (
+        "[audio] tx_device is not set: `seatbox doctor` lists the capture devices; set it "
+        "(or provision with --tx-device) before `seatbox config check` and the service accept it"
+    )
 
 
 def describe(req: SeatRequest) -> str:

@@ -6,14 +6,13 @@ WAV at load); `edge.sim.schedule` plays the steps on a runtime.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from drivers.wavfile import AudioFileError, read_audio
-from edge.config import ConfigError, parse_duration, valid_id
+from edge.config import ConfigError, parse_duration, read_toml, valid_id
 
 ACTIONS: dict[str, set[str]] = {
     "headset.hook_off": set(),
@@ -71,12 +70,7 @@ class Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    data = read_toml(file)  # size, file type and encoding checked as for configs
     return scenario_from_dict(data, str(file))
 
 
@@ -84,8 +78,12 @@ def _wav_file(where: str, value: object, base_dir: Path) -> str:
     """The `file` argument of an audio step: a readable WAV, relative to the scenario file."""
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where} file: expected a WAV file path, got {value!r}")
+    if "\x00" in value:
+        raise ConfigError(f"{where} file: expected a WAV file path without NUL characters")
     path = Path(value) if Path(value).is_absolute() else base_dir / value
     try:
+        if path.exists() and not path.is_file():  # a FIFO or device would hang the read
+            raise ConfigError(f"{where} file: {path}: not a regular file; expected a WAV file")
         with path.open("rb") as f:
             head = f.read(12)
     except FileNotFoundError:

@@ -35,9 +35,11 @@ url = "mqtt://127.0.0.1:1883"
 
 
 def test_example_config_and_every_shipped_profile_are_valid() -> None:
-    result = seatbox("config", "check", "config/seatbox.example.toml")
+    # `config check` also wants the TLS files the example names (as `run` does), which a
+    # development machine lacks: the file itself is checked here, and shown.
+    assert load_config(REPO / "config" / "seatbox.example.toml").seat.id == "A-01"
+    result = seatbox("config", "show", "config/seatbox.example.toml")
     assert result.returncode == 0, result.stderr
-    assert "OK" in result.stdout
     for profile in (REPO / "config" / "profiles").glob("*.toml"):
         assert load_profile(profile.stem).name == profile.stem
 
@@ -49,9 +51,9 @@ def test_the_profile_digest_follows_the_values_not_the_name(tmp_path: Path) -> N
     data["answer"]["ring_limit"] += 1
     assert profile_from_dict("default", data).digest != default.digest
     # What facilities compare with the digests a seat publishes in `info`.
-    result = seatbox("config", "check", "config/seatbox.example.toml")
-    assert f"profile default {default.digest})" in result.stdout
     path = write(tmp_path, GOOD)
+    result = seatbox("config", "check", str(path))
+    assert f"profile default {default.digest})" in result.stdout
     shown = json.loads(seatbox("config", "show", str(path), "--json").stdout)
     assert shown["profile"]["digest"] == default.digest
     assert shown["digest"] == config_digest(load_config(path))

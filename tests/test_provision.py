@@ -95,11 +95,12 @@ def test_provision_writes_a_config_that_config_check_accepts(
 ) -> None:
     out = tmp_path / "seatbox.toml"
     result = seatbox("provision", "--site", "hq", "--seat", "A-12", "--broker", broker.url,
-                     "--output", str(out))  # fmt: skip
+                     "--tx-device", "hw:CARD=Headset,DEV=0", "--output", str(out))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (
         f"wrote {out}: seat hq/A-12, broker {broker.url} (anonymous), real devices" in result.stdout
     )
+    assert "note:" not in result.stdout
     assert f"broker: OK connected to 127.0.0.1:{broker.port}" in result.stdout
     assert oct(out.stat().st_mode & 0o777) == "0o640"
     check = seatbox("config", "check", str(out))
@@ -148,7 +149,7 @@ def test_wrong_password_fails_the_check_but_the_config_is_written(
     out = tmp_path / "seatbox.toml"
     result = seatbox("provision", "--site", "hq", "--seat", "A-12", "--broker", broker.url,
                      "--username", "seat-a12", "--password-file", str(wrong),
-                     "--output", str(out))  # fmt: skip
+                     "--tx-device", "hw:CARD=Headset,DEV=0", "--output", str(out))  # fmt: skip
     assert result.returncode == 1
     # Mosquitto answers a 3.1.1 CONNECT with a bad password "not authorised" (return code 5).
     assert (
@@ -242,10 +243,10 @@ def test_csv_prepares_one_config_per_seat_for_imaging(
     broker, secret = password_broker
     table = tmp_path / "seats.csv"
     table.write_text(
-        CSV_HEADER
-        + f"hq,A-12,{broker.url},seat-a12,{secret},,,\n"
+        CSV_HEADER.replace("\n", ",tx_device\n")
+        + f"hq,A-12,{broker.url},seat-a12,{secret},,,,hw:CARD=Headset\n"
         + "\n"
-        + f"hq,A-13,{broker.url},seat-a12,{secret},,,\n"
+        + f"hq,A-13,{broker.url},seat-a12,{secret},,,,hw:CARD=Headset\n"
     )
     folder = tmp_path / "image"
     result = seatbox("provision", "--from", str(table), "--output", str(folder))
@@ -305,3 +306,34 @@ def test_csv_with_wrong_header_names_the_columns(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "missing column(s) seat" in result.stderr
     assert "unknown column(s) seat_id, passwd" in result.stderr
+
+
+def test_a_real_seat_without_capture_device_is_written_with_a_note_and_check_says_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    """provision cannot know the headset's capture device; the service needs it (issue 12,
+    fault 8: check and run agree), so the config is written and both say what is missing."""
+    out = tmp_path / "seatbox.toml"
+    result = seatbox("provision", "--site", "hq", "--seat", "A-12", "--broker",
+                     "mqtt://127.0.0.1:1883", "--no-check", "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "note: [audio] tx_device is not set: `seatbox doctor` lists the capture devices" in (
+        result.stdout
+    )
+    check = seatbox("config", "check", str(out))
+    assert check.returncode == 2
+    assert f"{out}: [audio] tx_device: required for backend sounddevice" in check.stderr
+
+
+def test_a_password_in_the_broker_url_is_refused_with_a_pointer_to_the_password_file(
+    tmp_path: Path,
+) -> None:
+    secret = "pw-in-url-7f3a"
+    out = tmp_path / "seatbox.toml"
+    result = seatbox("provision", "--site", "hq", "--seat", "A-12", "--broker",
+                     f"mqtts://seat-a12:{secret}@broker.hq:8883", "--output", str(out))  # fmt: skip
+    assert result.returncode == 2
+    assert "--broker: expected no user or password in the URL" in result.stderr
+    assert "give --username and --password-file" in result.stderr
+    assert secret not in result.stdout + result.stderr
+    assert not out.exists()

@@ -54,10 +54,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edge.logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)
+    from pydantic import ValidationError
+
+    from edge.config import ConfigError, format_validation_error
+
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:
+        # A command that let a config error escape still answers with the sentence, not a
+        # traceback: bad input is exit 2 everywhere.
+        print(f"seatbox {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as exc:
+        # Settings built from arguments; pydantic's own text would repeat the input verbatim.
+        print(format_validation_error(f"seatbox {args.command}", exc), file=sys.stderr)
+        return EXIT_USAGE
     return code
 
 

@@ -1,6 +1,7 @@
 """`seatbox config check FILE` and `seatbox config show FILE`.
 
-check exits 0 when valid, 2 with messages naming file, key and expectation when not.
+check runs exactly the validation `seatbox run` runs (`edge.app.load_seat`): 0 when valid, 2 with
+one line per problem naming file, key and expectation when not.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import sys
 from typing import Any
 
 from edge.cli import EXIT_OK, EXIT_USAGE
-from edge.config import ConfigError, config_digest, load_config, load_profile, masked
+from edge.config import ConfigError, config_digest, config_profile, load_config, masked
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("config", help="check or show a seat config")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
-    check = verbs.add_parser("check", help="validate a seat config and its profile")
+    check = verbs.add_parser(
+        "check",
+        help="validate a seat config as `seatbox run` does: keys, profile, files it names",
+    )
     check.add_argument("file")
     check.set_defaults(func=check_cmd)
     show = verbs.add_parser("show", help="print the effective config, secrets masked")
@@ -28,14 +32,14 @@ def register(sub: Any) -> None:
 
 
 def check_cmd(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from edge.config_check import load_seat
 
     try:
-        config = load_config(args.file)
-        profile = load_profile(config.seat.profile, base_dir=Path(args.file).parent)
+        setup = load_seat(args.file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
+    config, profile = setup.config, setup.profile
     # The digests are the ones the seat publishes in `info`: compare them with the floor's.
     print(
         f"{args.file}: OK (seat {config.seat.site}/{config.seat.id}, "
@@ -53,7 +57,7 @@ def show_cmd(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.file)
-        profile = load_profile(config.seat.profile, base_dir=Path(args.file).parent)
+        profile = config_profile(config, Path(args.file))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE

@@ -10,8 +10,6 @@ import json
 import sys
 from typing import Any
 
-from drivers.wavfile import AudioFileError, read_audio
-from dsp.meter import measure
 from edge.cli import EXIT_OK, EXIT_USAGE
 
 RATES = (8000, 16000, 32000, 48000)
@@ -46,6 +44,9 @@ def register(sub: Any) -> None:
 
 
 def meter_cmd(args: argparse.Namespace) -> int:
+    # numpy and scipy load here, not when any seatbox command builds its parser.
+    from drivers.wavfile import AudioFileError, read_audio
+
     if args.rate < 600 or args.rate > 384000:
         print(f"seatbox meter: --rate must be 600..384000 Hz, got {args.rate}", file=sys.stderr)
         return EXIT_USAGE
@@ -61,6 +62,8 @@ def meter_cmd(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from dsp.meter import measure  # scipy: ~1 s to import, only this command needs it
+
     levels = measure(audio.samples, audio.samplerate)
     result = {
         "active_level_dbov": round(levels.active_level_dbov, 3),

@@ -23,6 +23,7 @@ from edge.provision import (
     SeatRequest,
     check_broker,
     describe,
+    missing_before_start,
     read_seats_csv,
     seat_output,
     write_config,
@@ -58,6 +59,11 @@ def register(sub: Any) -> None:
         "--radar-port",
         default=DEFAULT_RADAR_PORT,
         help=f"radar serial port (default {DEFAULT_RADAR_PORT})",
+    )
+    parser.add_argument(
+        "--tx-device",
+        default="",
+        help="the headset's capture device (PortAudio name; seatbox doctor lists them)",
     )
     parser.add_argument(
         "--simulate", action="store_true", help="virtual headset, audio and radar (labs, demos)"
@@ -105,6 +111,7 @@ def provision_cmd(args: argparse.Namespace) -> int:
         profile=args.profile,
         simulate=args.simulate,
         radar_port=args.radar_port,
+        tx_device=args.tx_device,
     )
     output = Path(args.output) if args.output else DEFAULT_OUTPUT
     try:
@@ -116,6 +123,8 @@ def provision_cmd(args: argparse.Namespace) -> int:
         print(f"provision: cannot write {output}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
     print(f"{'replaced' if replaced else 'wrote'} {output}: {describe(req)}")
+    if missing_before_start(req):
+        print(f"note: {missing_before_start(req)}")
     code = _check(config, args) if not args.no_check else EXIT_OK
     if args.no_check:
         print("broker: not checked (--no-check)")
@@ -153,6 +162,8 @@ def _many(args: argparse.Namespace) -> int:
             continue
         written.append((req, config))
         print(f"wrote {target}: {describe(req)}")
+        if missing_before_start(req):
+            print(f"note: {req.site}/{req.seat}: {missing_before_start(req)}")
     for line in errors:
         print(f"provision: {line}", file=sys.stderr)
     print(f"{len(written)} of {len(requests)} seat configs written under {folder}")

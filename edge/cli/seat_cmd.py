@@ -74,19 +74,40 @@ def register(sub: Any) -> None:
     floor.set_defaults(func=floor_cmd)
 
 
+def _broker_arg_error(url: str | None) -> str | None:
+    """What is wrong with a --broker URL (never repeating a password in it), or None."""
+    from edge.config import parse_url
+
+    if url is None or url == "embedded":
+        return None
+    try:
+        parse_url(url)
+    except ConfigError as exc:
+        return f"--broker: {str(exc).removeprefix('[broker] url: ')}"
+    return None
+
+
 def _stop_on_signals(stop: Any) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop())
 
 
 def run_cmd(args: argparse.Namespace) -> int:
+    from edge.config_check import load_seat
+
+    try:
+        # The same validation as `seatbox config check`, before the device and signal
+        # libraries load: a config error is one line and exit 2 within a second.
+        setup = load_seat(args.config)
+    except ConfigError as exc:
+        print(f"seatbox run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config, profile = setup.config, setup.profile
     from edge import app, sim
     from edge.runtime import Runtime
     from edge.scenario import load_scenario
 
     try:
-        config = load_config(args.config)
-        profile = load_profile(config.seat.profile, base_dir=Path(args.config).parent)
         devices = app.build_devices(config)
         clock = app.seat_clock(config)
         url, broker = app.start_broker(config)
@@ -171,6 +192,10 @@ def simulate_cmd(args: argparse.Namespace) -> int:
     from edge.embedded import EmbeddedBroker
     from edge.scenario import load_scenario
 
+    problem = _broker_arg_error(args.broker)
+    if problem:
+        print(f"seatbox simulate: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         scenario = load_scenario(args.scenario)
         profile = load_profile(
@@ -255,6 +280,10 @@ def demo_cmd(args: argparse.Namespace) -> int:
     if args.seats < 1:
         print("--seats: expected at least 1", file=sys.stderr)
         return EXIT_USAGE
+    problem = _broker_arg_error(args.broker)
+    if problem:
+        print(f"seatbox demo: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.log_level == "INFO":
         # Twelve seats' connection chatter would scroll the floor view away.
         logging.getLogger("edge").setLevel(logging.WARNING)
@@ -278,6 +307,10 @@ def floor_cmd(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         broker = config.broker
         site = site or config.seat.site
+    problem = _broker_arg_error(args.broker)
+    if problem:
+        print(f"seatbox floor: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     url = args.broker or (broker.url if broker.url != "embedded" else None)
     if not url or not site:
         print("seatbox floor: give --broker URL and --site S (or --config FILE)", file=sys.stderr)
