@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
+import marshal
 import os
 import re
 import shutil
@@ -30,6 +32,7 @@ BUSYBOX = Path("/bin/busybox")  # busybox-static: one static binary, no librarie
 # Bump when the layout of the image changes in a way the input digest cannot see.
 FORMAT = 1
 
+STDLIB_SKIP_EXTENSIONS = ("_tkinter", "_test", "_ctypes_test", "xxlimited", "xxsubtype")
 # What a guest's Python can import from the standard library by default (and whatever these
 # import): enough for the seat's outbox, MQTT over TCP and small test programs.
 DEFAULT_PYTHON_IMPORTS = (
@@ -241,17 +244,26 @@ def python_files(imports: Sequence[str]) -> tuple[Path, dict[str, Path]]:
     # The codecs are looked up by name at run time: take the whole (small) package.
     loaded |= set((stdlib / "encodings").glob("*.py"))
     files: dict[str, Path] = {str(binary): binary}
-    extensions: list[Path] = []
+    tag = sys.implementation.cache_tag
     for path in sorted(loaded):
         if not path.is_relative_to(stdlib) or "site-packages" in path.parts:
             continue
         files[str(path)] = path
-        if path.suffix == ".so":
-            extensions.append(path)
-            continue
-        cached = path.parent / "__pycache__" / f"{path.stem}.{sys.implementation.cache_tag}.pyc"
-        if cached.exists():
+        cached = path.parent / "__pycache__" / f"{path.stem}.{tag}.pyc"
+        if path.suffix == ".py" and cached.exists():
             files[str(cached)] = cached
+    # Modules imported lazily (argparse imports shutil when it formats help, ...): every other
+    # top-level module as bytecode without its source (6 MB), every extension module whose
+    # libraries are here.
+    for path in sorted(stdlib.glob("*.py")):
+        cached = stdlib / "__pycache__" / f"{path.stem}.{tag}.pyc"
+        if str(path) not in files and cached.exists():
+            files[str(stdlib / f"{path.stem}.pyc")] = cached
+    dynload = stdlib / "lib-dynload"
+    for path in sorted(dynload.glob("*.so")):
+        if not path.name.startswith(STDLIB_SKIP_EXTENSIONS):
+            files.setdefault(str(path), path)
+    extensions = [Path(p) for p in files if p.endswith(".so")]
     for lib in _ldd([binary, *extensions]):
         files[str(lib)] = Path(os.path.realpath(lib))
     return binary, files
@@ -330,6 +342,28 @@ def job_archive(files: Mapping[str, bytes | Path]) -> bytes:
             mode = 0o755 if content.startswith(b"#!") else 0o644
             archive.file(path, content, mode)
     return archive.finish()
+
+
+def python_sources(sources: Mapping[str, Path]) -> dict[str, bytes]:
+    """Job files for Python sources ({guest path: host .py file, or a package directory}),
+    each with its bytecode compiled here: compiling in the emulated guest costs seconds.
+    The bytecode is hash-based and unchecked, so file times do not matter."""
+    files: dict[str, bytes] = {}
+    for guest_path, source in sources.items():
+        pairs = (
+            [(f"{guest_path}/{p.relative_to(source)}", p) for p in sorted(source.rglob("*.py"))]
+            if source.is_dir()
+            else [(guest_path, source)]
+        )
+        for target, path in pairs:
+            text = path.read_bytes()
+            files[target] = text
+            code = compile(text, target, "exec", dont_inherit=True)
+            pyc = importlib.util.cache_from_source(target)
+            header = importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little")
+            header += importlib.util.source_hash(text)
+            files[pyc] = header + marshal.dumps(code)
+    return files
 
 
 # --- the image ------------------------------------------------------------------------------------
