@@ -91,7 +91,7 @@ class Subscriber:
         with self._lock:
             self.arrivals.append(json.loads(msg.payload))
 
-    def keys(self) -> set[tuple[str, int]]:
+    def delivered_keys(self) -> set[tuple[str, int]]:
         with self._lock:
             return {(event["boot_id"], event["seq"]) for event in self.arrivals}
 
@@ -239,15 +239,16 @@ def canary(boots: Sequence[Boot]) -> tuple[str, str] | None:
 def run_cuts(
     rig: PowerCutRig, subscriber: Subscriber, cut_after: Sequence[int], final_events: int
 ) -> Figures:
-    """Cut the first boot offline (a cut during an outage: all its events only on disk), each
-    later one online while it publishes the backlog and writes new events; then a last boot
-    that writes `final_events`, drains and powers off. The figures of the whole run."""
+    """Cut boots 0, 2, 4... offline (a cut during an outage: all their events only on disk)
+    and boots 1, 3, 5... online while they publish the backlog and write new events, each
+    after its `cut_after` committed events; then a last boot that writes `final_events`,
+    drains and powers off. The figures of the whole run."""
     for index, count in enumerate(cut_after):
-        rig.boot(online=index > 0, cut_after=count)
+        rig.boot(online=index % 2 == 1, cut_after=count)
     final = rig.boot(online=True, cut_after=None, events=final_events)
     # One publisher, QoS 1, in order: its last event arriving means all before it did.
     last = (final.boot_id, final_events - 1)
-    wait_until(lambda: last in subscriber.keys(), 60, f"event {last} at the subscriber")
+    wait_until(lambda: last in subscriber.delivered_keys(), 60, f"event {last} at the subscriber")
     return check(rig.boots, subscriber.events())
 
 

@@ -32,7 +32,27 @@ BUSYBOX = Path("/bin/busybox")  # busybox-static: one static binary, no librarie
 # Bump when the layout of the image changes in a way the input digest cannot see.
 FORMAT = 1
 
-STDLIB_SKIP_EXTENSIONS = ("_tkinter", "_test", "_ctypes_test", "xxlimited", "xxsubtype")
+# Left out unless an import in the spec loads them: tests, GUI and terminal libraries, CJK
+# codecs, NIS (which alone pulls in Kerberos), old databases; and the bulkiest top-level
+# modules no test program runs.
+STDLIB_SKIP_EXTENSIONS = (
+    "_tkinter",
+    "_test",
+    "_ctypes_test",
+    "xxlimited",
+    "xxsubtype",
+    "nis",
+    "_curses",
+    "readline",
+    "_dbm",
+    "_gdbm",
+    "_codecs_",
+    "_crypt",
+    "ossaudiodev",
+    "spwd",
+    "audioop",
+)
+STDLIB_SKIP_MODULES = frozenset({"turtle", "pydoc", "_pydecimal", "doctest", "pdb"})
 # What a guest's Python can import from the standard library by default (and whatever these
 # import): enough for the seat's outbox, MQTT over TCP and small test programs.
 DEFAULT_PYTHON_IMPORTS = (
@@ -257,7 +277,7 @@ def python_files(imports: Sequence[str]) -> tuple[Path, dict[str, Path]]:
     # libraries are here.
     for path in sorted(stdlib.glob("*.py")):
         cached = stdlib / "__pycache__" / f"{path.stem}.{tag}.pyc"
-        if str(path) not in files and cached.exists():
+        if str(path) not in files and cached.exists() and path.stem not in STDLIB_SKIP_MODULES:
             files[str(stdlib / f"{path.stem}.pyc")] = cached
     dynload = stdlib / "lib-dynload"
     for path in sorted(dynload.glob("*.so")):
