@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sqlite3
 import sys
 import time
@@ -32,6 +33,12 @@ def event_for(boot_id: str, seq: int) -> tuple[str, dict[str, Any], float]:
     return EVENT_TYPES[seq % len(EVENT_TYPES)], data, float(EPOCH + seq)
 
 
+def say(line: str) -> None:
+    """One console line in one write: print() writes the text and the newline separately, so
+    a line from paho's thread could land in between and garble a COMMIT line."""
+    os.write(1, (line + "\n").encode())
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state", type=Path, required=True, help="the seat's state_dir")
@@ -45,10 +52,10 @@ def main(argv: list[str]) -> int:
     db = args.state / "outbox.sqlite"
     if db.exists():
         check = sqlite3.connect(str(db)).execute("PRAGMA integrity_check").fetchone()[0]
-        print(f"SEAT-INTEGRITY {check}", flush=True)
+        say(f"SEAT-INTEGRITY {check}")
     outbox = Outbox(db, TOPIC)
     stats = outbox.stats()
-    print(f"SEAT-BOOT {outbox.boot_id} pending={stats.pending} kept={stats.kept}", flush=True)
+    say(f"SEAT-BOOT {outbox.boot_id} pending={stats.pending} kept={stats.kept}")
     pump = client = None
     if args.broker:
         import paho.mqtt.client as mqtt
@@ -56,8 +63,8 @@ def main(argv: list[str]) -> int:
 
         host, port = args.broker.rsplit(":", 1)
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"seatbox-{SITE}-{SEAT}")
-        client.reconnect_delay_set(0.1, 1.0)
-        client.on_connect = lambda *_: print("SEAT-CONNECTED", flush=True)
+        client.reconnect_delay_set(1, 2)
+        client.on_connect = lambda *_: say("SEAT-CONNECTED")
         pump = OutboxPump(client, outbox, rate_per_s=None)
         pump.attach()
         client.connect_async(host, int(port), keepalive=10)
@@ -69,20 +76,20 @@ def main(argv: list[str]) -> int:
         event_type, data, ts = event_for(outbox.boot_id, seq)
         entry = outbox.add_event(event_type, data, ts)
         if entry.seq != seq or not entry.stored:
-            print(f"SEAT-ERROR expected seq {seq} stored, got {entry}", flush=True)
+            say(f"SEAT-ERROR expected seq {seq} stored, got {entry}")
             return 3
-        print(f"COMMIT {outbox.boot_id} {seq}", flush=True)
+        say(f"COMMIT {outbox.boot_id} {seq}")
         seq += 1
-    print(f"SEAT-BURST-DONE {seq}", flush=True)
+    say(f"SEAT-BURST-DONE {seq}")
 
     if args.drain and pump is not None and client is not None:
         deadline = time.monotonic() + 300
         while outbox.stats().pending or pump.inflight:
             if time.monotonic() > deadline:
-                print(f"SEAT-ERROR not drained: {outbox.stats()}", flush=True)
+                say(f"SEAT-ERROR not drained: {outbox.stats()}")
                 return 4
             time.sleep(0.1)
-        print(f"SEAT-DRAINED published={pump.published} acked={pump.acknowledged}", flush=True)
+        say(f"SEAT-DRAINED published={pump.published} acked={pump.acknowledged}")
     if pump is not None and client is not None:
         pump.stop()
         client.disconnect()

@@ -78,11 +78,11 @@ class Subscriber:
     def __init__(self, port: int) -> None:
         self.arrivals: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="powercut-floor")
         self.client.on_connect = lambda c, *_: c.subscribe(TOPIC, qos=1)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
-        self.subscribed = threading.Event()
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
         wait_until(self.subscribed.is_set, 10, "the floor subscriber's SUBACK")
@@ -291,7 +291,8 @@ def check(boots: Sequence[Boot], arrivals: Sequence[dict[str, Any]]) -> Figures:
         committed = set(boot.committed)
         figures.committed += len(committed)
         if boot.committed != list(range(len(boot.committed))):
-            figures.problems.append(f"boot {boot.boot_id} committed out of order")
+            odd = sorted(set(range(len(boot.committed))) ^ committed)
+            figures.problems.append(f"boot {boot.boot_id}: COMMIT lines out of order at {odd[:20]}")
         delivered = sorted(seq for b, seq in first if b == boot.boot_id)
         lost = sorted(committed - set(delivered))
         figures.lost_committed += len(lost)

@@ -1,7 +1,7 @@
 """Builds the guest's boot files: Debian's own kernel (fetched with `apt-get download`), an
 initramfs with busybox, the kernel modules asked for and this machine's Python; cached by inputs.
 
-Nothing here needs root or a mount: the cpio archive is written by `write_cpio`, module
+Nothing here needs root or a mount: the cpio archive is written by `Cpio`, module
 dependencies are read from the modules' own `.modinfo`.
 """
 
