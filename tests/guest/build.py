@@ -103,6 +103,15 @@ def kernel_deb() -> Path:
     debs = cache_root() / "debs"
     cached = sorted(debs.glob("linux-image-*-amd64_*.deb"), key=lambda p: p.stat().st_mtime)
     package = _current_kernel_package()
+    if package is None and not cached and os.geteuid() == 0 and shutil.which("apt-get"):
+        # A fresh machine may have no package lists yet (as after `make debs-test` found
+        # everything installed): fetch them once, as `make` would.
+        subprocess.run(
+            ["apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-qq"],
+            capture_output=True,
+            timeout=600,
+        )
+        package = _current_kernel_package()
     if package is None:
         if cached:
             return cached[-1]
