@@ -29,6 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 KERNEL_META_PACKAGE = "linux-image-amd64"  # Debian's "current kernel" package for amd64
 BUSYBOX = Path("/bin/busybox")  # busybox-static: one static binary, no libraries
+KEEP_IMAGES = 6  # images kept in the cache (specs of several test modules, a few builds)
 # Bump when the layout of the image changes in a way the input digest cannot see.
 FORMAT = 1
 
@@ -454,6 +455,7 @@ def build_image(spec: GuestSpec) -> GuestImage:
     key = _digest(spec, deb)
     target = cache_root() / "images" / key
     if (target / "image.json").exists():
+        os.utime(target)  # in use: pruned last
         return GuestImage.load(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
@@ -528,7 +530,19 @@ def build_image(spec: GuestSpec) -> GuestImage:
         # Built meanwhile by another process: use theirs.
         with contextlib.suppress(OSError):
             staging.rename(target)
+    _prune(target.parent, keep=KEEP_IMAGES)
     return GuestImage.load(target)
+
+
+def _prune(images: Path, keep: int) -> None:
+    """Delete all but the `keep` most recently used images (each is ~22 MB; every change to
+    the builder or the host's Python makes a new one)."""
+    built = sorted(
+        (p for p in images.iterdir() if (p / "image.json").exists()),
+        key=lambda p: p.stat().st_mtime,
+    )
+    for old in built[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _stripped(path: Path, scratch: Path) -> Path:
