@@ -21,6 +21,10 @@ DEBS_RUN  := libportaudio2
 DEBS_TEST := mosquitto libportaudio2 alsa-utils pulseaudio pulseaudio-utils libasound2-plugins
 #   systemd        systemd-analyze verify/security on the shipped units
 DEBS_TEST += systemd
+#   qemu-system-x86 busybox-static  the QEMU guest of tests/guest/ (power cuts; the kernel
+#                  is Debian's linux-image, fetched by the guest builder with apt-get download)
+#   e2fsprogs      mkfs.ext4/e2fsck for the guest's virtual disks
+DEBS_TEST += qemu-system-x86 busybox-static e2fsprogs
 # A real box: the venv needs python3-venv; PortAudio for the audio path; amixer (alsa-utils)
 # for mute and receive-cap enforcement on the headset's mixer.
 DEBS_INSTALL := python3-venv libportaudio2 alsa-utils
