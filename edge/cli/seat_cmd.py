@@ -23,7 +23,8 @@ from edge.notify import CoreWatchdog, Notifier, WatchdogTicker, watchdog_interva
 
 log = logging.getLogger(__name__)
 
-# READY=1 waits this long for the broker; a seat then runs (and queues) without it.
+# A seat without its broker this long after the start says so once (it runs and stores its
+# events from the first moment either way; READY=1 never waits for the broker).
 READY_BROKER_WAIT_S = 10.0
 
 
@@ -143,8 +144,16 @@ def run_cmd(args: argparse.Namespace) -> int:
     log.info("seat %s/%s starting (profile %s)", config.seat.site, config.seat.id, profile.name)
     try:
         runtime.start()
-        if runtime.link is not None and not runtime.link.connected.wait(READY_BROKER_WAIT_S):
-            log.warning("broker not reachable yet; running offline and retrying")
+        # The core runs now: inputs, button presses and events into the outbox do not wait
+        # for the broker, which comes when it comes (the link reconnects by itself).
+        link = runtime.link
+        if link is not None:
+
+            def say_if_offline() -> None:
+                if not link.connected.is_set():
+                    log.warning("broker not reachable yet; running offline and retrying")
+
+            runtime.at(clock.now().mono + READY_BROKER_WAIT_S, say_if_offline)
         notifier.ready(runtime.status_line())
         ticker.start()
         runtime.loop()
