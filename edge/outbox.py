@@ -46,6 +46,9 @@ RETRY_S = 1.0
 # quick_check at open reads every page (~0.1 s for a full 64 MB outbox on a Pi 4); a disk so
 # slow that it takes longer is left unchecked rather than holding up the seat's start.
 OPEN_CHECK_S = 5.0
+# A full disk counts as back once this much is free again: a few freed blocks would only let
+# one event in and the next fail (the WAL alone grows by up to 4 MiB between checkpoints).
+RECOVER_FREE_BYTES = 1024 * 1024
 
 # Loss reasons (`outbox.loss` data.reason).
 BUDGET = "disk_budget"  # the configured [storage] outbox_budget_mb was full
@@ -364,6 +367,7 @@ class Outbox:
         self._next_try = 0.0
         self._reset_notes: list[dict[str, Any]] = []
         self._counter_unwritten = False
+        self._loss_saved: dict[str, str] = {}  # the loss records as last committed
         self._losses: dict[str, _Loss] = {BUDGET: _Loss(), DISK_FULL: _Loss()}
         self._db: sqlite3.Connection | None = None
         counter = 0
@@ -414,10 +418,12 @@ class Outbox:
         self._last_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM entry").fetchone()[0])
         row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entry'").fetchone()
         self._last_id = max(self._last_id, int(row[0]) if row else 0)
+        self._loss_saved = {}
         for reason in self._losses:
             text = self._meta(_loss_key(reason), "")
             if text:
                 self._losses[reason] = _Loss.from_json(text)
+                self._loss_saved[reason] = text
         return counter
 
     @staticmethod
@@ -500,6 +506,7 @@ class Outbox:
             if not loss.empty():
                 with self._txn():
                     self._set_meta(_loss_key(reason), loss.to_json())
+                self._loss_saved[reason] = loss.to_json()
 
     def _write_notes(self) -> None:
         """Store the `outbox.reset` events owed (after a damaged file was replaced)."""
@@ -575,12 +582,12 @@ class Outbox:
         """Write the held events, waiting acks and `entries` in one transaction (in id order);
         hold them in memory when the disk cannot take them. Lock held."""
         for attempt in range(2):
-            if self._trouble is not None and self._monotonic() < self._next_try:
+            if not self._may_try():
                 break
             saved = (self._bytes, {r: loss.to_json() for r, loss in self._losses.items()})
             try:
                 with self._txn():
-                    written = self._write_all(entries)
+                    written, loss_texts = self._write_all(entries)
             except sqlite3.Error as err:
                 # Rolled back: the budget's count and the loss records as they were.
                 self._bytes = saved[0]
@@ -593,11 +600,31 @@ class Outbox:
                     raise OutboxError(f"outbox {self.path}: cannot store event ({err})") from err
                 self._start_trouble(kind, err)
                 break
+            self._loss_saved = loss_texts
             self._end_trouble()
             return written
         return [self._hold(entry) for entry in entries]
 
-    def _write_all(self, entries: list[OutboxEntry]) -> list[OutboxEntry]:
+    def _may_try(self) -> bool:
+        """Try the disk? Always when it works; in trouble at most every RETRY_S, and a full
+        one only once RECOVER_FREE_BYTES are free again."""
+        if self._trouble is None:
+            return True
+        now = self._monotonic()
+        if now < self._next_try:
+            return False
+        if self._trouble == "full":
+            try:
+                fs = os.statvfs(self.path.parent)
+                free = fs.f_bavail * fs.f_frsize
+            except OSError:
+                free = 0
+            if free < RECOVER_FREE_BYTES:
+                self._next_try = now + RETRY_S
+                return False
+        return True
+
+    def _write_all(self, entries: list[OutboxEntry]) -> tuple[list[OutboxEntry], dict[str, str]]:
         held = list(self._held.values())
         if self._counter_unwritten:  # the disk was full at start
             self._set_meta("boot_counter", str(self._counter))
@@ -607,10 +634,13 @@ class Outbox:
                 "UPDATE entry SET acked = ? WHERE id = ?",
                 [(at, entry_id) for entry_id, at in self._acks_waiting.items()],
             )
+        texts: dict[str, str] = {}
         for reason, loss in self._losses.items():
-            self._set_meta(_loss_key(reason), "" if loss.empty() else loss.to_json())
+            texts[reason] = "" if loss.empty() else loss.to_json()
+            if texts[reason] != self._loss_saved.get(reason, ""):
+                self._set_meta(_loss_key(reason), texts[reason])
         # Committed by the caller; memory is let go only then (see _end_trouble).
-        return written[len(held) :]
+        return written[len(held) :], texts
 
     def _write(self, entry: OutboxEntry) -> OutboxEntry:
         size = self._size(entry)
@@ -761,6 +791,10 @@ class Outbox:
         with self._lock:
             if self._trouble is None:
                 return True
+            if self._trouble != "full" and not (
+                self._held or self._acks_waiting or self._counter_unwritten
+            ):
+                return False  # an empty write proves nothing: the next event will tell
             before = self._health_key()
             self._store([])
             self._write_notes()

@@ -354,7 +354,7 @@ def test_full_disk_holds_events_in_memory_numbered_and_writes_them_when_space_re
     """Issue 12 fault 5: on a really full file system (ENOSPC, not the budget) every event
     was dropped with its seq taken, unreported. Now they are held in memory, in order, and
     written once space is back; the store says so while it lasts."""
-    with small_tmpfs(tmp_path / "disk", 1024) as disk:
+    with small_tmpfs(tmp_path / "disk", 4096) as disk:
         mono = FakeClock(0.0)  # the retry interval passes without sleeping
         box = Outbox(disk / "outbox.sqlite", TOPIC, monotonic=mono)
         box.add_event("call.ringing", {"n": 0})
@@ -388,7 +388,7 @@ def test_full_disk_holds_events_in_memory_numbered_and_writes_them_when_space_re
 def test_full_disk_beyond_the_memory_bound_drops_info_first_and_reports_exact_ranges(
     tmp_path: Path,
 ) -> None:
-    with small_tmpfs(tmp_path / "disk", 1024) as disk:
+    with small_tmpfs(tmp_path / "disk", 4096) as disk:
         mono = FakeClock(0.0)
         box = Outbox(disk / "outbox.sqlite", TOPIC, memory_bytes=32768, monotonic=mono)
         box.add_event("call.ringing", {})
@@ -425,7 +425,7 @@ def test_acknowledgements_and_purges_on_a_full_disk_neither_raise_nor_get_lost(
 ) -> None:
     """The pump acknowledges and purges every cycle; on a full disk that raised each time
     (a traceback per cycle). Acks wait in memory and are written with the held events."""
-    with small_tmpfs(tmp_path / "disk", 1024) as disk:
+    with small_tmpfs(tmp_path / "disk", 4096) as disk:
         mono = FakeClock(0.0)
         box = Outbox(disk / "outbox.sqlite", TOPIC, keep_acked_s=0.0, monotonic=mono)
         on_disk = [box.add_event("hold.long", {"n": n}) for n in range(5)]

@@ -7,17 +7,73 @@ built on edge.consumer; the full disk is a real tmpfs mount (root only, skipped 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from outbox_support import Subscriber, broker_workdir, persistent_mosquitto_config
+import paho.mqtt.client as mqtt
+import pytest
+from disk_support import fill, garble_data_pages, small_tmpfs
+from outbox_support import SITE, Subscriber, broker_workdir, persistent_mosquitto_config
+from schema_support import validate
 from support import Mosquitto, free_port, wait_until
 from test_seat_faults import SeatProcess
 
 from edge.cli.seat_cmd import READY_BROKER_WAIT_S
+from edge.config import BrokerSection
+from edge.mqtt_connect import make_client
+from edge.outbox import Outbox
+
+
+@pytest.fixture
+def broker() -> Iterator[Mosquitto]:
+    """A Mosquitto that keeps sessions (the seat's in-flight events survive its reconnect)."""
+    with broker_workdir() as workdir:
+        port = free_port()
+        running = Mosquitto(workdir, persistent_mosquitto_config(port, workdir), port)
+        running.start()
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+class StateWatcher:
+    """Every retained `state` the seat publishes, as a supervisor's client sees them."""
+
+    def __init__(self, url: str) -> None:
+        self.states: list[dict[str, Any]] = []
+        self.invalid: list[str] = []
+        self.client, _ = make_client(BrokerSection(url=url), "state-watcher", url)
+        self.client.on_connect = lambda c, *_: c.subscribe(f"seatbox/v1/{SITE}/s01/state", 1)
+        self.client.on_message = self._on_message
+        host, port = url.split("//")[1].rsplit(":", 1)
+        self.client.connect_async(host, int(port))
+        self.client.loop_start()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        state = json.loads(msg.payload)
+        try:
+            validate("state", state)
+        except AssertionError as err:  # raised on paho's thread it would stop this client
+            self.invalid.append(str(err))
+        self.states.append(state)
+
+    def storage(self) -> str | None:
+        assert not self.invalid, self.invalid[0]
+        states = list(self.states)
+        return states[-1].get("storage", {}).get("outbox") if states else None
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def stored_types(state_dir: Path) -> list[str]:
@@ -58,10 +114,8 @@ def test_seat_started_while_the_broker_is_down_works_at_once_and_delivers_later(
             notes: list[str] = []
 
             def ready_and_rung() -> bool:
-                try:
+                with contextlib.suppress(TimeoutError):
                     notes.extend(notify.recv(4096).decode().split("\n"))
-                except TimeoutError:
-                    pass
                 return "READY=1" in notes and "call.ringing" in stored_types(seat.state_dir)
 
             # Well under the old READY_BROKER_WAIT_S, on a busy two-core machine.
@@ -85,3 +139,149 @@ def test_seat_started_while_the_broker_is_down_works_at_once_and_delivers_later(
             seat.kill()
             broker.stop()
             notify.close()
+
+
+def test_seat_starting_on_an_outbox_with_garbage_pages_sets_it_aside_and_runs(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """Issue 12 fault 6: garbage in the outbox's data pages crashed `seatbox run` at every
+    start (under systemd it never came up). Now it keeps the file, starts a new outbox, and
+    says so in an `outbox.reset` event, seq 0 of the new boot."""
+    state_dir = tmp_path / "state"
+    old = Outbox(state_dir / "outbox.sqlite", "seatbox/v1/hq/s01/event")
+    old.add_events([("greeting.late", {"greet_s": None, "limit_s": 3.0}, None)] * 600)
+    old.close()
+    garble_data_pages(state_dir / "outbox.sqlite")
+    subscriber = Subscriber(broker.url, reorder_s=0.0).start()
+    assert subscriber.connected.wait(10)
+    seat = SeatProcess(broker.url, tmp_path)
+    try:
+        wait_until(
+            lambda: "outbox.reset" in subscriber.received.types.values() or seat.proc.poll(),
+            30,
+            "the outbox.reset event",
+        )
+        seat.alive()
+        [(key, data)] = [
+            (k, subscriber.received.data[k])
+            for k, t in subscriber.received.types.items()
+            if t == "outbox.reset"
+        ]
+        assert key[1] == 0 and data["during"] == "start" and data["reason"] == "corrupt"
+        kept = Path(data["kept_as"])
+        assert kept.parent == state_dir and kept.name.startswith("outbox.sqlite.corrupt-")
+        assert kept.stat().st_size > 0  # kept for inspection, not deleted
+        # The seat works on with the fresh outbox: its calls' events arrive after the report.
+        wait_until(
+            lambda: {"call.ringing", "call.ended"} <= set(subscriber.received.types.values()),
+            30,
+            "the seat's events after the reset",
+        )
+        seat.alive()
+        assert "Traceback" not in seat.log_path.read_text()
+    finally:
+        seat.kill()
+        subscriber.stop()
+
+
+def test_really_full_disk_loses_no_event_silently_and_says_so(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """Issue 12 fault 5: on a really full disk (not the budget) every event was dropped, its
+    seq a silent gap, with a traceback each pump cycle. The state directory here is a small
+    real tmpfs, filled to ENOSPC under the running seat and freed again."""
+    subscriber = Subscriber(broker.url, reorder_s=0.0).start()
+    watcher = StateWatcher(broker.url)
+    assert subscriber.connected.wait(10)
+    notify = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify))
+    listener.settimeout(0.2)
+    statuses: list[str] = []
+    listening = threading.Event()
+
+    def listen() -> None:
+        """Read sd_notify as systemd does (a full socket queue would block the seat)."""
+        while not listening.is_set():
+            with contextlib.suppress(TimeoutError):
+                lines = listener.recv(4096).decode().split("\n")
+                statuses.extend(s for s in lines if s.startswith("STATUS="))
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+
+    def status_seen(text: str) -> bool:
+        return any(text in s for s in list(statuses))
+
+    with small_tmpfs(tmp_path / "state", 16384) as state_dir:
+        os.environ["NOTIFY_SOCKET"] = str(notify)
+        try:
+            seat = SeatProcess(broker.url, tmp_path)
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        try:
+            wait_until(
+                lambda: len(subscriber.new_keys()) > 20 or seat.proc.poll() is not None,
+                30,
+                "events before the disk fills",
+            )
+            seat.alive()
+            wait_until(lambda: watcher.storage() == "ok", 10, "state storage ok")
+            filler = fill(state_dir)
+            wait_until(lambda: watcher.storage() == "disk_full", 30, "state storage disk_full")
+            full_from = max(seq for _, seq in subscriber.new_keys())
+            # The seat works on: its events go out from memory meanwhile.
+            wait_until(
+                lambda: max(seq for _, seq in subscriber.new_keys()) > full_from + 60,
+                60,
+                "events while the disk is full",
+            )
+            wait_until(lambda: status_seen("disk full"), 10, "the STATUS line saying so")
+            seat.alive()
+            filler.unlink()
+            wait_until(lambda: watcher.storage() == "ok", 30, "state storage ok again")
+            full_to = max(seq for _, seq in subscriber.new_keys())
+            wait_until(
+                lambda: max(seq for _, seq in subscriber.new_keys()) > full_to + 20,
+                30,
+                "events after the disk is back",
+            )
+            seat.stop()
+            rows = seat.rows()
+        finally:
+            seat.kill()
+    try:
+        boot = rows[0][0]
+        wait_until(
+            lambda: {(b, s) for b, s, _ in rows} <= set(subscriber.new_keys()),
+            30,
+            "every stored event",
+        )
+        types = subscriber.received.types
+        reported = {
+            seq
+            for key, kind in types.items()
+            if kind == "outbox.loss"
+            for r in subscriber.received.data[key]["ranges"]
+            if r["boot_id"] == boot
+            for seq in range(r["from_seq"], r["to_seq"] + 1)
+        }
+        arrived = {seq for b, seq in types if b == boot}
+        top = max(arrived | reported)
+        # Numbered without a gap: every seq arrived or is named as lost, never both.
+        assert arrived | reported == set(range(top + 1))
+        assert not arrived & reported
+        # Conduct records of the full-disk window arrived (memory had room for all of them).
+        window = [t for (b, seq), t in types.items() if b == boot and full_from < seq <= full_to]
+        assert "greeting.late" in window
+        assert not reported  # nothing needed dropping: the held events fit in memory
+        log = seat.log_path.read_text()
+        assert "Traceback" not in log
+        assert log.count("the disk cannot take events") == 1
+        assert log.count("the disk takes events again") == 1
+    finally:
+        subscriber.stop()
+        watcher.stop()
+        listening.set()
+        reader.join()
+        listener.close()
