@@ -226,16 +226,17 @@ def test_really_full_disk_loses_no_event_silently_and_says_so(
                 "events before the disk fills",
             )
             seat.alive()
-            wait_until(lambda: watcher.storage() == "ok", 10, "state storage ok")
             filler = fill(state_dir)
-            wait_until(lambda: watcher.storage() == "disk_full", 30, "state storage disk_full")
             full_from = max(seq for _, seq in subscriber.new_keys())
-            # The seat works on: its events go out from memory meanwhile.
+            # The seat works on: its events go out from memory meanwhile (they were dropped).
             wait_until(
                 lambda: max(seq for _, seq in subscriber.new_keys()) > full_from + 60,
                 60,
                 "events while the disk is full",
             )
+            # ... and it says so: in the retained state and the systemd STATUS line.
+            wait_until(lambda: watcher.storage() == "disk_full", 10, "state storage disk_full")
+            assert watcher.states[0]["storage"]["outbox"] == "ok"
             wait_until(lambda: status_seen("disk full"), 10, "the STATUS line saying so")
             seat.alive()
             filler.unlink()
