@@ -989,11 +989,12 @@ class Outbox:
     def stats(self) -> OutboxStats:
         with self._lock:
             pending, oldest, kept = self._read(
-                lambda db: db.execute(
-                    "SELECT COUNT(*) FILTER (WHERE acked IS NULL),"
-                    " MIN(created) FILTER (WHERE acked IS NULL),"
-                    " COUNT(*) FILTER (WHERE acked IS NOT NULL) FROM entry"
-                ).fetchone(),
+                lambda db: (
+                    *db.execute(
+                        "SELECT COUNT(*), MIN(created) FROM entry WHERE acked IS NULL"
+                    ).fetchone(),
+                    db.execute("SELECT COUNT(*) FROM entry WHERE acked IS NOT NULL").fetchone()[0],
+                ),
                 (0, None, 0),
             )
             held = list(self._held.values())
