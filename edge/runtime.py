@@ -485,6 +485,11 @@ class Runtime:
             },
         }
 
+    def publish_info(self) -> None:
+        """`info` again (e.g. the start's checks finished); sent at the next connect if offline."""
+        if self.link is not None and self.link.connected.is_set():
+            self.link.publish_info(self.info())
+
     def _on_connected(self) -> None:
         """Birth after every (re)connect: info and the current state, so subscribers are current."""
         if not self.link:

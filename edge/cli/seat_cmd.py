@@ -94,12 +94,19 @@ def run_cmd(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"seatbox run: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAIL
-    from edge.doctor import checks_json, run_checks_for
+    from edge.doctor import broker_check, checks_json, run_checks_for
     from edge.logs import bind_seat
 
     bind_seat(config.seat.site, config.seat.id)
-    # The doctor's checks at start (before the devices are opened), published in `info`.
-    checks = checks_json(run_checks_for(config))["checks"]
+    # The doctor's checks at start (before the devices are opened), published in `info`. The
+    # broker's can take its whole timeout: it runs beside the seat, which does not wait.
+    checks = checks_json(run_checks_for(config, broker=False))["checks"]
+    broker_pending = {
+        "name": "broker",
+        "status": "WARN",
+        "detail": "being checked (the seat runs meanwhile)",
+        "fix": "",
+    }
     runtime = Runtime(
         config,
         profile,
@@ -109,7 +116,12 @@ def run_cmd(args: argparse.Namespace) -> int:
         tape_path=args.record,
         state_dir=config.storage.state_dir,
     )
-    runtime.checks = checks
+    runtime.checks = [broker_pending, *checks]
+
+    def check_the_broker() -> None:
+        runtime.checks = [*checks_json([broker_check(config)])["checks"], *checks]
+        runtime.publish_info()
+
     from edge.day_store import DayStore
     from edge.dose_store import DoseStore
 
@@ -148,6 +160,7 @@ def run_cmd(args: argparse.Namespace) -> int:
         # for the broker, which comes when it comes (the link reconnects by itself).
         link = runtime.link
         if link is not None:
+            threading.Thread(target=check_the_broker, name="broker-check", daemon=True).start()
 
             def say_if_offline() -> None:
                 if not link.connected.is_set():
