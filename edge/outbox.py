@@ -584,14 +584,20 @@ class Outbox:
         for attempt in range(2):
             if not self._may_try():
                 break
-            saved = (self._bytes, {r: loss.to_json() for r, loss in self._losses.items()})
+            saved = (
+                self._bytes,
+                {r: loss.to_json() for r, loss in self._losses.items() if not loss.empty()},
+            )
             try:
                 with self._txn():
                     written, loss_texts = self._write_all(entries)
             except sqlite3.Error as err:
                 # Rolled back: the budget's count and the loss records as they were.
                 self._bytes = saved[0]
-                self._losses = {r: _Loss.from_json(text) for r, text in saved[1].items()}
+                self._losses = {
+                    r: _Loss.from_json(saved[1][r]) if r in saved[1] else _Loss()
+                    for r in self._losses
+                }
                 if _is_corrupt(err) and attempt == 0:
                     self._reset_live(err)
                     continue
@@ -669,7 +675,7 @@ class Outbox:
             ),
         )
         self._bytes += size
-        return replace(entry, held=False)
+        return entry  # built with held=False; a held one's return value is not used
 
     def _make_room(self, size: int, priority: Priority) -> bool:
         """Drop rows until `size` fits: acknowledged copies first, then unacknowledged events of
