@@ -255,8 +255,16 @@ class Today(_Payload):
     hearing: HearingToday | None = None
 
 
+class StoragePart(_Payload):
+    outbox: Literal["ok", "disk_full", "disk_error", "off"]
+    held: Count
+    since: Since
+
+
 class SeatState(_Payload):
     """The retained `state` (docs/schemas/state.json)."""
+
+    _not_null = ("storage",)
 
     site: Id
     seat: Id
@@ -272,6 +280,7 @@ class SeatState(_Payload):
     rx_cap_db: float | None
     violations: list[Violation]
     today: Today
+    storage: StoragePart | None = None  # absent from seats older than issue 12
 
 
 class InfoHeadset(_Payload):

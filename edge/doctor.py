@@ -30,6 +30,7 @@ from drivers.hid.layout import LED_USAGES, TelephonyLayout, layout_from_bytes
 from drivers.ld2410 import RadarError
 from drivers.radar import RadarProbe, probe
 from edge.config import AudioSection, ConfigError, RadarSection, SeatConfig, load_config
+from edge.outbox import DEFAULT_MEMORY_BYTES, RECOVER_FREE_BYTES
 from edge.provision import check_broker
 
 log = logging.getLogger(__name__)
@@ -632,6 +633,7 @@ class OutboxReading:
     used_bytes: int  # what the disk budget counts (edge.outbox: the sum of `size`)
     lost: dict[str, int]  # drops not yet reported in an outbox.loss event, by event type
     integrity_checked: bool  # False: quick_check did not finish within OUTBOX_CHECK_S
+    lost_disk_full: dict[str, int] = field(default_factory=dict)  # dropped from memory
 
 
 def _fingerprint(path: Path) -> tuple[int, int, int, int]:
@@ -683,19 +685,39 @@ def _query_outbox(path: Path, immutable: bool, limit_s: float) -> OutboxReading:
             "SELECT COUNT(*), MIN(created) FROM entry WHERE acked IS NULL"
         ).fetchone()
         used = db.execute("SELECT COALESCE(SUM(size), 0) FROM entry").fetchone()[0]
-        row = db.execute("SELECT value FROM meta WHERE key = 'loss'").fetchone()
+        records = dict(
+            db.execute("SELECT key, value FROM meta WHERE key IN ('loss', 'loss.disk_full')")
+        )
     except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed", ...
         raise OutboxUnreadable(str(exc)) from exc
     finally:
         db.close()
-    lost: dict[str, int] = {}
-    if row is not None and row[0]:
-        try:
-            lost = {str(k): int(v) for k, v in json.loads(row[0])["dropped"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            # The seat would fail to open this outbox (edge.outbox reads the record at start).
-            raise OutboxUnreadable(f"its loss record (meta 'loss') is not readable: {exc}") from exc
-    return OutboxReading(int(pending), oldest, int(used), lost, checked)
+    lost = {key: _loss_record(key, records.get(key)) for key in ("loss", "loss.disk_full")}
+    return OutboxReading(
+        int(pending), oldest, int(used), lost["loss"], checked, lost["loss.disk_full"]
+    )
+
+
+def _loss_record(key: str, text: object) -> dict[str, int]:
+    if not text:
+        return {}
+    try:
+        return {str(k): int(v) for k, v in json.loads(str(text))["dropped"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # The seat would set this outbox aside at start (edge.outbox reads the record).
+        raise OutboxUnreadable(f"its loss record (meta '{key}') is not readable: {exc}") from exc
+
+
+def _set_aside(state: Path) -> list[Path]:
+    """Damaged outboxes the seat kept (edge.outbox: `outbox.sqlite.corrupt-<UTC time>`)."""
+    return sorted(
+        p for p in state.glob(f"{OUTBOX_FILE}.corrupt-*") if not p.name.endswith(("-wal", "-shm"))
+    )
+
+
+def _free_bytes(path: Path) -> int:
+    fs = os.statvfs(path)
+    return fs.f_bavail * fs.f_frsize
 
 
 def _megabytes(size: int) -> str:
@@ -714,10 +736,42 @@ def _duration_text(seconds: float) -> str:
 
 def check_outbox(config: SeatConfig, host: Host) -> Check:
     state = Path(config.storage.state_dir)
-    path = state / OUTBOX_FILE
     if not state.is_dir():
         return Check("outbox", "WARN", "not checked: the state folder is missing",
                      "see the disk check")  # fmt: skip
+    free = _free_bytes(state)
+    if free < RECOVER_FREE_BYTES:
+        return Check(
+            "outbox", "FAIL",
+            f"the disk holding {state} is full ({free // 1024} KiB free): the outbox cannot "
+            f"write. A running seat holds new events in memory (up to "
+            f"{_megabytes(DEFAULT_MEMORY_BYTES)}, then drops informational ones first and "
+            "reports them in outbox.loss) and writes them once "
+            f"{_megabytes(RECOVER_FREE_BYTES)} are free; a restart or power cut before then "
+            "loses what it holds",
+            "free space on that file system now (old tapes in tapes/, the journal: "
+            "journalctl --vacuum-size=50M); the seat's state `storage` and "
+            "systemctl status seatbox say when it has written them",
+        )  # fmt: skip
+    kept = _set_aside(state)
+    check = _check_outbox_file(config, host, state)
+    if not kept or check.status == "FAIL":
+        return check
+    names = ", ".join(f"{p.name} ({_megabytes(p.stat().st_size)})" for p in kept)
+    problem = (
+        f"the seat found its outbox damaged and set it aside: {names}; events not yet "
+        "published from it were not sent (the seat reported this in an outbox.reset event)"
+    )
+    fix = (
+        f"to salvage them: sqlite3 {kept[-1]} .recover > salvage.sql; when done, delete "
+        f"{state}/{OUTBOX_FILE}.corrupt-*; a disk that damages files again: check dmesg"
+    )
+    detail = problem if check.status == "OK" else f"{problem}; {check.detail}"
+    return Check("outbox", "WARN", detail, fix if check.status == "OK" else f"{fix}; {check.fix}")
+
+
+def _check_outbox_file(config: SeatConfig, host: Host, state: Path) -> Check:
+    path = state / OUTBOX_FILE
     if not path.exists() or path.stat().st_size == 0:
         return Check("outbox", "OK", f"no outbox yet in {state} (the seat creates it at start)")
     who = service_identity(host)
@@ -742,9 +796,10 @@ def check_outbox(config: SeatConfig, host: Host) -> Check:
     except OutboxUnreadable as exc:
         return Check(
             "outbox", "FAIL", f"{path} is damaged: {exc}",
-            f"systemctl stop seatbox; mv {path} {path}.bad (and its -wal, -shm files); "
-            "systemctl start seatbox: the seat starts a new outbox. Events not yet published "
-            f"are in the .bad file (sqlite3 {OUTBOX_FILE}.bad .recover can salvage them)",
+            "systemctl restart seatbox: the seat keeps the file as "
+            f"{OUTBOX_FILE}.corrupt-<UTC time> (with its -wal, -shm) and starts a new outbox. "
+            f"Events not yet published are in that file (sqlite3 <file> .recover can salvage "
+            "them)",
         )  # fmt: skip
     budget = int(config.storage.outbox_budget_mb * 1024 * 1024)
     usage = reading.used_bytes / budget
@@ -778,6 +833,13 @@ def check_outbox(config: SeatConfig, host: Host) -> Check:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(reading.lost.items()))
         problems.append(
             f"{sum(reading.lost.values())} events dropped by the budget, not yet reported ({kinds})"
+        )
+        fixes.append("the seat reports them in an outbox.loss event once the broker is back")
+    if reading.lost_disk_full:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(reading.lost_disk_full.items()))
+        problems.append(
+            f"{sum(reading.lost_disk_full.values())} events dropped while the disk was full, "
+            f"not yet reported ({kinds})"
         )
         fixes.append("the seat reports them in an outbox.loss event once the broker is back")
     if not reading.integrity_checked:
@@ -848,14 +910,14 @@ def not_checked(name: str, why: str) -> Check:
     return Check(name, "WARN", f"not checked: {why}", "fix the config first")
 
 
-def run_checks_for(config: SeatConfig, host: Host | None = None) -> list[Check]:
-    """Every check but `config` on an already-loaded config (the runtime's entry point)."""
+def run_checks_for(
+    config: SeatConfig, host: Host | None = None, *, broker: bool = True
+) -> list[Check]:
+    """Every check but `config` on an already-loaded config (the runtime's entry point);
+    `broker=False` leaves out the broker check (it can take its whole timeout)."""
     host = host or Host()
-    broker = check_broker(config.broker, config.client_id, timeout=host.broker_timeout)
-    checks = [
-        Check("broker", "OK" if broker.ok else "FAIL", broker.detail, broker.fix),
-        check_headset(config, host),
-    ]
+    checks = [broker_check(config, host)] if broker else []
+    checks.append(check_headset(config, host))
     audio = check_audio(config, host)
     checks += [
         audio,
@@ -867,6 +929,12 @@ def run_checks_for(config: SeatConfig, host: Host | None = None) -> list[Check]:
         check_permissions(config, host),
     ]
     return checks
+
+
+def broker_check(config: SeatConfig, host: Host | None = None) -> Check:
+    host = host or Host()
+    broker = check_broker(config.broker, config.client_id, timeout=host.broker_timeout)
+    return Check("broker", "OK" if broker.ok else "FAIL", broker.detail, broker.fix)
 
 
 def run_checks(config_path: str | os.PathLike[str], host: Host | None = None) -> list[Check]:

@@ -202,6 +202,10 @@ def seat_panel(view: SeatView, now: datetime, usual_profile: str = "") -> Panel:
     lines.append("\n")
     for violation in state.violations if state else []:
         lines.append(f"! {violation.type}\n", style="bold red")
+    if state and state.storage and state.storage.outbox != "ok":
+        # The seat's events are not on its disk: a stop now would lose them.
+        held = f", {state.storage.held} held" if state.storage.held else ""
+        lines.append(f"{state.storage.outbox.replace('_', ' ')}{held}\n", style="bold yellow")
     if view.missing or view.lost:
         gaps = [f"{view.missing} missing"] if view.missing else []
         gaps += [f"{view.lost} lost"] if view.lost else []

@@ -39,7 +39,7 @@ from edge.effects import (
 )
 from edge.inputs import Input, Tick
 from edge.mqtt import SeatLink, event_payload
-from edge.outbox import Outbox, OutboxError, ResendResult, new_boot_id
+from edge.outbox import Outbox, OutboxError, OutboxHealth, ResendResult, new_boot_id
 from edge.seat import leds_for, new_seat, next_deadline, step
 from edge.snapshot import key, snapshot
 from edge.tape import Recorder
@@ -80,7 +80,9 @@ class Devices:
 
 
 def open_outbox(config: SeatConfig, state_dir: str) -> Outbox | None:
-    """The seat's outbox in `state_dir`; a seat whose disk fails still runs (events then live
+    """The seat's outbox in `state_dir`. A damaged file is set aside and a new outbox started
+    (its first event, `outbox.reset`, says so); a full disk holds events in memory until it
+    takes them again. A seat whose outbox cannot be opened at all still runs (events then live
     in memory only until published, and the error says so)."""
     try:
         return Outbox(
@@ -137,6 +139,8 @@ class Runtime:
         self._stopping = False
         start = clock.now()
         self.state = new_seat(profile, start)
+        # When the outbox last changed between ok / disk_full / disk_error (state `storage`).
+        self._storage_since = start
         self.events_out = events_out
         self.recorder = (
             Recorder(tape_path, profile, self.site, self.seat, self.boot_id, start)
@@ -167,6 +171,8 @@ class Runtime:
             )
             # A link whose network thread died is started again (it would stay offline).
             self.every(LINK_CHECK_S, self._check_link)
+        if self.outbox is not None:
+            self.outbox.add_health_listener(self._on_storage)
         if heartbeat:
             self.every(HEARTBEAT_S, lambda: None)
 
@@ -249,6 +255,10 @@ class Runtime:
         f = self.state.facts
         line = f"call {f.call.state}, {f.presence.state}, {'muted' if f.mute.muted else 'mic on'}"
         line += f", {len(f.violations)} violation(s)" if f.violations else ""
+        if self.outbox is not None and self.outbox.degraded:
+            health = self.outbox.health()
+            trouble = "full" if health.state == "disk_full" else "failing"
+            line += f", disk {trouble}: {health.held} event(s) held in memory only"
         if self.link is not None and not self.link.connected.is_set():
             line += ", broker unreachable"
         backlog = self.link.backlog() if self.link is not None else 0
@@ -439,9 +449,23 @@ class Runtime:
 
     # --- what the broker sees --------------------------------------------------------------------
 
+    def _storage(self) -> dict[str, Any]:
+        """The `storage` part of `state`: can events be kept on disk before they go out?"""
+        since = self._storage_since.iso_utc()
+        if self.outbox is None:
+            return {"outbox": "off", "held": 0, "since": since}
+        health = self.outbox.health()
+        return {"outbox": health.state, "held": health.held, "since": since}
+
+    def _on_storage(self, health: OutboxHealth) -> None:
+        """The outbox began or stopped holding events in memory (any thread): say so."""
+        now = self.clock.now()
+        self._storage_since = now  # the outbox logged the change itself, once
+        self._publish_state(now)
+
     def _publish_state(self, at: Instant) -> None:
         with self._state_lock:
-            snap = snapshot(self.state, at, self.site, self.seat)
+            snap = snapshot(self.state, at, self.site, self.seat, self._storage())
             state_key = key(snap)
             if state_key != self._state_key:
                 self._state_key = state_key
@@ -478,12 +502,17 @@ class Runtime:
             },
         }
 
+    def publish_info(self) -> None:
+        """`info` again (e.g. the start's checks finished); sent at the next connect if offline."""
+        if self.link is not None and self.link.connected.is_set():
+            self.link.publish_info(self.info())
+
     def _on_connected(self) -> None:
         """Birth after every (re)connect: info and the current state, so subscribers are current."""
         if not self.link:
             return
         self.link.publish_info(self.info())
         with self._state_lock:
-            snap = snapshot(self.state, self.clock.now(), self.site, self.seat)
+            snap = snapshot(self.state, self.clock.now(), self.site, self.seat, self._storage())
             self._state_key = key(snap)
             self.link.publish_state(snap)

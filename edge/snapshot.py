@@ -12,7 +12,14 @@ from edge.seat import leds_for, summary
 from edge.state import SeatState
 
 
-def snapshot(state: SeatState, now: Instant, site: str, seat: str) -> dict[str, Any]:
+def snapshot(
+    state: SeatState,
+    now: Instant,
+    site: str,
+    seat: str,
+    storage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`storage` is the shell's view of its outbox (`Runtime._storage`), when it has one."""
     f = state.facts
     headset: dict[str, Any] = {"connected": f.headset.connected, "since": f.headset.since.iso_utc()}
     if f.headset.info is not None and f.headset.connected:
@@ -54,6 +61,7 @@ def snapshot(state: SeatState, now: Instant, site: str, seat: str) -> dict[str, 
             {"type": kind, "since": since.iso_utc()} for kind, since in sorted(f.violations.items())
         ],
         "today": {k: v for k, v in attendance_public.items() if k != "day"},
+        **({"storage": storage} if storage is not None else {}),
     }
 
 
@@ -61,11 +69,15 @@ def key(snap: dict[str, Any]) -> tuple[Any, ...]:
     """What must change for the retained state to be republished.
 
     `presence.last_seen` moves with every piece of evidence (each audio period in a call), so it
-    rides along with real changes instead of republishing the retained state ten times a second.
+    rides along with real changes instead of republishing the retained state ten times a second;
+    so does `storage.held`, which moves with every event while the disk is full.
     """
-    presence = {k: v for k, v in snap["presence"].items() if k != "last_seen"}
+    quiet = {
+        "presence": {k: v for k, v in snap["presence"].items() if k != "last_seen"},
+        "storage": {k: v for k, v in snap.get("storage", {}).items() if k != "held"},
+    }
     return tuple(
-        (name, repr(presence if name == "presence" else value))
+        (name, repr(quiet.get(name, value)))
         for name, value in snap.items()
         if name not in ("ts", "today")
     )

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from disk_support import fill, garble_data_pages, small_tmpfs
 from ld2410_pty import emulated_radar
 from support import Mosquitto
 
@@ -536,7 +537,7 @@ def test_a_damaged_outbox_is_a_fail_that_says_how_to_start_over(tmp_path: Path) 
     assert (check.status, check.detail) == (
         "FAIL", f"{path} is damaged: database disk image is malformed"
     )  # fmt: skip
-    assert check.fix.startswith(f"systemctl stop seatbox; mv {path} {path}.bad")
+    assert check.fix.startswith("systemctl restart seatbox: the seat keeps the file as ")
     path.write_bytes(b"not a database at all" * 100)
     check = check_outbox(config, at(1))
     assert (check.status, check.detail) == ("FAIL", f"{path} is damaged: file is not a database")
@@ -545,6 +546,50 @@ def test_a_damaged_outbox_is_a_fail_that_says_how_to_start_over(tmp_path: Path) 
     check = check_outbox(config, at(1))
     assert check.status == "FAIL"
     assert check.detail.endswith("not a seatbox outbox (no `entry` and `meta` tables)")
+
+
+def test_a_damaged_outbox_the_seat_set_aside_is_a_warning_naming_the_kept_file(
+    tmp_path: Path,
+) -> None:
+    """Issue 12 fault 6: the seat keeps a damaged outbox beside the new one; doctor says so,
+    where it is and how to salvage what was unsent in it."""
+    config, path = outbox_config(tmp_path)
+    outbox = open_outbox(path)
+    outbox.add_events([("greeting.late", {"n": n}, None) for n in range(2000)])
+    outbox.close()
+    garble_data_pages(path)
+    fresh = Outbox(path, "seatbox/v1/lab/s1/event", clock=lambda: T0)  # what the seat does
+    fresh.close()
+    [kept] = [p for p in path.parent.glob("outbox.sqlite.corrupt-*")]
+    check = check_outbox(config, at(1))
+    assert check.status == "WARN"
+    assert check.detail.startswith(
+        f"the seat found its outbox damaged and set it aside: {kept.name} ("
+    )
+    assert f"sqlite3 {kept} .recover" in check.fix
+    kept.unlink()
+    assert check_outbox(config, at(1)).status == "OK"
+
+
+def test_a_full_disk_is_a_fail_that_says_the_seat_holds_events_in_memory(
+    tmp_path: Path,
+) -> None:
+    """Issue 12 fault 5: a really full disk (not the budget) is named as such."""
+    with small_tmpfs(tmp_path / "disk", 4096) as disk:
+        config, path = outbox_config(tmp_path)
+        state = Path(config.storage.state_dir)
+        state.rmdir()
+        state.symlink_to(disk)
+        open_outbox(path).close()
+        filler = fill(disk)
+        check = check_outbox(config, at(1))
+        assert check.status == "FAIL"
+        assert check.detail.startswith(f"the disk holding {state} is full (")
+        assert "holds new events in memory" in check.detail
+        assert "a restart or power cut before then loses what it holds" in check.detail
+        assert check.fix.startswith("free space on that file system now")
+        filler.unlink()
+        assert check_outbox(config, at(1)).status == "OK"
 
 
 def test_an_integrity_check_that_overruns_its_time_says_so(tmp_path: Path) -> None:

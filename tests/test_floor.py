@@ -182,3 +182,24 @@ def test_a_key_from_the_payload_reaches_the_screen_short_and_without_control_cha
     (problem,) = model.seats["A-01"].problems.values()
     assert problem.startswith("bad state: \\x1b[2Jkkk") and len(problem) <= 80
     assert "\x1b" not in screen(model)
+
+
+def test_a_seat_whose_disk_is_full_says_so_on_the_floor() -> None:
+    """The seat's `storage` part (issue 12, fault 5) passes the consumer's checks, and a
+    supervisor sees that the seat's events are held in memory only."""
+    model = FloorModel(site=SITE)
+    state = valid_state("A-01")
+    state["storage"] = {"outbox": "ok", "held": 0, "since": "2026-11-23T08:40:00.000Z"}
+    validate("state", state)
+    model.apply(topic("A-01", "state"), json.dumps(state).encode(), now=100.0)
+    assert model.seats["A-01"].problems == {}
+    assert "disk" not in screen(model)
+    state["storage"] = {"outbox": "disk_full", "held": 42, "since": "2026-11-23T08:45:00.000Z"}
+    validate("state", state)
+    model.apply(topic("A-01", "state"), json.dumps(state).encode(), now=101.0)
+    assert model.seats["A-01"].problems == {}
+    assert "disk full, 42 held" in screen(model)
+    state["storage"] = {"outbox": "on_fire", "held": -1, "since": "yesterday"}
+    model.apply(topic("A-01", "state"), json.dumps(state).encode(), now=102.0)
+    assert model.seats["A-01"].problems == {"state": "bad state: storage.outbox"}
+    assert "bad payloads 1" in screen(model)

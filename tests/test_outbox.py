@@ -6,15 +6,20 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from disk_support import fill, garble_data_pages, small_tmpfs
+from schema_support import validate
 
 from edge.outbox import (
     LOSS_TYPE,
+    RETRY_S,
     Outbox,
+    OutboxEntry,
     OutboxError,
     Priority,
     TokenBucket,
@@ -160,6 +165,7 @@ def test_full_budget_drops_oldest_informational_first_then_conduct_and_reports_l
     assert box.stats().bytes <= budget_for_8 - loss_reserve(budget_for_8)
     loss = box.flush_loss()
     assert loss is not None and loss.type == LOSS_TYPE and loss.priority is Priority.LOSS
+    validate("event", body(loss.payload))
     data = body(loss.payload)["data"]
     assert data["reason"] == "disk_budget" and data["budget_bytes"] == budget_for_8
     assert data["dropped"] == {"call.ring": 2, "hold.long": 1, "mute.on": 2, "presence.away": 1}
@@ -223,10 +229,64 @@ def test_pending_loss_survives_a_restart(tmp_path: Path, budget_for_8: int) -> N
     assert body(loss.payload)["data"]["ranges"] == [{"boot_id": boot, "from_seq": 0, "to_seq": 0}]
 
 
-def test_unopenable_database_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "o.db").write_bytes(b"this is not a database" * 100)
+def test_unopenable_path_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "o.db").mkdir()  # not a file at all: nothing to set aside, nothing to open
     with pytest.raises(OutboxError, match=r"o\.db: cannot open"):
         Outbox(tmp_path / "o.db", TOPIC)
+
+
+def _old_outbox_with_backlog(path: Path, events: int = 400) -> Outbox:
+    box = Outbox(path, TOPIC)
+    box.add_events([("hold.long", _pad("hold.long"), None)] * events)
+    return box
+
+
+def test_garbage_in_data_pages_is_set_aside_and_a_fresh_outbox_says_so(tmp_path: Path) -> None:
+    """Issue 12 fault 6: garbage in the data pages (the header intact, so the file opens)
+    crashed every start. The file is kept beside as `.corrupt-<UTC time>`, a fresh outbox
+    starts, and its first event, seq 0, says what happened and where the old file is."""
+    path = tmp_path / "outbox.sqlite"
+    old = _old_outbox_with_backlog(path)
+    old_counter = int(old.boot_id.split("-")[0])
+    old.close()
+    garble_data_pages(path)
+    box = Outbox(path, TOPIC, clock=FakeClock(1_790_000_000.0))
+    kept = tmp_path / "outbox.sqlite.corrupt-20260921T141320Z"
+    assert kept.exists() and kept.stat().st_size > 0
+    assert int(box.boot_id.split("-")[0]) == old_counter + 1  # boots still sort
+    [reset] = box.pending()
+    assert (reset.seq, reset.type, reset.boot_id) == (0, "outbox.reset", box.boot_id)
+    validate("event", body(reset.payload))
+    data = body(reset.payload)["data"]
+    assert data["reason"] == "corrupt" and data["during"] == "start"
+    assert data["kept_as"] == str(kept) and data["error"]
+    assert box.add_event("shift.late", {}).seq == 1
+    box.close()
+    assert [e.seq for e in Outbox(path, TOPIC).pending()] == [0, 1]  # the fresh file works
+
+
+def test_damage_found_while_running_replaces_the_file_and_numbering_goes_on(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.sqlite"
+    box = _old_outbox_with_backlog(path)
+    handed_out = box.pending(limit=10, claim=True)
+    garble_data_pages(path)
+    # Another writer touches the file (as the pump's ack would): the cache is dropped and the
+    # garbage is read at the next query, in the middle of the run.
+    other = sqlite3.connect(path)
+    other.execute("INSERT INTO meta (key, value) VALUES ('touched', '1')")
+    other.close()
+    pending = box.pending(limit=1000)  # no exception: the damaged file was replaced
+    assert [e.type for e in pending] == ["outbox.reset"]
+    assert pending[0].boot_id == box.boot_id and pending[0].seq == 400
+    assert pending[0].id > handed_out[-1].id  # the pump's cursor stays valid
+    assert body(pending[0].payload)["data"]["during"] == "run"
+    kept = list(tmp_path.glob("outbox.sqlite.corrupt-*"))
+    assert kept and all(p.stat().st_size > 0 for p in kept)
+    assert box.add_event("shift.late", {}).seq == 401
+    assert [e.seq for e in box.pending()] == [400, 401]
+    box.close()
 
 
 def test_budget_below_minimum_is_rejected_naming_the_field(tmp_path: Path) -> None:
@@ -282,3 +342,104 @@ def test_every_event_reported_stored_survives_sigkill(tmp_path: Path) -> None:
     # Every confirmed event is there, in order, no holes; at most the one being written extra.
     assert seqs == list(range(len(seqs)))
     assert len(seqs) - 1 in (confirmed, confirmed + 1)
+
+
+def _seqs_and_types(entries: list[OutboxEntry]) -> list[tuple[int, str]]:
+    return [(e.seq, e.type) for e in entries]
+
+
+def test_full_disk_holds_events_in_memory_numbered_and_writes_them_when_space_returns(
+    tmp_path: Path,
+) -> None:
+    """Issue 12 fault 5: on a really full file system (ENOSPC, not the budget) every event
+    was dropped with its seq taken, unreported. Now they are held in memory, in order, and
+    written once space is back; the store says so while it lasts."""
+    with small_tmpfs(tmp_path / "disk", 4096) as disk:
+        mono = FakeClock(0.0)  # the retry interval passes without sleeping
+        box = Outbox(disk / "outbox.sqlite", TOPIC, monotonic=mono)
+        box.add_event("call.ringing", {"n": 0})
+        filler = fill(disk)
+        entries = [box.add_event("greeting.late", _pad("greeting.late")) for _ in range(30)]
+        held = [e for e in entries if e.held]
+        assert held, "the full disk took every event: fill() did not fill it"
+        assert all(e.stored for e in entries)  # none dropped: memory has room
+        health = box.health()
+        assert health.state == "disk_full" and health.held == len(held)
+        assert "full" in health.detail
+        assert box.stats().held == len(held)
+        pending = box.pending(limit=1000)
+        assert [e.seq for e in pending] == list(range(31))  # no gap, held ones last
+        assert [e.id for e in pending] == sorted(e.id for e in pending)
+        filler.unlink()
+        assert not box.retry()  # tried again at most every RETRY_S
+        mono.now += RETRY_S
+        assert box.retry()
+        assert box.health().state == "ok" and box.stats().held == 0
+        box.close()
+        again = Outbox(disk / "outbox.sqlite", TOPIC)
+        stored = again.pending(limit=1000)
+        assert _seqs_and_types(stored) == [(0, "call.ringing")] + [
+            (n, "greeting.late") for n in range(1, 31)
+        ]
+        assert not again.loss_pending
+        again.close()
+
+
+def test_full_disk_beyond_the_memory_bound_drops_info_first_and_reports_exact_ranges(
+    tmp_path: Path,
+) -> None:
+    with small_tmpfs(tmp_path / "disk", 4096) as disk:
+        mono = FakeClock(0.0)
+        box = Outbox(disk / "outbox.sqlite", TOPIC, memory_bytes=32768, monotonic=mono)
+        box.add_event("call.ringing", {})
+        filler = fill(disk)
+        kinds = ["call.ringing", "greeting.late", "mute.on"] * 12  # ~52 KiB: twice the memory
+        entries = [box.add_event(kind, _pad(kind)) for kind in kinds]
+        assert all(e.held or not e.stored for e in entries[1:])
+        dropped = {e.seq for e in entries if not e.stored}
+        kept = box.pending(limit=1000)
+        lost_by_memory = set(range(1, 37)) - {e.seq for e in kept} - dropped
+        lost = dropped | lost_by_memory
+        assert lost and all(kinds[s - 1] != "greeting.late" for s in lost)
+        loss = box.flush_loss()  # still no disk: the report is held too, never evicting one
+        assert loss is not None and loss.held
+        validate("event", body(loss.payload))
+        data = body(loss.payload)["data"]
+        assert data["reason"] == "disk_full" and data["memory_bytes"] == 32768
+        assert data["total"] == len(lost) and data["ranges_exact"]
+        reported = {s for r in data["ranges"] for s in range(r["from_seq"], r["to_seq"] + 1)}
+        assert reported == lost
+        held_seqs = [e.seq for e in box.pending(limit=1000)]
+        assert sorted(set(held_seqs) | lost) == list(range(held_seqs[-1] + 1))
+        filler.unlink()
+        assert not box.retry()  # tried again at most every RETRY_S
+        mono.now += RETRY_S
+        assert box.retry()
+        on_disk = [e.seq for e in box.pending(limit=1000)]
+        assert on_disk == held_seqs
+        box.close()
+
+
+def test_acknowledgements_and_purges_on_a_full_disk_neither_raise_nor_get_lost(
+    tmp_path: Path,
+) -> None:
+    """The pump acknowledges and purges every cycle; on a full disk that raised each time
+    (a traceback per cycle). Acks wait in memory and are written with the held events."""
+    with small_tmpfs(tmp_path / "disk", 4096) as disk:
+        mono = FakeClock(0.0)
+        box = Outbox(disk / "outbox.sqlite", TOPIC, keep_acked_s=0.0, monotonic=mono)
+        on_disk = [box.add_event("hold.long", {"n": n}) for n in range(5)]
+        filler = fill(disk)
+        held = [box.add_event("hold.long", _pad("hold.long")) for _ in range(20)]
+        assert any(e.held for e in held)
+        box.ack([e.id for e in on_disk[:3]] + [e.id for e in held if e.held][:2])
+        assert box.purge() == 0
+        assert box.stats().pending == 25 - 5
+        filler.unlink()
+        assert not box.retry()  # tried again at most every RETRY_S
+        mono.now += RETRY_S
+        assert box.retry()
+        assert box.stats().pending == 20
+        acked_held = {e.seq for e in [x for x in held if x.held][:2]}
+        assert {e.seq for e in box.pending(limit=100)} == set(range(25)) - {0, 1, 2} - acked_held
+        box.close()

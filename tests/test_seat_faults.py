@@ -51,13 +51,16 @@ do = "end"
 class SeatProcess:
     """`seatbox run` on virtual devices looping the steady scenario, outbox in `state_dir`."""
 
-    def __init__(self, url: str, workdir: Path, budget_mb: float = 64.0) -> None:
+    def __init__(
+        self, url: str, workdir: Path, budget_mb: float = 64.0, keepalive: str | None = "1s"
+    ) -> None:
         self.state_dir = workdir / "state"
         (workdir / "steady.toml").write_text(STEADY)
         config = workdir / "seat.toml"
+        keep = f'keepalive = "{keepalive}"\n' if keepalive else ""
         config.write_text(
             f'[seat]\nsite = "{SITE}"\nid = "s01"\nprofile = "default"\n\n'
-            f'[broker]\nurl = "{url}"\nkeepalive = "1s"\n\n'
+            f'[broker]\nurl = "{url}"\n{keep}\n'
             '[headset]\ndevice = "virtual"\n\n[audio]\nbackend = "virtual"\n\n'
             '[radar]\nbackend = "virtual"\n\n'
             '[call]\nsources = ["simulate"]\nscenario = "steady.toml"\n\n'

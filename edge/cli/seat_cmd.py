@@ -23,7 +23,8 @@ from edge.notify import CoreWatchdog, Notifier, WatchdogTicker, watchdog_interva
 
 log = logging.getLogger(__name__)
 
-# READY=1 waits this long for the broker; a seat then runs (and queues) without it.
+# A seat without its broker this long after the start says so once (it runs and stores its
+# events from the first moment either way; READY=1 never waits for the broker).
 READY_BROKER_WAIT_S = 10.0
 
 
@@ -114,12 +115,19 @@ def run_cmd(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"seatbox run: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAIL
-    from edge.doctor import checks_json, run_checks_for
+    from edge.doctor import broker_check, checks_json, run_checks_for
     from edge.logs import bind_seat
 
     bind_seat(config.seat.site, config.seat.id)
-    # The doctor's checks at start (before the devices are opened), published in `info`.
-    checks = checks_json(run_checks_for(config))["checks"]
+    # The doctor's checks at start (before the devices are opened), published in `info`. The
+    # broker's can take its whole timeout: it runs beside the seat, which does not wait.
+    checks = checks_json(run_checks_for(config, broker=False))["checks"]
+    broker_pending = {
+        "name": "broker",
+        "status": "WARN",
+        "detail": "being checked (the seat runs meanwhile)",
+        "fix": "",
+    }
     runtime = Runtime(
         config,
         profile,
@@ -129,7 +137,12 @@ def run_cmd(args: argparse.Namespace) -> int:
         tape_path=args.record,
         state_dir=config.storage.state_dir,
     )
-    runtime.checks = checks
+    runtime.checks = [broker_pending, *checks]
+
+    def check_the_broker() -> None:
+        runtime.checks = [*checks_json([broker_check(config)])["checks"], *checks]
+        runtime.publish_info()
+
     from edge.day_store import DayStore
     from edge.dose_store import DoseStore
 
@@ -165,8 +178,17 @@ def run_cmd(args: argparse.Namespace) -> int:
     log.info("seat %s/%s starting (profile %s)", config.seat.site, config.seat.id, profile.name)
     try:
         runtime.start()
-        if runtime.link is not None and not runtime.link.connected.wait(READY_BROKER_WAIT_S):
-            log.warning("broker not reachable yet; running offline and retrying")
+        # The core runs now: inputs, button presses and events into the outbox do not wait
+        # for the broker, which comes when it comes (the link reconnects by itself).
+        link = runtime.link
+        if link is not None:
+            threading.Thread(target=check_the_broker, name="broker-check", daemon=True).start()
+
+            def say_if_offline() -> None:
+                if not link.connected.is_set():
+                    log.warning("broker not reachable yet; running offline and retrying")
+
+            runtime.at(clock.now().mono + READY_BROKER_WAIT_S, say_if_offline)
         notifier.ready(runtime.status_line())
         ticker.start()
         runtime.loop()
