@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from support import Mosquitto, free_port
 
 from edge.config import BrokerSection
 from edge.consumer import (
@@ -172,6 +173,19 @@ def broker_workdir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def persistent_broker() -> Iterator[Mosquitto]:
+    """A running Mosquitto that keeps sessions across clean restarts, on a free fixed port."""
+    with broker_workdir() as workdir:
+        port = free_port()
+        running = Mosquitto(workdir, persistent_mosquitto_config(port, workdir), port)
+        running.start()
+        try:
+            yield running
+        finally:
+            running.stop()
 
 
 def persistent_mosquitto_config(port: int, workdir: Path, extra: str = "") -> str:

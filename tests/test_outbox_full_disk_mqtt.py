@@ -9,20 +9,18 @@ from pathlib import Path
 
 import pytest
 from disk_support import fill, small_tmpfs
-from outbox_support import SeatSide, Subscriber, broker_workdir, persistent_mosquitto_config
-from support import Mosquitto, free_port, wait_until
+from outbox_support import (
+    SeatSide,
+    Subscriber,
+    persistent_broker,
+)
+from support import Mosquitto, wait_until
 
 
 @pytest.fixture
 def broker() -> Iterator[Mosquitto]:
-    with broker_workdir() as workdir:
-        port = free_port()
-        running = Mosquitto(workdir, persistent_mosquitto_config(port, workdir), port)
-        running.start()
-        try:
-            yield running
-        finally:
-            running.stop()
+    with persistent_broker() as running:
+        yield running
 
 
 def test_held_events_go_out_from_memory_survive_an_outage_and_are_written_when_room_returns(

@@ -18,8 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from outbox_support import SITE, Subscriber, broker_workdir, persistent_mosquitto_config
-from support import Mosquitto, free_port, wait_until
+from outbox_support import (
+    SITE,
+    Subscriber,
+    persistent_broker,
+)
+from support import Mosquitto, wait_until
 from test_e2e_mqtt import REPO, seatbox_command
 
 STEADY = """\
@@ -118,14 +122,8 @@ class SeatProcess:
 @pytest.fixture
 def broker() -> Iterator[Mosquitto]:
     """A Mosquitto that keeps sessions across clean restarts, on a fixed port."""
-    with broker_workdir() as workdir:
-        port = free_port()
-        running = Mosquitto(workdir, persistent_mosquitto_config(port, workdir), port)
-        running.start()
-        try:
-            yield running
-        finally:
-            running.stop()
+    with persistent_broker() as running:
+        yield running
 
 
 def delivered(subscriber: Subscriber, rows: list[tuple[str, int, bytes]]) -> bool:

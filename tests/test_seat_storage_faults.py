@@ -21,9 +21,15 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from disk_support import fill, garble_data_pages, small_tmpfs
-from outbox_support import SITE, Subscriber, broker_workdir, persistent_mosquitto_config
+from outbox_support import (
+    SITE,
+    Subscriber,
+    broker_workdir,
+    persistent_broker,
+    persistent_mosquitto_config,
+)
 from schema_support import validate
-from support import Mosquitto, free_port, wait_until
+from support import Mosquitto, wait_until
 from test_seat_faults import SeatProcess
 
 from edge.cli.seat_cmd import READY_BROKER_WAIT_S
@@ -35,14 +41,8 @@ from edge.outbox import Outbox
 @pytest.fixture
 def broker() -> Iterator[Mosquitto]:
     """A Mosquitto that keeps sessions (the seat's in-flight events survive its reconnect)."""
-    with broker_workdir() as workdir:
-        port = free_port()
-        running = Mosquitto(workdir, persistent_mosquitto_config(port, workdir), port)
-        running.start()
-        try:
-            yield running
-        finally:
-            running.stop()
+    with persistent_broker() as running:
+        yield running
 
 
 class StateWatcher:
