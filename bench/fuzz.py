@@ -52,18 +52,216 @@ Run = Callable[[bytes], None]
 
 
 @dataclass
+class Harness:
+    """What fuzzing one parser needs: the one-input function, the error types it declares, seed
+    inputs, and tokens of its format (a libFuzzer dictionary: mutations insert them whole)."""
+
+    run: Run
+    declared: tuple[type[BaseException], ...]
+    seeds: list[bytes]
+    tokens: list[bytes] = field(default_factory=list)
+    show: Callable[[bytes], str] = repr  # an input as the parser receives it, for reports
+
+
+@dataclass
 class Target:
-    """A parser under fuzzing: `build()` imports it (instrumented) and returns the one-input
-    function, the declared error types and the seed inputs."""
+    """A parser under fuzzing: `build()` imports it (instrumented) and returns its Harness."""
 
     name: str
     what: str
     max_len: int
-    build: Callable[[], tuple[Run, tuple[type[BaseException], ...], list[bytes]]]
+    build: Callable[[], Harness]
 
 
 # --- the targets -------------------------------------------------------------------------------
 # Imports happen inside build(), so atheris instruments the parsers as they are imported.
+
+# Tokens of the text formats. Byte-level mutation alone rarely spells a JSON escape, a deep
+# nesting or a 64-bit bound (10^6 command payloads without them found none of fault 1's triggers).
+JSON_TOKENS = [
+    *(
+        t.encode()
+        for t in [
+            "{",
+            "}",
+            "[",
+            "]",
+            '"',
+            ":",
+            ",",
+            "null",
+            "true",
+            "false",
+            "-1",
+            "0.5",
+            "1e999",
+            "-0",
+        ]
+    ),
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"18446744073709551616",
+    b'"\\ud800"',
+    b'"\\udfff"',
+    b'"\\u0000"',
+    b"\\",
+    b"[" * 64,
+    b'{"a":' * 32,
+    *(
+        f'"{key}":'.encode()
+        for key in [
+            "id",
+            "action",
+            "call_id",
+            "boot_id",
+            "from_seq",
+            "to_seq",
+            "seq",
+            "ts",
+            "type",
+            "data",
+            "state",
+            "call",
+            "since",
+            "presence",
+            "mute",
+            "muted",
+            "by",
+            "violations",
+            "profile",
+            "profile_digest",
+            "total",
+            "ranges",
+        ]
+    ),
+    *(
+        f'"{value}"'.encode()
+        for value in [
+            "ring",
+            "answer",
+            "hold",
+            "resume",
+            "end",
+            "idle",
+            "ringing",
+            "active",
+            "held",
+            "away",
+            "present",
+            "online",
+            "outbox.loss",
+            "call.ringing",
+            "3-1a2b3c4d",
+            "2026-12-03T11:59:00.000Z",
+            "2026-12-03T11:59:00",
+        ]
+    ),
+]
+
+
+class _Cursor:
+    """Reads choices from fuzz bytes (zeros once they run out), like atheris' data provider."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def byte(self) -> int:
+        self.pos += 1
+        return self.data[self.pos - 1] if self.pos <= len(self.data) else 0
+
+    def number(self, size: int) -> int:
+        return int.from_bytes(bytes(self.byte() for _ in range(size)), "little")
+
+
+_SPECIAL_NUMBERS = ["0", "-1", "9223372036854775807", "9223372036854775808", "1e999", "-0",
+                    "1" * 400, "0.5", "NaN", "Infinity", "-Infinity", "1.7976931348623157e308"]  # fmt: skip
+_KEYS = ["id", "action", "call_id", "boot_id", "from_seq", "to_seq", "seq", "ts", "type", "data",
+         "call", "state", "since", "presence", "mute", "muted", "by", "violations", "profile",
+         "profile_digest", "total", "ranges", "x"]  # fmt: skip
+
+
+def _json_string(cur: _Cursor) -> str:
+    """A JSON string literal: known words, or code points from the bytes (lone surrogates,
+    controls and astral ones included), escaped as \\uXXXX."""
+    choice = cur.byte()
+    if choice < 128:  # a quarter of these "id", the field every command and reply carries
+        return json.dumps("id" if choice >= 96 else _KEYS[choice % len(_KEYS)])
+    chars = []
+    for _ in range(cur.byte() % 24):
+        kind = cur.byte() % 5
+        point = cur.number(3)
+        if kind == 0:
+            chars.append(chr(32 + point % 95).replace("\\", "/").replace('"', "'"))
+            continue
+        point = (point % 128, 0xD800 + point % 0x800, point % 32, point % 0x10000)[kind - 1]
+        if kind == 4 and cur.byte() & 1:
+            point = 0x10000 + point % 0x100000  # astral: a surrogate pair in JSON
+        chars.append(json.dumps(chr(point))[1:-1] if point > 0xFFFF else f"\\u{point:04x}")
+    return '"' + "".join(chars) + '"'
+
+
+def _json_value(cur: _Cursor, depth: int = 0) -> str:
+    kind = cur.byte() % (9 if depth < 8 else 5)
+    if kind == 0:
+        return _SPECIAL_NUMBERS[cur.byte() % len(_SPECIAL_NUMBERS)]
+    if kind == 1:
+        return str(cur.number(8) - (1 << 63))
+    if kind == 2:
+        return _json_string(cur)
+    if kind == 3:
+        return ("true", "false", "null")[cur.byte() % 3]
+    if kind == 4:  # nesting, now and then as deep as 4000 levels (the decoder recurses in C)
+        levels = cur.number(2) % 4000 if cur.byte() >= 240 else cur.byte() % 16
+        return "[" * levels + _json_value(cur, 8) + "]" * levels
+    if kind in (5, 6):
+        items = [_json_value(cur, depth + 1) for _ in range(cur.byte() % 5)]
+        return "[" + ",".join(items) + "]"
+    return _json_object(cur, depth + 1)
+
+
+def _json_object(cur: _Cursor, depth: int = 0) -> str:
+    fields = [f"{_json_string(cur)}:{_json_value(cur, depth)}" for _ in range(cur.byte() % 7)]
+    return "{" + ",".join(fields) + "}"
+
+
+def json_payload(data: bytes) -> bytes:
+    """Half the inputs as raw bytes, half as a JSON object built from the bytes (structure-
+    aware: byte mutations alone rarely spell an escape, a deep nesting or a 64-bit bound)."""
+    if not data or data[0] < 128:
+        return data[1:]
+    return _json_object(_Cursor(data[1:])).encode("utf-8", "surrogatepass")
+
+
+TOML_TOKENS = [
+    *(
+        t.encode()
+        for t in [
+            "=",
+            '"',
+            "'",
+            "[[",
+            "]]",
+            ",",
+            "true",
+            "false",
+            "inf",
+            "-inf",
+            "nan",
+            "1e999",
+            "0",
+            "-1",
+        ]
+    ),
+    b"'" * 3,
+    b'"' * 3,
+    b"\n",
+    b"\xef\xbb\xbf",  # UTF-8 BOM
+    b"\xff\xfe",  # UTF-16 BOM
+    b'"mqtts://u:secret@broker:8883"',
+    b'"http://broker:99999"',
+    b'"Mars/Olympus"',
+    b'"30s"',
+]
 
 
 def _hid_files() -> list[bytes]:
@@ -71,7 +269,7 @@ def _hid_files() -> list[bytes]:
     return [bytes.fromhex(p.read_text().strip()) for p in sorted(folder.glob("*.hex"))]
 
 
-def build_hid_descriptor() -> tuple[Run, tuple[type[BaseException], ...], list[bytes]]:
+def build_hid_descriptor() -> Harness:
     from drivers.hid.descriptor import MAX_DESCRIPTOR_SIZE, DescriptorError, parse_descriptor
     from drivers.hid.events import LedState
     from drivers.hid.layout import telephony_layout
@@ -91,10 +289,10 @@ def build_hid_descriptor() -> tuple[Run, tuple[type[BaseException], ...], list[b
                 if out is None or len(report) != out.length:
                     raise Violation(f"LED report {report.hex()} does not match its declaration")
 
-    return run, (DescriptorError,), _hid_files()
+    return Harness(run, (DescriptorError,), _hid_files())
 
 
-def build_hid_report() -> tuple[Run, tuple[type[BaseException], ...], list[bytes]]:
+def build_hid_report() -> Harness:
     from drivers.hid.events import LedState
     from drivers.hid.layout import layout_from_bytes
     from drivers.hid.protocol import ReportError, TelephonyProtocol
@@ -124,11 +322,15 @@ def build_hid_report() -> tuple[Run, tuple[type[BaseException], ...], list[bytes
             for fill in (0x00, 0x01, 0xFF):
                 report = (bytes(head) + bytes([fill]) * (length - 1))[:63]
                 seeds.append(bytes([i, len(report)]) + report)
-    return run, (ReportError,), seeds
+    return Harness(run, (ReportError,), seeds)
 
 
-def build_ld2410_stream() -> tuple[Run, tuple[type[BaseException], ...], list[bytes]]:
+def build_ld2410_stream() -> Harness:
     from drivers.ld2410 import (
+        CMD_FOOTER,
+        CMD_HEADER,
+        DATA_FOOTER,
+        DATA_HEADER,
         MAX_FRAME,
         Ack,
         DataFrame,
@@ -169,10 +371,11 @@ def build_ld2410_stream() -> tuple[Run, tuple[type[BaseException], ...], list[by
     frames = json.loads((REPO / "tests/data/ld2410/frames.json").read_text())
     published = [bytes.fromhex(c["hex"]) for c in frames["data"] + frames["acks"]]
     seeds = [bytes([63]) + f for f in published] + [bytes([5]) + b"".join(published)]
-    return run, (FrameError,), seeds
+    headers = [DATA_HEADER, DATA_FOOTER, CMD_HEADER, CMD_FOOTER]
+    return Harness(run, (FrameError,), seeds, headers)
 
 
-def build_mqtt_commands() -> tuple[Run, tuple[type[BaseException], ...], list[bytes]]:
+def build_mqtt_commands() -> Harness:
     from edge.commands import COMMANDS, CommandError, parse
 
     names = [*COMMANDS, "unknown"]
@@ -181,7 +384,7 @@ def build_mqtt_commands() -> tuple[Run, tuple[type[BaseException], ...], list[by
         # Byte 0 picks the command name (the topic's last level); the rest is the payload.
         if not data:
             return
-        command = parse(names[data[0] % len(names)], data[1:])
+        command = parse(names[data[0] % len(names)], json_payload(data[1:]))
         # What the link does next with a valid command: echo the id in a UTF-8 reply, take
         # call ids into events, store seqs in SQLite (faults 1 and 4).
         for text in (command.request_id, getattr(command.input, "call_id", "")):
@@ -197,12 +400,18 @@ def build_mqtt_commands() -> tuple[Run, tuple[type[BaseException], ...], list[by
         b"{}",
         b'{"id":"r4","boot_id":"3-1a2b3c4d","from_seq":0,"to_seq":10}',
     ]
-    seeds = [bytes([i]) + p for i in range(len(names)) for p in payloads]
-    return run, (CommandError,), seeds
+    # Byte 1 < 128: the payload as is; >= 128: a JSON object built from the bytes after it.
+    seeds = [bytes([i, 0]) + p for i in range(len(names)) for p in payloads]
+    seeds += [bytes([i, 128]) + bytes(range(i * 7, i * 7 + 64)) for i in range(len(names))]
+
+    def show(data: bytes) -> str:
+        return f"cmd/{names[data[0] % len(names)]} {json_payload(data[1:])!r}" if data else "b''"
+
+    return Harness(run, (CommandError,), seeds, JSON_TOKENS, show)
 
 
-def build_seat_config() -> tuple[Run, tuple[type[BaseException], ...], list[bytes]]:
-    from edge.config import ConfigError, load_config
+def build_seat_config() -> Harness:
+    from edge.config import ConfigError, SeatConfig, load_config
 
     folder = Path(tempfile.mkdtemp(prefix="config-", dir=Path.cwd()))
     path = folder / "seatbox.toml"
@@ -214,14 +423,20 @@ def build_seat_config() -> tuple[Run, tuple[type[BaseException], ...], list[byte
     example = (REPO / "config" / "seatbox.example.toml").read_bytes()
     seeds = [
         example,
-        b'[seat]\nsite = "lab"\nseat = "s1"\n',
-        b'[seat]\nsite = "lab"\nseat = "s1"\n[broker]\nurl = "mqtts://broker:8883"\n',
-        b'[storage]\noutbox_budget_mb = 64\n[headset]\nbackend = "virtual"\n',
+        b'[seat]\nsite = "lab"\nid = "s1"\n',
+        b'[seat]\nsite = "lab"\nid = "s1"\n[broker]\nurl = "mqtts://broker:8883"\nkeepalive = "30s"\n',
+        b'[seat]\nsite = "lab"\nid = "s1"\n[storage]\noutbox_budget_mb = 64\n[radar]\nbackend = "ld2410"\n',
     ]
-    return run, (ConfigError,), seeds
+    # Section and key names from the schema itself, so the dictionary follows the config.
+    tokens = [*TOML_TOKENS]
+    for section, info in SeatConfig.model_fields.items():
+        tokens.append(f"[{section}]\n".encode())
+        for key in getattr(info.annotation, "model_fields", {}):
+            tokens.append(f"{key} = ".encode())
+    return Harness(run, (ConfigError,), seeds, tokens)
 
 
-def build_floor_consumer() -> tuple[Run, tuple[type[BaseException], ...], list[bytes]]:
+def build_floor_consumer() -> Harness:
     # Today's interface: FloorModel.apply(topic, payload, now) then render(); parse_event and
     # parse_resend raise StreamError. Another helper adds schema validation in edge/consumer.py
     # and edge/floor.py: adapt the calls here, keep the declared errors to what they raise.
@@ -238,7 +453,7 @@ def build_floor_consumer() -> tuple[Run, tuple[type[BaseException], ...], list[b
         if not data:
             return
         leaf = leaves[data[0] % len(leaves)]
-        payload = data[1:]
+        payload = json_payload(data[1:])
         if leaf == "cmd/resend":
             parse_resend(payload)
             return
@@ -261,14 +476,19 @@ def build_floor_consumer() -> tuple[Run, tuple[type[BaseException], ...], list[b
     info = b'{"profile":"default","profile_digest":"0123456789ab"}'
     resend = b'{"id":"f1","boot_id":"3-1a2b3c4d","from_seq":5,"to_seq":7}'
     seeds = [
-        bytes([0]) + event,
-        bytes([0]) + loss,
-        bytes([1]) + state,
-        bytes([2]) + info,
-        bytes([3]) + b"online",
-        bytes([4]) + resend,
+        bytes([0, 0]) + event,
+        bytes([0, 0]) + loss,
+        bytes([1, 0]) + state,
+        bytes([2, 0]) + info,
+        bytes([3, 0]) + b"online",
+        bytes([4, 0]) + resend,
     ]
-    return run, (StreamError,), seeds
+    seeds += [bytes([i, 128]) + bytes(range(i * 7, i * 7 + 64)) for i in range(len(leaves))]
+
+    def show(data: bytes) -> str:
+        return f"{leaves[data[0] % len(leaves)]} {json_payload(data[1:])!r}" if data else "b''"
+
+    return Harness(run, (StreamError,), seeds, JSON_TOKENS, show)
 
 
 TARGETS = {
@@ -316,6 +536,7 @@ class Finding:
     count: int = 0
     input_hex: str = ""  # the smallest input seen (crash/violation: minimized at the end)
     input_len: int = 0
+    shown: str = ""  # the input as the parser received it (command name and payload...)
     first_at: int = 0  # input number of the first occurrence
     seconds: float = 0.0  # hangs: the slowest time
 
@@ -357,7 +578,9 @@ class Recorder:
         self.target = target
         self.limit = limit
         self.out = out
-        self.run, self.declared, self.seeds = target.build()
+        harness = target.build()
+        self.run, self.declared = harness.run, harness.declared
+        self.seeds, self.tokens, self.show = harness.seeds, harness.tokens, harness.show
         self.current: float | None = None  # start of the input being run
         self.aborted = False
         threading.Thread(target=self._watchdog, daemon=True).start()
@@ -473,6 +696,11 @@ class Recorder:
         finding.input_hex, finding.input_len = data.hex(), len(data)
 
     def save(self, now: float, done: bool = False) -> None:
+        for finding in self.findings.values():
+            try:
+                finding.shown = self.show(bytes.fromhex(finding.input_hex))[:600]
+            except Exception as exc:  # the view is a convenience; never lose the result to it
+                finding.shown = f"(cannot show: {exc!r})"
         self.result.seconds = now - self.started
         self.result.rss_peak_mb = _rss_mb()
         self.result.findings = sorted(self.findings.values(), key=lambda f: f.first_at)
@@ -491,6 +719,11 @@ class Recorder:
         os._exit(0)  # libFuzzer would otherwise keep going; nothing else to clean up
 
 
+def _dict_escape(token: bytes) -> str:
+    """A libFuzzer dictionary entry: printable ASCII as is, the rest as \\xNN."""
+    return "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\x{b:02x}" for b in token)
+
+
 def run_atheris(target: Target, limit: int, max_seconds: float, out: Path) -> None:
     import atheris
 
@@ -507,6 +740,11 @@ def run_atheris(target: Target, limit: int, max_seconds: float, out: Path) -> No
         "-timeout=60",  # the watchdog interrupts at ABORT_S first
         "-print_final_stats=1",
     ]
+    if recorder.tokens:
+        dictionary = corpus.with_suffix(".dict")
+        dictionary.write_text("".join(f'"{_dict_escape(t)}"\n' for t in recorder.tokens))
+        # Text formats: long inputs (deep nesting) from the start, not after a plateau.
+        argv += [f"-dict={dictionary}", "-len_control=0"]
     atheris.Setup(argv, recorder.one)
     atheris.Fuzz()
 
@@ -523,13 +761,15 @@ def run_hypothesis(target: Target, limit: int, max_seconds: float, out: Path) ->
         data = bytearray(draw(st.sampled_from(seeds)))
         for _ in range(draw(st.integers(1, 8))):
             pos = draw(st.integers(0, len(data)))
-            op = draw(st.sampled_from(["set", "insert", "delete", "cut", "splice"]))
+            op = draw(st.sampled_from(["set", "insert", "delete", "cut", "splice", "token"]))
             if op == "set" and pos < len(data):
                 data[pos] = draw(st.integers(0, 255))
             elif op == "insert":
                 data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
             elif op == "delete":
                 del data[pos : pos + draw(st.integers(1, 16))]
+            elif op == "token" and recorder.tokens:
+                data[pos:pos] = draw(st.sampled_from(recorder.tokens)) * draw(st.integers(1, 20))
             elif op == "cut":
                 del data[pos:]
             elif op == "splice":
@@ -667,6 +907,8 @@ def report(results: list[Result], info: dict[str, Any]) -> None:
             print(f"\n{r.target}: {f.kind} {f.type} at {f.where or '-'} ({f.count}x, first at "
                   f"input {f.first_at:,}): {f.message}")  # fmt: skip
             print(f"    reproducer ({f.input_len} bytes): {reproducer(f)}")
+            if f.shown and f.shown != repr(bytes.fromhex(f.input_hex)):
+                print(f"    as the parser got it: {f.shown[:400]}")
 
 
 def main() -> None:
