@@ -2,7 +2,9 @@
 #   make demo   a simulated floor of 12 seats on the embedded broker, live floor view
 #   make test   the whole test suite against real parts (Mosquitto, ALSA file PCM, pty serial)
 #   make lint   ruff + mypy --strict on edge/ and dsp/
-#   make bench  the benchmarks in bench/ (figures go to docs/benchmarks.md by hand)
+#   make bench  the benchmarks in bench/ (figures go to docs/benchmarks.md by hand); the fuzz
+#               bench runs 10^6 inputs per parser, each stopped after 20 min:
+#               make bench FUZZ_ARGS="--inputs 20000" for a short run (see bench/fuzz.py)
 #   sudo make install    onto this box (/opt/seatbox, /etc/seatbox, units, udev rules);
 #                        DESTDIR=/some/root for a scratch root; `make uninstall` keeps config+state
 
@@ -86,8 +88,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check edge drivers dsp tests bench
 	$(BIN)/mypy
 
+FUZZ_ARGS ?= --max-seconds 1200
+
 bench: debs-test $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/*.py; do echo "== $$b"; \
+	  case $$b in bench/fuzz.py) args="$(FUZZ_ARGS)";; *) args="";; esac; \
+	  $(BIN)/python $$b $$args || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

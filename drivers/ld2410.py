@@ -5,6 +5,7 @@ Pure bytes in and out (no I/O) except `LD2410Link`, which runs commands over a s
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 from collections import deque
@@ -419,9 +420,14 @@ def set_gate_sensitivity(gate: int, moving: int, still: int) -> Command:
 # --- stream parser ---------------------------------------------------------------------------
 
 
+# One search for either header that stops at the first: two `find`s each scanned to the end
+# of the buffer when their header was missing, quadratic over a read full of false headers.
+_ANY_HEADER = re.compile(b"|".join(re.escape(h) for h in HEADERS))
+
+
 def _first_header(buf: bytearray, start: int = 0, end: int | None = None) -> int:
-    hits = [i for i in (buf.find(h, start, end) for h in HEADERS) if i >= 0]
-    return min(hits) if hits else -1
+    hit = _ANY_HEADER.search(buf, start, len(buf) if end is None else end)
+    return hit.start() if hit else -1
 
 
 @dataclass
@@ -471,6 +477,11 @@ class FrameParser:
                 continue
             del buf[:total]
         return frames
+
+    @property
+    def buffered(self) -> int:
+        """Bytes waiting for the rest of their frame (always fewer than MAX_FRAME)."""
+        return len(self._buf)
 
     def _drop(self, count: int) -> None:
         if count:

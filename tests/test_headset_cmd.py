@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,43 @@ def test_describe_unparseable_exits_2_with_offset(
 def test_describe_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["headset", "describe", str(tmp_path / "nope.hex")]) == EXIT_USAGE
     assert "cannot read" in capsys.readouterr().err
+
+
+def _peak_bytes_of(call: Callable[[], int]) -> tuple[int, int]:
+    """(return value, peak bytes Python allocated during the call)."""
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("form", ["raw", "hex"])
+def test_describe_a_10_mb_descriptor_exits_2_at_once_without_reading_it_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], form: str
+) -> None:
+    # A well-formed Telephony collection of ~5 million Usage items: parsing it took 28 s
+    # and 1.2 GB before the kernel's limit was enforced.
+    body = bytes.fromhex("050b0905a101") + bytes.fromhex("0920") * (5 * 1024 * 1024) + b"\xc0"
+    path = tmp_path / f"huge.{form}"
+    path.write_bytes(body if form == "raw" else body.hex(" ").encode())
+    code, peak = _peak_bytes_of(lambda: main(["headset", "describe", str(path)]))
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: not a valid report descriptor: ")
+    assert "a report descriptor is at most 4096 bytes (the kernel's HID_MAX_DESCRIPTOR_SIZE)" in err
+    assert peak < 1024 * 1024  # the file is 10-30 MB: only its first 64 KiB were read
+
+
+def test_describe_just_over_the_limit_names_the_length(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = bytes.fromhex("050b0905a101") + bytes.fromhex("0920") * 2100 + b"\xc0"
+    path = tmp_path / "long.hex"
+    path.write_text(body.hex(" "))
+    assert main(["headset", "describe", str(path)]) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"{path}: not a valid report descriptor: byte 4096: the descriptor is 4207 bytes long, "
+        "over the kernel's limit of 4096 (HID_MAX_DESCRIPTOR_SIZE): no USB device can have it\n"
+    )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import tracemalloc
 
 import pytest
 from hid_support import ALL_FILES, HID_DATA, NEGATIVE, TELEPHONY, descriptor, layout
@@ -14,6 +15,8 @@ from drivers.hid.descriptor import (
     parse_descriptor,
     parse_hex,
 )
+from drivers.hid.events import HeadsetInfo
+from drivers.hid.hidraw import DeviceCandidate, candidate_layout
 from drivers.hid.layout import layout_from_bytes
 
 PAGES = {0x08, 0x0B, 0x0C}
@@ -224,3 +227,67 @@ def test_bad_descriptors_name_the_byte_and_the_problem(
         parse_descriptor(parse_hex(hex_text))
     assert err.value.offset == offset
     assert words in str(err.value)
+
+
+# --- fault 15: descriptors longer than the kernel's limit --------------------------------------
+
+# Telephony Headset application collection holding `usages` Usage items (2 bytes each).
+_HEAD, _TAIL = bytes.fromhex("050b0905a101"), bytes.fromhex("c0")
+
+
+def _descriptor_of_length(length: int) -> bytes:
+    """A well-formed descriptor of exactly `length` bytes."""
+    usages, odd = divmod(length - len(_HEAD) - len(_TAIL), 2)
+    # 0x08: a Usage item with no data bytes pads an odd length.
+    return _HEAD + bytes.fromhex("0920") * usages + b"\x08" * odd + _TAIL
+
+
+def test_a_descriptor_of_the_kernels_maximum_length_still_parses() -> None:
+    data = _descriptor_of_length(4096)
+    assert len(data) == 4096
+    assert len(parse_descriptor(data).collections) == 1
+
+
+def test_a_descriptor_longer_than_the_kernels_limit_is_refused_naming_the_limit() -> None:
+    data = _descriptor_of_length(4098)
+    with pytest.raises(DescriptorError) as err:
+        parse_descriptor(data)
+    assert err.value.offset == 4096
+    assert str(err.value) == (
+        "byte 4096: the descriptor is 4098 bytes long, over the kernel's limit of 4096 "
+        "(HID_MAX_DESCRIPTOR_SIZE): no USB device can have it"
+    )
+
+
+def test_a_10_mb_descriptor_is_refused_before_any_work() -> None:
+    data = _descriptor_of_length(10 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DescriptorError, match="over the kernel's limit of 4096"):
+            parse_descriptor(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024  # parsing it all took 1.2 GB
+
+
+def test_hex_text_longer_than_any_descriptor_is_refused_before_decoding() -> None:
+    text = "0x09, 0x20, " * 20_000  # 240 kB of text, 20,000 bytes
+    with pytest.raises(DescriptorError) as err:
+        parse_hex(text)
+    assert "hex text of 240000 characters is over the limit of 65536" in str(err.value)
+
+
+def test_hex_text_of_a_maximal_descriptor_in_c_array_style_is_accepted() -> None:
+    # "0x09, 0x20,\n" style, 16 bytes a line: the way firmware sources print descriptors.
+    data = _descriptor_of_length(4096)
+    lines = [", ".join(f"0x{b:02X}" for b in data[i : i + 16]) + "," for i in range(0, 4096, 16)]
+    assert parse_hex("\r\n".join(lines)) == data
+
+
+def test_hidraw_candidate_with_an_oversized_descriptor_is_skipped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    candidate = DeviceCandidate("/dev/hidraw9", _descriptor_of_length(8192), HeadsetInfo())
+    assert candidate_layout(candidate) is None
+    assert "over the kernel's limit of 4096" in caplog.text

@@ -39,6 +39,13 @@ MAX_REPORT_SIZE_BITS = 256  # hid_parser_global: "invalid report_size"
 MAX_REPORT_COUNT = 12288  # HID_MAX_USAGES
 MAX_REPORT_BYTES = 16384  # HID_MAX_BUFFER_SIZE, report ID byte included
 MAX_REPORT_ID = 255  # report ID 0 is reserved (§6.2.2.7)
+# include/linux/hid.h HID_MAX_DESCRIPTOR_SIZE: hid-core refuses longer descriptors, HIDIOCGRDESC
+# and sysfs report_descriptor return at most this many bytes. Checked before any parsing:
+# a 10 MB descriptor of Usage items took 28 s and 1.2 GB to parse item by item.
+MAX_DESCRIPTOR_SIZE = 4096
+# Hex text of a descriptor (`seatbox headset describe`): C-array style "0x05, 0x0B, " with
+# line breaks takes about 6 characters a byte; 16 a byte leaves room for any layout.
+MAX_HEX_TEXT = 16 * MAX_DESCRIPTOR_SIZE
 
 
 class DescriptorError(ValueError):
@@ -290,6 +297,12 @@ def _resolve_usages(local: _Locals, page: int) -> tuple[UsageRange, ...]:
 
 def parse_descriptor(data: bytes) -> ReportDescriptor:
     """Parse a report descriptor; raise DescriptorError naming the byte and the problem."""
+    if len(data) > MAX_DESCRIPTOR_SIZE:
+        raise DescriptorError(
+            MAX_DESCRIPTOR_SIZE,
+            f"the descriptor is {len(data)} bytes long, over the kernel's limit of "
+            f"{MAX_DESCRIPTOR_SIZE} (HID_MAX_DESCRIPTOR_SIZE): no USB device can have it",
+        )
     globals_ = _Globals()
     stack: list[_Globals] = []
     local = _Locals()
@@ -449,6 +462,13 @@ def parse_descriptor(data: bytes) -> ReportDescriptor:
 
 def parse_hex(text: str) -> bytes:
     """Descriptor bytes from hex text: one line or several, spaces, commas and 0x allowed."""
+    if len(text) > MAX_HEX_TEXT:
+        raise DescriptorError(
+            0,
+            f"hex text of {len(text)} characters is over the limit of {MAX_HEX_TEXT}: a "
+            f"report descriptor is at most {MAX_DESCRIPTOR_SIZE} bytes (the kernel's "
+            "HID_MAX_DESCRIPTOR_SIZE)",
+        )
     cleaned = text.replace(",", " ").replace("0x", " ").replace("0X", " ")
     digits = "".join(cleaned.split())
     for i, ch in enumerate(digits):

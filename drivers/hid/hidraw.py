@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from drivers.base import Backoff, Sink
-from drivers.hid.descriptor import DescriptorError
+from drivers.hid.descriptor import MAX_DESCRIPTOR_SIZE, DescriptorError
 from drivers.hid.events import HeadsetInfo, HeadsetPlugged, HeadsetUnplugged, LedState
 from drivers.hid.layout import TelephonyLayout, layout_from_bytes
 from drivers.hid.protocol import ProtocolSettings, ReportError, TelephonyProtocol
@@ -26,8 +26,8 @@ from drivers.hid.protocol import ProtocolSettings, ReportError, TelephonyProtoco
 log = logging.getLogger(__name__)
 
 SYSFS_HIDRAW = Path("/sys/class/hidraw")
-# hidapi linux/hid.c: HID_MAX_DESCRIPTOR_SIZE; the kernel's own limit is the same 4096.
-MAX_DESCRIPTOR = 4096
+# hidapi linux/hid.c: HID_MAX_DESCRIPTOR_SIZE, the kernel's limit (the parser refuses more).
+MAX_DESCRIPTOR = MAX_DESCRIPTOR_SIZE
 MIN_READ = 64  # read buffer: at least one full-speed interrupt packet
 
 

@@ -13,7 +13,13 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from drivers.hid.descriptor import DescriptorError, parse_descriptor, parse_hex
+from drivers.hid.descriptor import (
+    MAX_DESCRIPTOR_SIZE,
+    MAX_HEX_TEXT,
+    DescriptorError,
+    parse_descriptor,
+    parse_hex,
+)
 from drivers.hid.events import (
     HeadsetPlugged,
     HeadsetUnplugged,
@@ -49,8 +55,19 @@ def register(sub: Any) -> None:
 
 
 def read_descriptor_file(path: Path) -> bytes:
-    """Hex text when the file is all hex digits and separators, else the raw bytes."""
-    data = path.read_bytes()
+    """Hex text when the file is all hex digits and separators, else the raw bytes.
+
+    Reads at most one byte more than the longest hex text of a descriptor, so a huge file
+    (or /dev/zero) costs 64 KiB, not its size."""
+    with path.open("rb") as file:
+        data = file.read(MAX_HEX_TEXT + 1)
+    if len(data) > MAX_HEX_TEXT:
+        raise DescriptorError(
+            MAX_DESCRIPTOR_SIZE,
+            f"the file is longer than {MAX_HEX_TEXT // 1024} KiB: a report descriptor is at "
+            f"most {MAX_DESCRIPTOR_SIZE} bytes (the kernel's HID_MAX_DESCRIPTOR_SIZE), "
+            f"{MAX_HEX_TEXT // 1024} KiB as hex text",
+        )
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
