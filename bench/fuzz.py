@@ -412,14 +412,16 @@ def build_mqtt_commands() -> Harness:
 
 
 def build_seat_config() -> Harness:
-    from edge.config import ConfigError, SeatConfig, load_config
+    from edge.config import ConfigError, SeatConfig
+    from edge.config_check import load_seat
 
     folder = Path(tempfile.mkdtemp(prefix="config-", dir=Path.cwd()))
     path = folder / "seatbox.toml"
 
     def run(data: bytes) -> None:
+        # What `seatbox run` and `seatbox config check` both call (faults 8 and 9).
         path.write_bytes(data)
-        load_config(path)
+        load_seat(path)
 
     example = (REPO / "config" / "seatbox.example.toml").read_bytes()
     seeds = [
@@ -438,9 +440,9 @@ def build_seat_config() -> Harness:
 
 
 def build_floor_consumer() -> Harness:
-    # Today's interface: FloorModel.apply(topic, payload, now) then render(); parse_event and
-    # parse_resend raise StreamError. Another helper adds schema validation in edge/consumer.py
-    # and edge/floor.py: adapt the calls here, keep the declared errors to what they raise.
+    # What `seatbox floor` does with a message: FloorModel.apply(topic, payload, now) (which
+    # marks a seat whose payload fails the schemas), then render(); the parse functions raise
+    # only StreamError.
     from datetime import UTC, datetime
 
     from edge.consumer import StreamError, parse_event, parse_resend
@@ -514,7 +516,7 @@ TARGETS = {
             build_ld2410_stream,
         ),
         Target("mqtt-commands", "edge.commands.parse(name, payload)", 4096, build_mqtt_commands),
-        Target("seat-config", "edge.config.load_config on a file", 8192, build_seat_config),
+        Target("seat-config", "edge.config_check.load_seat on a file (check and run)", 8192, build_seat_config),
         Target(
             "floor-consumer",
             "edge.floor.FloorModel.apply + render, edge.consumer parsers",
