@@ -30,6 +30,7 @@ from drivers.hid.layout import LED_USAGES, TelephonyLayout, layout_from_bytes
 from drivers.ld2410 import RadarError
 from drivers.radar import RadarProbe, probe
 from edge.config import AudioSection, ConfigError, RadarSection, SeatConfig, load_config
+from edge.config_check import load_seat
 from edge.outbox import DEFAULT_MEMORY_BYTES, RECOVER_FREE_BYTES
 from edge.provision import check_broker
 
@@ -951,8 +952,15 @@ def run_checks(config_path: str | os.PathLike[str], host: Host | None = None) ->
             for name in CHECK_NAMES[1:]
         ]
         return checks
-    first = Check(
-        "config", "OK", f"{config_path}: seat {config.seat.site}/{config.seat.id}, "
-        f"profile {config.seat.profile}",
-    )  # fmt: skip
+    try:
+        # The same verdict as `seatbox config check` and `seatbox run` (one validation), while
+        # the other checks still run: they say what a missing value should be (capture devices).
+        load_seat(config_path)
+    except ConfigError as exc:
+        first = Check("config", "FAIL", str(exc), "correct the config (seatbox config check FILE)")
+    else:
+        first = Check(
+            "config", "OK", f"{config_path}: seat {config.seat.site}/{config.seat.id}, "
+            f"profile {config.seat.profile}",
+        )  # fmt: skip
     return [first, *run_checks_for(config, host)]

@@ -133,6 +133,24 @@ def test_doctor_on_a_broken_config_names_the_problem_and_exits_1(tmp_path: Path)
     assert checks["broker"]["detail"] == "not checked: the config is invalid"
 
 
+def test_doctor_gives_the_config_the_verdict_of_config_check_and_still_runs_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A config `seatbox run` refuses only on the box (an ld2410 radar without a port) fails in
+    doctor with the words of `config check`, and the other checks still say what they see."""
+    config = provision(tmp_path, "--simulate")
+    text = config.read_text()
+    assert '[radar]\nbackend = "virtual"' in text
+    config.write_text(text.replace('[radar]\nbackend = "virtual"', '[radar]\nbackend = "ld2410"'))
+    check = seatbox("config", "check", str(config))
+    assert check.returncode == 2
+    checks = {c.name: c for c in run_checks(config, Host(clock=lambda: SYNCED))}
+    assert checks["config"].status == "FAIL"
+    assert checks["config"].detail == check.stderr.strip().removeprefix("seatbox config check: ")
+    assert "[radar] port: required for backend ld2410" in checks["config"].detail
+    assert checks["headset"].status == "OK" and "not checked" not in checks["audio"].detail
+
+
 def test_text_output_says_what_to_do(tmp_path: Path) -> None:
     result = seatbox("doctor", str(tmp_path / "missing.toml"))
     assert result.returncode == 1
