@@ -445,10 +445,10 @@ def build_floor_consumer() -> Harness:
     # only StreamError.
     from datetime import UTC, datetime
 
-    from edge.consumer import StreamError, parse_event, parse_resend
+    from edge.consumer import StreamError, parse_event
     from edge.floor import FloorModel, render
 
-    leaves = ["event", "state", "info", "availability", "cmd/resend"]
+    leaves = ["event", "state", "info", "availability"]
     now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
     def run(data: bytes) -> None:
@@ -457,9 +457,6 @@ def build_floor_consumer() -> Harness:
             return
         leaf = leaves[data[0] % len(leaves)]
         payload = json_payload(data[1:])
-        if leaf == "cmd/resend":
-            parse_resend(payload)
-            return
         if leaf == "event":
             with contextlib.suppress(StreamError):
                 parse_event(payload)
@@ -477,14 +474,12 @@ def build_floor_consumer() -> Harness:
         b'"violations":[{"type":"hold.long","since":"2026-12-03T11:55:00.000Z"}]}'
     )
     info = b'{"profile":"default","profile_digest":"0123456789ab"}'
-    resend = b'{"id":"f1","boot_id":"3-1a2b3c4d","from_seq":5,"to_seq":7}'
     seeds = [
         bytes([0, 0]) + event,
         bytes([0, 0]) + loss,
         bytes([1, 0]) + state,
         bytes([2, 0]) + info,
         bytes([3, 0]) + b"online",
-        bytes([4, 0]) + resend,
     ]
     seeds += [bytes([i, 128]) + bytes(range(i * 7, i * 7 + 64)) for i in range(len(leaves))]
 
@@ -516,7 +511,12 @@ TARGETS = {
             build_ld2410_stream,
         ),
         Target("mqtt-commands", "edge.commands.parse(name, payload)", 4096, build_mqtt_commands),
-        Target("seat-config", "edge.config_check.load_seat on a file (check and run)", 8192, build_seat_config),
+        Target(
+            "seat-config",
+            "edge.config_check.load_seat on a file (check and run)",
+            8192,
+            build_seat_config,
+        ),
         Target(
             "floor-consumer",
             "edge.floor.FloorModel.apply + render, edge.consumer parsers",

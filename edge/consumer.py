@@ -424,38 +424,6 @@ class ResendRequest:
         return json.dumps(body, separators=(",", ":")).encode()
 
 
-@dataclass(frozen=True)
-class ResendCommand:
-    id: str
-    boot_id: str
-    from_seq: int
-    to_seq: int
-
-
-def parse_resend(payload: bytes) -> ResendCommand:
-    """The seat side: validate a `cmd/resend` payload; errors name the field."""
-    try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise StreamError(f"cmd/resend: not JSON ({err})") from None
-    if not isinstance(raw, dict):
-        raise StreamError("cmd/resend: expected a JSON object")
-    command = ResendCommand(
-        id=_field(raw, "id", str, "cmd/resend"),
-        boot_id=_field(raw, "boot_id", str, "cmd/resend"),
-        from_seq=_field(raw, "from_seq", int, "cmd/resend"),
-        to_seq=_field(raw, "to_seq", int, "cmd/resend"),
-    )
-    if command.from_seq < 0:
-        raise StreamError(f"cmd/resend `from_seq`: expected >= 0, got {command.from_seq}")
-    if not command.from_seq <= command.to_seq < command.from_seq + MAX_RESEND_SPAN:
-        raise StreamError(
-            f"cmd/resend `to_seq`: expected from_seq..from_seq+{MAX_RESEND_SPAN - 1}, "
-            f"got {command.to_seq}"
-        )
-    return command
-
-
 # --- the tracker ---------------------------------------------------------------------------
 
 

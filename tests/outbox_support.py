@@ -21,13 +21,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from support import Mosquitto, free_port
 
+from edge.commands import CommandError, parse
 from edge.config import BrokerSection
 from edge.consumer import (
-    StreamError,
     StreamTracker,
     Verdict,
     parse_event,
-    parse_resend,
     parse_topic,
     seat_topic,
 )
@@ -72,12 +71,14 @@ class SeatSide:
         client.subscribe(seat_topic(SITE, self.seat, "cmd/resend"), qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # As the seat does: its own command parser, the lookup on the pump's thread.
         try:
-            command = parse_resend(msg.payload)
-        except StreamError as err:
+            command = parse("resend", msg.payload)
+        except CommandError as err:
             self.resend_errors.append(str(err))
             return
-        self.pump.resend(command.boot_id, command.from_seq, command.to_seq)
+        args = command.args or {}
+        self.pump.request_resend(args["boot_id"], args["from_seq"], args["to_seq"], lambda _: None)
 
     def start(self) -> SeatSide:
         self.pump.start()

@@ -17,7 +17,6 @@ from edge.consumer import (
     Verdict,
     parse_event,
     parse_info,
-    parse_resend,
     parse_state,
     parse_topic,
     seat_topic,
@@ -126,19 +125,6 @@ def test_parse_event_names_the_bad_field() -> None:
         parse_event(b'{"seq":1,' + ts + b',"type":"t","data":{}}')
     with pytest.raises(StreamError, match="`ts`: expected a string matching"):
         parse_event(b'{"boot_id":"1-0a0b0c0d","seq":1,"ts":"x","type":"t","data":{}}')
-
-
-def test_parse_resend_validates_every_field() -> None:
-    command = parse_resend(b'{"id":"r1","boot_id":"1-aa","from_seq":4,"to_seq":9}')
-    assert (command.id, command.boot_id, command.from_seq, command.to_seq) == ("r1", "1-aa", 4, 9)
-    with pytest.raises(StreamError, match="`to_seq`: expected from_seq"):
-        parse_resend(b'{"id":"r1","boot_id":"1-aa","from_seq":4,"to_seq":3}')
-    with pytest.raises(StreamError, match="`to_seq`: expected from_seq"):
-        parse_resend(b'{"id":"r1","boot_id":"1-aa","from_seq":0,"to_seq":5000}')
-    with pytest.raises(StreamError, match="`from_seq`: expected int"):
-        parse_resend(b'{"id":"r1","boot_id":"1-aa","from_seq":true,"to_seq":3}')
-    with pytest.raises(StreamError, match="`id`"):
-        parse_resend(b'{"boot_id":"1-aa","from_seq":0,"to_seq":3}')
 
 
 @pytest.mark.parametrize("bad", ["a+b", "#", "a/b", "a.b", "", "x" * 65, "sé"])

@@ -270,7 +270,10 @@ def test_resend_requests_are_looked_up_on_the_pump_thread_and_a_repeated_gap_goe
         wait_until(lambda: len(subscriber.received.arrivals) >= 200, 20, "the copies")
         wait_until(lambda: seat.pump.resend_queued == 0, 10, "the resend queue empty")
         copies = subscriber.received.arrivals[100:]
-        assert sorted(copies) == [(boot, s) for s in range(100)]  # each once
+        assert sorted(set(copies)) == [(boot, s) for s in range(100)]
+        # Queued once, not four times (310 copies): a reconnect under load may still make paho
+        # send its in-flight window again (QoS 1), so at most one window more than 100.
+        assert len(copies) <= 100 + seat.pump.max_inflight, len(copies)
     finally:
         seat.stop()
         subscriber.stop()
