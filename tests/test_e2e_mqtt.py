@@ -394,6 +394,9 @@ def test_cti_call_commands_drive_the_call_and_the_retained_state(seat: RunningSe
     assert reply["ok"] and reply["data"] == {"call": "held"}
     held = seat.state_where(lambda s: s["call"]["state"] == "held", mark, "state held")
     assert held["mute"] == {**held["mute"], "muted": True, "by": "hold_policy"}
+    # The hold's events come through the outbox, after the reply and the state: wait for them
+    # (a barrier), or a loaded machine delivers `mute.on` after the next command's mark.
+    assert {"call.hold", "mute.on"} <= set(seat.call_events(mark))
     reply, mark = seat.command("call", {"id": "r6", "action": "resume"}, "r6")
     assert reply == {"id": "r6", "ok": True, "data": {"call": "active"}}
     active = seat.state_where(lambda s: s["call"]["state"] == "active", mark, "state active again")
