@@ -12,23 +12,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
+
 from drivers.hid.events import LedState  # noqa: E402
 from drivers.hid.layout import layout_from_bytes  # noqa: E402
 from drivers.hid.protocol import TelephonyProtocol  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "hid"
-
-
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    for key in ("model name", "hardware", "model"):  # x86, then Raspberry Pi
-        for line in lines:
-            if line.lower().startswith(key):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -13,20 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
+
 from drivers.ld2410 import DataFrame, FrameParser, encode_data  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    # x86: "model name"; Raspberry Pi (arm64): "Model" / "Hardware".
-    for key in ("model name", "Model", "Hardware"):
-        for line in lines:
-            if line.split(":", 1)[0].strip() == key:
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def stream(frames: int, garbage: bool, seed: int = 1) -> bytes:

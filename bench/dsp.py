@@ -16,6 +16,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
+
 from drivers.audio import LevelsPipeline  # noqa: E402
 from drivers.wavfile import read_audio  # noqa: E402
 from dsp.conversation import AmbientMeter, ConversationAnalyser, ImpulseDetector  # noqa: E402
@@ -25,16 +27,6 @@ RATE = 16000
 BLOCK = 320  # 20 ms
 SECONDS = 60
 RUNS = 15
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _audio() -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +91,7 @@ def main() -> int:
     tx, rx = _audio()
     full_pipeline(tx[: RATE * 2], rx[: RATE * 2])  # warm up imports and caches
     print(f"machine: {platform.uname()}")
-    print(f"cpu: {_cpu_model()}; python {platform.python_version()}; numpy {np.__version__}")
+    print(f"cpu: {cpu_model()}; python {platform.python_version()}; numpy {np.__version__}")
     print(f"audio: 2 channels x {SECONDS} s at {RATE} Hz, {BLOCK}-sample blocks; best of {RUNS}")
     full = _best_ms_per_audio_s(full_pipeline, tx, rx)
     loudness = _best_ms_per_audio_s(pyloudnorm_integrated, tx, rx)

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -821,18 +823,6 @@ def child(name: str, engine: str, limit: int, max_seconds: float, out: Path) -> 
 
 
 # --- the parent: one subprocess per target, the table ----------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    for key in ("model name", "Model", "Hardware"):
-        for line in lines:
-            if line.split(":", 1)[0].strip() == key:
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def engine_available() -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from machine import describe  # noqa: E402  (bench/machine.py)
 from support import Mosquitto, free_port, wait_until  # noqa: E402
 
 from edge.config import BrokerSection  # noqa: E402
@@ -33,19 +33,6 @@ from edge.outbox import Outbox, OutboxPump  # noqa: E402
 
 TOPIC = "seatbox/v1/bench/s01/event"
 SEAT_INPUT_SPACING_S = 0.010
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    u = platform.uname()
-    return f"{u.system} {u.release} {u.machine}; {cpu}; Python {platform.python_version()}"
 
 
 SUBSCRIBER = r"""
@@ -303,7 +290,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--inflight", type=int, default=32)
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     with tempfile.TemporaryDirectory(prefix="seatbox-bench-") as tmp:
         workdir = Path(tmp)
         port = free_port()
