@@ -941,26 +941,28 @@ def broker_check(config: SeatConfig, host: Host | None = None) -> Check:
 def run_checks(config_path: str | os.PathLike[str], host: Host | None = None) -> list[Check]:
     """All checks, in CHECK_NAMES order; a broken config is the first FAIL and names the problem."""
     host = host or Host()
+    fix = "correct the config (seatbox config check FILE)"
     try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        checks = [
-            Check("config", "FAIL", str(exc), "correct the config (seatbox config check FILE)")
-        ]
-        checks += [
-            check_clock(host) if name == "clock" else not_checked(name, "the config is invalid")
-            for name in CHECK_NAMES[1:]
-        ]
-        return checks
-    try:
-        # The same verdict as `seatbox config check` and `seatbox run` (one validation), while
-        # the other checks still run: they say what a missing value should be (capture devices).
-        load_seat(config_path)
-    except ConfigError as exc:
-        first = Check("config", "FAIL", str(exc), "correct the config (seatbox config check FILE)")
-    else:
+        # The verdict of `seatbox config check` and `seatbox run` (one validation).
+        config = load_seat(config_path).config
         first = Check(
             "config", "OK", f"{config_path}: seat {config.seat.site}/{config.seat.id}, "
             f"profile {config.seat.profile}",
         )  # fmt: skip
+    except ConfigError as exc:
+        first = Check("config", "FAIL", str(exc), fix)
+        try:
+            # The file itself is sound and only what it names on the box is wrong: the other
+            # checks still run and say what a missing value should be (capture devices).
+            config = load_config(config_path)
+        except ConfigError:
+            return [
+                first,
+                *(
+                    check_clock(host)
+                    if name == "clock"
+                    else not_checked(name, "the config is invalid")
+                    for name in CHECK_NAMES[1:]
+                ),
+            ]
     return [first, *run_checks_for(config, host)]

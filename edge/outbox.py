@@ -1321,13 +1321,6 @@ class OutboxPump:
         with self._lock:
             return len(self._inflight)
 
-    def resend(self, boot_id: str, from_seq: int, to_seq: int) -> ResendResult:
-        """Queue held events of one boot for publishing again (a consumer saw a gap), on the
-        calling thread; `request_resend` does the same on the pump thread."""
-        result = self._queue_resend(boot_id, from_seq, to_seq)
-        self.wake()
-        return result
-
     def request_resend(
         self, boot_id: str, from_seq: int, to_seq: int, answer: Callable[[ResendResult], None]
     ) -> bool:

@@ -68,7 +68,10 @@ def test_resend_command_republishes_held_events_and_names_the_missing(
     try:
         entries = [seat.outbox.add_event("mute.on", {"n": n}) for n in range(10)]
         wait_until(lambda: len(subscriber.received.arrivals) == 10, 10, "10 events")
-        result = seat.pump.resend(seat.outbox.boot_id, 3, 12)
+        answers: list[ResendResult] = []
+        assert seat.pump.request_resend(seat.outbox.boot_id, 3, 12, answers.append)
+        wait_until(lambda: answers, 10, "the resend's answer")
+        (result,) = answers
         assert result.queued == 7
         assert [(r.from_seq, r.to_seq) for r in result.missing] == [(10, 12)]
         wait_until(lambda: len(subscriber.received.arrivals) == 17, 10, "7 resent copies")
