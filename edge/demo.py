@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -110,6 +111,15 @@ def start_floor(
     return Floor(broker=broker, url=broker_url, runtimes=runtimes, threads=threads, workdir=workdir)
 
 
+# How long `--no-view` waits past `--duration` for seats that have not shown their state yet.
+LATE_SEATS_S = 10.0
+
+
+def _every_seat_seen(floor_view: FloorView, seats: int) -> bool:
+    with floor_view.lock:
+        return sum(1 for v in floor_view.model.seats.values() if v.state) >= seats
+
+
 def run_demo(
     seats: int, duration: float | None, view: bool, broker_url: str | None, port: int
 ) -> int:
@@ -125,6 +135,11 @@ def run_demo(
             floor_view.show(stop)
         else:
             stop.wait(duration)
+            # On a loaded machine a seat may connect late: the one printed floor waits (at most
+            # LATE_SEATS_S more) until every seat has shown its state.
+            deadline = time.monotonic() + LATE_SEATS_S
+            while time.monotonic() < deadline and not _every_seat_seen(floor_view, seats):
+                stop.wait(0.1)
             from rich.console import Console
 
             with floor_view.lock:
