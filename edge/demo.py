@@ -70,14 +70,24 @@ class Floor:
             self.workdir.cleanup()
 
 
+def start_broker(broker_url: str | None, port: int) -> tuple[EmbeddedBroker | None, str]:
+    """The embedded broker on `port` unless a broker url is given."""
+    if broker_url is not None:
+        return None, broker_url
+    broker = EmbeddedBroker(port=port)
+    broker.start()
+    return broker, broker.url
+
+
 def start_floor(
-    seats: int = 12, site: str = "demo", broker_url: str | None = None, port: int = 0
+    seats: int = 12,
+    site: str = "demo",
+    broker_url: str | None = None,
+    port: int = 0,
+    broker: EmbeddedBroker | None = None,
 ) -> Floor:
-    broker = None
     if broker_url is None:
-        broker = EmbeddedBroker(port=port)
-        broker.start()
-        broker_url = broker.url
+        broker, broker_url = start_broker(None, port)
     now = datetime.now().astimezone()
     profile = demo_profile(now)
     files = sorted(DEMO_SCENARIOS.glob("*.toml"))
@@ -120,13 +130,24 @@ def _every_seat_seen(floor_view: FloorView, seats: int) -> bool:
         return sum(1 for v in floor_view.model.seats.values() if v.state) >= seats
 
 
+def _unseen(floor_view: FloorView, floor: Floor) -> list[str]:
+    with floor_view.lock:
+        seen = {v.seat for v in floor_view.model.seats.values() if v.state}
+    return [r.config.seat.id for r in floor.runtimes if r.config.seat.id not in seen]
+
+
 def run_demo(
     seats: int, duration: float | None, view: bool, broker_url: str | None, port: int
 ) -> int:
-    floor = start_floor(seats=seats, broker_url=broker_url, port=port)
-    print(f"seatbox demo: {seats} seats on {floor.url}; Ctrl-C to stop", flush=True)
-    floor_view = FloorView(BrokerSection(url=floor.url), site="demo")
+    broker, url = start_broker(broker_url, port)
+    # The view subscribes before any seat starts, so it sees every seat's first publish
+    # itself rather than relying on the broker's retained copy arriving in time.
+    floor_view = FloorView(BrokerSection(url=url), site="demo")
     floor_view.start()
+    if not floor_view.subscribed.wait(LATE_SEATS_S):
+        log.warning("demo: the floor view is not subscribed yet; starting the seats anyway")
+    floor = start_floor(seats=seats, broker_url=url, broker=broker)
+    print(f"seatbox demo: {seats} seats on {floor.url}; Ctrl-C to stop", flush=True)
     stop = threading.Event()
     try:
         if view:
@@ -140,6 +161,9 @@ def run_demo(
             deadline = time.monotonic() + LATE_SEATS_S
             while time.monotonic() < deadline and not _every_seat_seen(floor_view, seats):
                 stop.wait(0.1)
+            missing = _unseen(floor_view, floor)
+            if missing:
+                log.warning("demo: no state yet from %s", ", ".join(missing))
             from rich.console import Console
 
             with floor_view.lock:

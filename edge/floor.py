@@ -261,13 +261,26 @@ class FloorView:
         self.site = site
         self._stopped = threading.Event()
         self._asker: threading.Thread | None = None
+        # Set once the broker has acknowledged every subscription of the last connect.
+        self.subscribed = threading.Event()
+        self._pending: set[int] = set()
+        self.client.on_subscribe = self._on_subscribe
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             log.error("floor view: broker refused: %s", reason)
             return
-        for leaf in ("availability", "state", "event", "info"):
-            client.subscribe(site_filter(self.site, leaf), qos=1)
+        self.subscribed.clear()
+        with self.lock:
+            for leaf in ("availability", "state", "event", "info"):
+                _, mid = client.subscribe(site_filter(self.site, leaf), qos=1)
+                self._pending.add(mid)
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, *rest: Any) -> None:
+        with self.lock:
+            self._pending.discard(mid)
+            if not self._pending:
+                self.subscribed.set()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         # apply() raises nothing for any payload (fuzzed); the guard keeps paho's network
