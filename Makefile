@@ -78,14 +78,14 @@ test: debs-test $(STAMP)
 # The installer is standard-library Python, so it runs before any venv exists.
 # A DESTDIR install (packaging, images) does not touch this machine's packages.
 install: $(if $(DESTDIR),,debs-install)
-	$(PYTHON) -m edge.install install --root "$(or $(DESTDIR),/)" $(INSTALL_FLAGS)
+	$(PYTHON) -m edge.ops.install install --root "$(or $(DESTDIR),/)" $(INSTALL_FLAGS)
 
 uninstall:
-	$(PYTHON) -m edge.install uninstall --root "$(or $(DESTDIR),/)"
+	$(PYTHON) -m edge.ops.install uninstall --root "$(or $(DESTDIR),/)"
 
 lint: $(STAMP)
-	$(BIN)/ruff check edge drivers dsp tests bench
-	$(BIN)/ruff format --check edge drivers dsp tests bench
+	$(BIN)/ruff check edge drivers dsp floor tests bench
+	$(BIN)/ruff format --check edge drivers dsp floor tests bench
 	$(BIN)/mypy
 
 FUZZ_ARGS ?= --max-seconds 1200

@@ -379,7 +379,7 @@ def build_ld2410_stream() -> Harness:
 
 
 def build_mqtt_commands() -> Harness:
-    from edge.commands import COMMANDS, CommandError, parse
+    from edge.shell.mqtt.commands import COMMANDS, CommandError, parse
 
     names = [*COMMANDS, "unknown"]
 
@@ -414,8 +414,9 @@ def build_mqtt_commands() -> Harness:
 
 
 def build_seat_config() -> Harness:
-    from edge.config import ConfigError, SeatConfig
-    from edge.config_check import load_seat
+    from edge.base.errors import ConfigError
+    from edge.shell.config import SeatConfig
+    from edge.shell.config_check import load_seat
 
     folder = Path(tempfile.mkdtemp(prefix="config-", dir=Path.cwd()))
     path = folder / "seatbox.toml"
@@ -447,8 +448,8 @@ def build_floor_consumer() -> Harness:
     # only StreamError.
     from datetime import UTC, datetime
 
-    from edge.consumer import StreamError, parse_event
-    from edge.floor import FloorModel, render
+    from edge.api.consumer import StreamError, parse_event
+    from floor.view import FloorModel, render
 
     leaves = ["event", "state", "info", "availability"]
     now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -512,16 +513,21 @@ TARGETS = {
             4096,
             build_ld2410_stream,
         ),
-        Target("mqtt-commands", "edge.commands.parse(name, payload)", 4096, build_mqtt_commands),
+        Target(
+            "mqtt-commands",
+            "edge.shell.mqtt.commands.parse(name, payload)",
+            4096,
+            build_mqtt_commands,
+        ),
         Target(
             "seat-config",
-            "edge.config_check.load_seat on a file (check and run)",
+            "edge.shell.config_check.load_seat on a file (check and run)",
             8192,
             build_seat_config,
         ),
         Target(
             "floor-consumer",
-            "edge.floor.FloorModel.apply + render, edge.consumer parsers",
+            "floor.view.FloorModel.apply + render, edge.api.consumer parsers",
             4096,
             build_floor_consumer,
         ),

@@ -27,9 +27,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from machine import describe  # noqa: E402  (bench/machine.py)
 from support import Mosquitto, free_port, wait_until  # noqa: E402
 
-from edge.config import BrokerSection  # noqa: E402
-from edge.mqtt_connect import make_client  # noqa: E402
-from edge.outbox import Outbox, OutboxPump  # noqa: E402
+from edge.api.broker import BrokerSection, make_client  # noqa: E402
+from edge.shell.outbox.store import Outbox, OutboxPump  # noqa: E402
 
 TOPIC = "seatbox/v1/bench/s01/event"
 SEAT_INPUT_SPACING_S = 0.010
@@ -143,10 +142,10 @@ def latency(port: int, workdir: Path, events: int) -> dict[str, float]:
 def seat_latency(port: int, workdir: Path, events: int) -> dict[str, float]:
     """The whole seat path: `Runtime.sink(input)` -> core -> outbox (fsync) -> pump -> paho ->
     Mosquitto -> subscriber. `cmd/identify` is the input: it makes exactly one event."""
-    from edge.clock import Clock
-    from edge.config import CallSection, SeatConfig, SeatSection, load_profile
-    from edge.inputs import Identify
-    from edge.runtime import Devices, Runtime
+    from edge.core.clock import Clock
+    from edge.core.inputs import Identify
+    from edge.shell.config import CallSection, SeatConfig, SeatSection, load_profile
+    from edge.shell.runtime import Devices, Runtime
 
     url = f"mqtt://127.0.0.1:{port}"
     config = SeatConfig(

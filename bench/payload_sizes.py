@@ -1,7 +1,7 @@
 """The largest payloads a seat publishes, for the site broker's `max_packet_size`: every
 scenario played in process (each distinct `state`, every event, `info`), the doctor checks of
 the example config, and a worst case built from the schema's limits. Sizes are the bytes on the
-wire (compact UTF-8 JSON, as `edge.mqtt.dumps` writes them) plus the topic.
+wire (compact UTF-8 JSON, as `edge.shell.mqtt.link.dumps` writes them) plus the topic.
 
 Run: .venv/bin/python bench/payload_sizes.py
 """
@@ -18,11 +18,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge import sim  # noqa: E402
-from edge.clock import Instant  # noqa: E402
-from edge.mqtt import dumps  # noqa: E402
-from edge.scenario import load_scenario  # noqa: E402
-from edge.snapshot import snapshot  # noqa: E402
+from edge.core.clock import Instant  # noqa: E402
+from edge.core.snapshot import snapshot  # noqa: E402
+from edge.shell.mqtt.link import dumps  # noqa: E402
+from edge.sim import build as sim  # noqa: E402
+from edge.sim.scenario import load_scenario  # noqa: E402
 
 SCENARIOS = REPO / "config" / "scenarios"
 # MQTT PUBLISH overhead: fixed header (<= 5), topic length (2), packet id (2).

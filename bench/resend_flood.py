@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from support import mosquitto, wait_until  # noqa: E402
 from test_link_faults import BASE, Floor, SeatProcess  # noqa: E402
 
-from edge.outbox import Outbox  # noqa: E402
+from edge.shell.outbox.store import Outbox  # noqa: E402
 
 HELD = 20_000
 

@@ -50,7 +50,7 @@ PLAYBACK_VOLUMES = (
     "Master Playback Volume",
 )
 DB_MUTE = -9999999  # SND_CTL_TLV_DB_GAIN_MUTE, centi-dB
-# The seat keeps the values to put back in <state_dir>/RESTORE_FILE_NAME (edge/app.py).
+# The seat keeps the values to put back in <state_dir>/RESTORE_FILE_NAME (edge/shell/wiring.py).
 RESTORE_FILE_NAME = "mixer-restore.json"
 
 

@@ -21,17 +21,16 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from support import Mosquitto, free_port
 
-from edge.commands import CommandError, parse
-from edge.config import BrokerSection
-from edge.consumer import (
+from edge.api.broker import BrokerSection, make_client
+from edge.api.consumer import (
     StreamTracker,
     Verdict,
     parse_event,
     parse_topic,
     seat_topic,
 )
-from edge.mqtt_connect import make_client
-from edge.outbox import Outbox, OutboxPump
+from edge.shell.mqtt.commands import CommandError, parse
+from edge.shell.outbox.store import Outbox, OutboxPump
 
 SITE = "hq"
 

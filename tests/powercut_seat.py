@@ -3,7 +3,7 @@
 
 Prints `COMMIT <boot_id> <seq>` after each `add_event` returns (the event is durable then), so
 the host knows what was committed when it pulls the plug. Only the standard library, paho
-and edge.outbox are imported: the guest is slow (software emulation), scipy would take 80 s.
+and edge.shell.outbox.store are imported: the guest is slow (software emulation), scipy would take 80 s.
 The host imports `event_for` to check that every delivered event is one this program wrote.
 """
 
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--drain", action="store_true", help="then wait until all acked")
     args = parser.parse_args(argv)
 
-    from edge.outbox import Outbox, OutboxPump
+    from edge.shell.outbox.store import Outbox, OutboxPump
 
     db = args.state / "outbox.sqlite"
     if db.exists():

@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from powercut_seat import TOPIC, event_for
 from support import wait_until
 
-from edge.outbox import iso_utc
+from edge.shell.outbox.store import iso_utc
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = GuestSpec(
@@ -128,14 +128,14 @@ class Figures:
 
 
 def guest_files() -> dict[str, bytes]:
-    """The seat program, edge.outbox and paho, laid over the image at each boot."""
+    """The seat program, edge.shell.outbox.store and paho, laid over the image at each boot."""
     import paho
 
     return python_sources(
         {
             "/opt/seat/powercut_seat.py": Path(__file__).with_name("powercut_seat.py"),
             "/opt/seat/edge/__init__.py": REPO / "edge" / "__init__.py",
-            "/opt/seat/edge/outbox.py": REPO / "edge" / "outbox.py",
+            "/opt/seat/edge/shell/outbox/store.py": REPO / "edge" / "outbox.py",
             "/opt/seat/paho": Path(paho.__path__[0]),
         }
     )

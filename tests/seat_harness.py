@@ -10,12 +10,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.clock import Instant
-from edge.config import Profile, load_profile, profile_from_dict
-from edge.effects import Effect, Event
-from edge.inputs import Input, Tick
-from edge.seat import new_seat, next_deadline, step
-from edge.state import SeatState
+from edge.core.clock import Instant
+from edge.core.effects import Effect, Event
+from edge.core.inputs import Input, Tick
+from edge.core.profile import Profile
+from edge.core.profile_schema import profile_from_dict
+from edge.core.seat import new_seat, next_deadline, step
+from edge.core.state import SeatState
+from edge.shell.config import load_profile
 
 TZ = ZoneInfo("Asia/Shanghai")
 MONDAY_0844 = datetime(2026, 11, 23, 8, 44, tzinfo=TZ)

@@ -34,9 +34,9 @@ from support import Mosquitto, wait_until
 from drivers.wavfile import read_audio
 from dsp.meter import ChannelMeter, to_int16
 from dsp.types import ChannelLevels
-from edge import sim
-from edge.config import load_profile
-from edge.scenario import load_scenario
+from edge.shell.config import load_profile
+from edge.sim import build as sim
+from edge.sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "config" / "scenarios"

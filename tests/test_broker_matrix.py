@@ -15,8 +15,8 @@ from support import mosquitto, wait_until
 from test_e2e_mqtt import REPO, SCENARIOS, seatbox_command
 from test_e2e_mqtt import Subscriber as SeatSubscriber
 
-from edge.broker_check import BrokerConnectError, connect_and_wait
-from edge.config import BrokerSection
+from edge.api.broker import BrokerSection
+from edge.ops.broker_check import BrokerConnectError, connect_and_wait
 
 BROKERS = ["mosquitto", "nats", "rabbitmq"]
 

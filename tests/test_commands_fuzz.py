@@ -1,4 +1,4 @@
-"""Property tests of `edge.commands.parse`, the parser of everything arriving on `cmd/<name>`:
+"""Property tests of `edge.shell.mqtt.commands.parse`, the parser of everything arriving on `cmd/<name>`:
 any bytes, any JSON, lone surrogates and deep nesting give a Command or a CommandError, never
 another exception, and quickly. A short budget here; bench/fuzz.py runs the long one.
 """
@@ -12,7 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.commands import (
+from edge.core.inputs import CALL_ACTIONS, CtiCommand
+from edge.shell.mqtt.commands import (
     BOOT_ID,
     COMMANDS,
     MAX_DEPTH,
@@ -24,7 +25,6 @@ from edge.commands import (
     nested_deeper,
     parse,
 )
-from edge.inputs import CALL_ACTIONS, CtiCommand
 
 # A parse takes under 2 ms; the deadline leaves room for a busy 2-core machine.
 FAST = settings(max_examples=300, deadline=1000, suppress_health_check=[HealthCheck.too_slow])

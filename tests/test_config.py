@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, config_digest, load_config, load_profile, profile_from_dict
+from edge.base.errors import ConfigError
+from edge.core.profile_schema import profile_from_dict
+from edge.shell.config import config_digest, load_config, load_profile
 
 REPO = Path(__file__).parent.parent
 SEATBOX = [sys.executable, "-m", "edge.cli"]

@@ -14,9 +14,11 @@ import tomli_w
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from edge.config import ConfigError, SeatConfig, load_profile, parse_url
-from edge.config_check import load_seat
-from edge.profile_schema import SECTIONS
+from edge.api.broker import parse_url
+from edge.base.errors import ConfigError
+from edge.core.profile_schema import SECTIONS
+from edge.shell.config import SeatConfig, load_profile
+from edge.shell.config_check import load_seat
 
 BUDGET = settings(
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True

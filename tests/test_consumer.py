@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge import sim, topics
-from edge.consumer import (
+from edge.api import topics
+from edge.api.consumer import (
     MAX_REQUESTS_PER_GAP,
     StreamError,
     StreamEvent,
@@ -21,9 +21,10 @@ from edge.consumer import (
     parse_topic,
     seat_topic,
 )
-from edge.mqtt import dumps
-from edge.scenario import load_scenario
-from edge.snapshot import snapshot
+from edge.core.snapshot import snapshot
+from edge.shell.mqtt.link import dumps
+from edge.sim import build as sim
+from edge.sim.scenario import load_scenario
 
 
 def ev(seq: int, boot: str = "1-aa", kind: str = "hold.long", **data: object) -> StreamEvent:

@@ -20,12 +20,12 @@ from seat_harness import TZ, Harness
 
 from drivers.hid.events import HeadsetInfo, HeadsetPlugged
 from drivers.radar import RadarReport
-from edge import sim
-from edge.day_store import FILE_NAME, DayStore, tallies
-from edge.inputs import RestoreDay, decode, encode
-from edge.runtime import Runtime
-from edge.scenario import load_scenario
-from edge.snapshot import snapshot
+from edge.core.inputs import RestoreDay, decode, encode
+from edge.core.snapshot import snapshot
+from edge.shell.day_store import FILE_NAME, DayStore, tallies
+from edge.shell.runtime import Runtime
+from edge.sim import build as sim
+from edge.sim.scenario import load_scenario
 
 DAY = "2026-11-23"
 SITE, SEAT = "lab", "S-day"
@@ -157,7 +157,7 @@ def test_a_malformed_tally_is_named_and_only_that_norm_starts_afresh(
     data = json.loads((tmp_path / FILE_NAME).read_text())
     data["norms"].update(change)
     (tmp_path / FILE_NAME).write_text(json.dumps(data))
-    caplog.set_level(logging.WARNING, logger="edge.day_store")
+    caplog.set_level(logging.WARNING, logger="edge.shell.day_store")
     restore = DayStore(tmp_path, SITE, SEAT).load(DAY)
     assert logged in caplog.text and str(tmp_path / FILE_NAME) in caplog.text
     assert restore is not None
@@ -169,7 +169,7 @@ def test_a_file_of_another_seat_is_ignored_and_named(
 ) -> None:
     h = morning()
     DayStore(tmp_path, SITE, "S-other").save(h.state, h.instant(5400.0))
-    caplog.set_level(logging.WARNING, logger="edge.day_store")
+    caplog.set_level(logging.WARNING, logger="edge.shell.day_store")
     assert DayStore(tmp_path, SITE, SEAT).load(DAY) is None
     assert "ignored: the day's tallies of seat lab/S-other, expected seat lab/S-day" in caplog.text
 

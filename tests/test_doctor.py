@@ -25,8 +25,7 @@ from support import Mosquitto
 
 from drivers.ld2410 import CMD_ENABLE_CONFIG, CMD_END_CONFIG, CMD_READ_FIRMWARE, open_serial
 from drivers.ld2410_emulator import open_pty
-from edge.config import SeatConfig, load_config
-from edge.doctor import (
+from edge.ops.doctor import (
     CHECK_NAMES,
     OUTBOX_BACKLOG_WARN_S,
     Check,
@@ -44,7 +43,8 @@ from edge.doctor import (
     read_outbox,
     run_checks,
 )
-from edge.outbox import Outbox
+from edge.shell.config import SeatConfig, load_config
+from edge.shell.outbox.store import Outbox
 
 DATA = Path(__file__).parent / "data" / "ops"
 SEATBOX = str(Path(sys.executable).parent / "seatbox")
@@ -406,7 +406,7 @@ def test_microphone_silent_is_a_warning_and_a_capture_failure_a_fail(tmp_path: P
 def test_audio_check_lists_the_capture_devices_when_the_configured_one_is_missing(
     tmp_path: Path,
 ) -> None:
-    from edge.doctor import check_audio
+    from edge.ops.doctor import check_audio
 
     config_path = provision(tmp_path)
     text = config_path.read_text().replace(
@@ -423,7 +423,7 @@ def test_audio_check_lists_the_capture_devices_when_the_configured_one_is_missin
     assert check_audio(config, Host(audio_devices=lambda: devices)).status == "OK"
 
 
-# --- outbox: real databases written by edge.outbox.Outbox -----------------------------------
+# --- outbox: real databases written by edge.shell.outbox.store.Outbox -----------------------------------
 
 T0 = 1_790_000_000.0  # the wall clock the outboxes below store their events at
 

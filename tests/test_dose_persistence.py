@@ -27,15 +27,15 @@ from support import mosquitto, wait_until
 from drivers.audio import AudioLevels
 from dsp.exposure import P0_SQ_PA2
 from dsp.types import ChannelLevels
-from edge import sim
-from edge.dose_store import FILE_NAME, DoseStore
-from edge.effects import Event, SetRxCap
-from edge.inputs import RestoreDose, decode, encode
-from edge.runtime import Runtime
-from edge.scenario import load_scenario
-from edge.seat import step
-from edge.snapshot import snapshot
-from edge.tape import Recorder, load_tape, replay
+from edge.core.effects import Event, SetRxCap
+from edge.core.inputs import RestoreDose, decode, encode
+from edge.core.seat import step
+from edge.core.snapshot import snapshot
+from edge.shell.dose_store import FILE_NAME, DoseStore
+from edge.shell.runtime import Runtime
+from edge.shell.tape import Recorder, load_tape, replay
+from edge.sim import build as sim
+from edge.sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = MONDAY_0844.date().isoformat()  # 2026-11-23, Asia/Shanghai
@@ -236,7 +236,7 @@ def test_a_dose_file_of_yesterday_is_ignored_with_a_log_line(
     seat_run(loud, nine, tmp_path).run()
     assert json.loads((tmp_path / FILE_NAME).read_text())["day"] == "2026-11-23"
 
-    caplog.set_level(logging.INFO, logger="edge.dose_store")
+    caplog.set_level(logging.INFO, logger="edge.shell.dose_store")
     tuesday = seat_run(loud, nine + timedelta(days=1), tmp_path)
     assert published_hearing(tuesday) == {"lex_8h_dba": None, "dose_pct": 0.0}
     assert (
@@ -269,7 +269,7 @@ def test_a_bad_dose_file_is_ignored_and_named_and_the_seat_runs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str, logged: str
 ) -> None:
     (tmp_path / FILE_NAME).write_text(content)
-    caplog.set_level(logging.WARNING, logger="edge.dose_store")
+    caplog.set_level(logging.WARNING, logger="edge.shell.dose_store")
     runtime = seat_run(
         scenario_file(tmp_path, "loud", -20.0, 2), datetime(2026, 11, 23, 9, 0, tzinfo=TZ), tmp_path
     )
@@ -293,7 +293,7 @@ def test_saving_is_atomic_and_a_failure_is_logged_once(
 
     blocked = DoseStore(tmp_path / "a-file" / "state", "lab", "S-dose", save_every=60.0)
     (tmp_path / "a-file").write_text("not a directory")
-    caplog.set_level(logging.ERROR, logger="edge.dose_store")
+    caplog.set_level(logging.ERROR, logger="edge.shell.dose_store")
     loud_for(h, 60.0, 20)
     assert not blocked.save(h.state.norms["hearing"], h.instant(80.0))
     loud_for(h, 80.0, 20)

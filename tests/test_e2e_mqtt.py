@@ -22,7 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from schema_support import errors, validate
 from support import Mosquitto, wait_until
 
-from edge.config import load_profile
+from edge.shell.config import load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "config" / "scenarios"

@@ -17,7 +17,7 @@ from rich.console import Console
 from schema_support import validate
 from support import Mosquitto
 
-from edge.floor import FloorModel, render
+from floor.view import FloorModel, render
 
 SITE = "hq"
 

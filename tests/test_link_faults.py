@@ -22,11 +22,12 @@ from support import mosquitto, wait_until
 from test_e2e_mqtt import REPO, seatbox_command
 from test_notify import NotifySocket
 
-from edge.clock import Clock
-from edge.commands import Command
-from edge.config import (
+from edge.api.broker import BrokerSection
+from edge.core.clock import Clock
+from edge.core.effects import Event
+from edge.core.inputs import Tick
+from edge.shell.config import (
     AudioSection,
-    BrokerSection,
     CallSection,
     HeadsetSection,
     RadarSection,
@@ -35,12 +36,11 @@ from edge.config import (
     StorageSection,
     load_profile,
 )
-from edge.effects import Event
-from edge.inputs import Tick
-from edge.mqtt import SeatLink
-from edge.notify import CoreWatchdog, Notifier
-from edge.outbox import EventDataError, Outbox
-from edge.runtime import Devices, Runtime
+from edge.shell.mqtt.commands import Command
+from edge.shell.mqtt.link import SeatLink
+from edge.shell.notify import CoreWatchdog, Notifier
+from edge.shell.outbox.store import EventDataError, Outbox
+from edge.shell.runtime import Devices, Runtime
 
 SITE, SEAT = "hq", "s01"
 BASE = f"seatbox/v1/{SITE}/{SEAT}"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 SCRIPT = """
 import logging, sys
-from edge.logs import setup_logging, bind_seat
+from edge.shell.logs import setup_logging, bind_seat
 setup_logging("INFO", sys.argv[1])
 logging.getLogger("edge.test").info("before config")
 bind_seat("hq", "A-12")

@@ -15,12 +15,12 @@ import pytest
 from jsonschema import Draft202012Validator
 from schema_support import SCHEMAS, errors, schema, validate
 
-from edge import sim
-from edge.clock import Instant
-from edge.effects import Levels
-from edge.mqtt import event_payload
-from edge.scenario import load_scenario
-from edge.snapshot import key, snapshot
+from edge.core.clock import Instant
+from edge.core.effects import Levels
+from edge.core.snapshot import key, snapshot
+from edge.shell.mqtt.link import event_payload
+from edge.sim import build as sim
+from edge.sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 EDGE = REPO / "edge"
@@ -188,7 +188,7 @@ def test_other_schemas_catch_a_wrong_field(played: dict[str, Any]) -> None:
 
 
 def test_event_payload_on_the_wire_is_the_envelope_of_the_schema(played: dict[str, Any]) -> None:
-    from edge.effects import Event
+    from edge.core.effects import Event
 
     wire = event_payload(
         "12-89abcdef", Event(seq=0, ts="2026-11-23T08:44:00.000Z", type="seat.identify")

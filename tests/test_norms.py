@@ -10,8 +10,8 @@ from drivers.hid.events import Flash, HeadsetInfo, HeadsetPlugged, HookSwitch, P
 from drivers.host import HostLeds
 from drivers.radar import RadarReport
 from dsp.types import ChannelLevels
-from edge.effects import Event, ScreenLock, SetLeds, SetMicMute, SetRxCap
-from edge.inputs import CtiCommand
+from edge.core.effects import Event, ScreenLock, SetLeds, SetMicMute, SetRxCap
+from edge.core.inputs import CtiCommand
 
 PERIOD = 0.1
 
@@ -276,7 +276,7 @@ def test_receive_peak_over_limit_caps_the_receive_gain() -> None:
 
 
 def test_daily_dose_4h_at_83dba_reaches_the_80dba_limit() -> None:
-    from edge.norms.hearing import dose_pct, lex_8h
+    from edge.core.norms.hearing import dose_pct, lex_8h
 
     # 4 h at 85 dB(A) is L_EX,8h 82.0 dB(A) (energy halves with half the time: -3.01 dB).
     energy = 10 ** (85 / 10) * 4 * 3600

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.notify import CoreWatchdog, Notifier, WatchdogTicker, watchdog_interval
+from edge.shell.notify import CoreWatchdog, Notifier, WatchdogTicker, watchdog_interval
 
 
 class NotifySocket:

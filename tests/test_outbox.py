@@ -15,7 +15,7 @@ import pytest
 from disk_support import fill, garble_data_pages, small_tmpfs
 from schema_support import validate
 
-from edge.outbox import (
+from edge.shell.outbox.store import (
     LOSS_TYPE,
     RETRY_S,
     Outbox,
@@ -309,7 +309,7 @@ def test_iso_utc_has_milliseconds_and_z() -> None:
 
 WRITER = """
 import sys
-from edge.outbox import Outbox
+from edge.shell.outbox.store import Outbox
 box = Outbox(sys.argv[1], "seatbox/v1/hq/s01/event")
 print(box.boot_id, flush=True)
 n = 0

@@ -22,7 +22,7 @@ from outbox_support import (
 )
 from support import Mosquitto, free_port, wait_until
 
-from edge.outbox import ResendResult, SeqRange
+from edge.shell.outbox.store import ResendResult, SeqRange
 
 REPO = Path(__file__).parent.parent
 

@@ -11,7 +11,7 @@ from drivers.audio import AudioLevels
 from drivers.hid.events import HeadsetInfo, HeadsetPlugged, HookSwitch
 from drivers.radar import RadarReport, RadarStatus
 from dsp.types import ChannelLevels
-from edge.effects import Event
+from edge.core.effects import Event
 
 PERIOD = 0.1
 HEADSET = HeadsetPlugged(HeadsetInfo(product="Test", model="virtual"))

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge.effects import Event
-from edge.tape import load_tape, replay
+from edge.core.effects import Event
+from edge.shell.tape import load_tape, replay
 
 REPO = Path(__file__).parent.parent
 

@@ -23,8 +23,9 @@ from support import wait_until
 
 from drivers.hid.hidraw import HidrawHeadset
 from drivers.hid.protocol import ProtocolSettings
-from edge.clock import Clock
-from edge.config import (
+from edge.core.clock import Clock
+from edge.core.inputs import CtiCommand, Tick
+from edge.shell.config import (
     AudioSection,
     HeadsetSection,
     RadarSection,
@@ -32,8 +33,7 @@ from edge.config import (
     SeatSection,
     load_profile,
 )
-from edge.inputs import CtiCommand, Tick
-from edge.runtime import Devices, Runtime
+from edge.shell.runtime import Devices, Runtime
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from support import free_port, mosquitto, wait_until
 
-from edge.config import BrokerSection, SeatConfig, SeatSection
-from edge.effects import Event
-from edge.mqtt import SeatLink
+from edge.api.broker import BrokerSection
+from edge.core.effects import Event
+from edge.shell.config import SeatConfig, SeatSection
+from edge.shell.mqtt.link import SeatLink
 
 
 def test_messages_published_before_the_broker_is_up_are_delivered_once_it_is(

@@ -2,7 +2,7 @@
 starts, a garbled outbox file, and a really full file system (a small tmpfs filled to the brim).
 
 Real parts: `seatbox run` (looping short calls into its outbox), a real Mosquitto, a consumer
-built on edge.consumer; the full disk is a real tmpfs mount (root only, skipped otherwise).
+built on edge.api.consumer; the full disk is a real tmpfs mount (root only, skipped otherwise).
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ from schema_support import validate
 from support import Mosquitto, wait_until
 from test_seat_faults import SeatProcess
 
+from edge.api.broker import BrokerSection, make_client
 from edge.cli.seat_cmd import READY_BROKER_WAIT_S
-from edge.config import BrokerSection
-from edge.mqtt_connect import make_client
-from edge.outbox import Outbox
+from edge.shell.outbox.store import Outbox
 
 
 @pytest.fixture

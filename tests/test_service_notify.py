@@ -28,7 +28,7 @@ def has_run_command() -> bool:
 
 
 pytestmark = pytest.mark.skipif(
-    not has_run_command(), reason="`seatbox run` (edge/runtime.py) is not in this tree yet"
+    not has_run_command(), reason="`seatbox run` (edge/shell/runtime.py) is not in this tree yet"
 )
 
 

@@ -20,8 +20,8 @@ from outbox_support import broker_workdir
 from support import Mosquitto, free_port, wait_until
 from tls_support import CertificateAuthority, Issued
 
-from edge.broker_check import BrokerConnectError, connect_and_wait
-from edge.config import BrokerSection
+from edge.api.broker import BrokerSection
+from edge.ops.broker_check import BrokerConnectError, connect_and_wait
 
 REPO = Path(__file__).parent.parent
 SHIPPED = REPO / "config" / "mosquitto"

@@ -51,12 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from edge.logs import setup_logging
+    from edge.shell.logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)
     from pydantic import ValidationError
 
-    from edge.config import ConfigError, format_validation_error
+    from edge.base.errors import ConfigError
+    from edge.base.schema import format_validation_error
 
     try:
         code: int = args.func(args)

@@ -1,6 +1,6 @@
 """`seatbox config check FILE` and `seatbox config show FILE`.
 
-check runs exactly the validation `seatbox run` runs (`edge.app.load_seat`): 0 when valid, 2 with
+check runs exactly the validation `seatbox run` runs (`edge.shell.wiring.load_seat`): 0 when valid, 2 with
 one line per problem naming file, key and expectation when not.
 """
 
@@ -11,8 +11,9 @@ import json
 import sys
 from typing import Any
 
+from edge.base.errors import ConfigError
 from edge.cli import EXIT_OK, EXIT_USAGE
-from edge.config import ConfigError, config_digest, config_profile, load_config, masked
+from edge.shell.config import config_digest, config_profile, load_config, masked
 
 
 def register(sub: Any) -> None:
@@ -32,7 +33,7 @@ def register(sub: Any) -> None:
 
 
 def check_cmd(args: argparse.Namespace) -> int:
-    from edge.config_check import load_seat
+    from edge.shell.config_check import load_seat
 
     try:
         setup = load_seat(args.file)

@@ -10,8 +10,8 @@ import json
 from typing import Any
 
 from edge.cli import EXIT_FAIL, EXIT_OK
-from edge.doctor import Host, checks_json, run_checks, worst
-from edge.provision import DEFAULT_OUTPUT
+from edge.ops.doctor import Host, checks_json, run_checks, worst
+from edge.ops.provision import DEFAULT_OUTPUT
 
 MARK = {"OK": "OK  ", "WARN": "WARN", "FAIL": "FAIL"}
 

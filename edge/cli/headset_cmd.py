@@ -208,7 +208,8 @@ def watch_cmd(args: argparse.Namespace) -> int:
     settings = ProtocolSettings()
     read_timeout, reconnect_max = 0.2, 10.0
     if args.config:
-        from edge.config import ConfigError, load_config
+        from edge.base.errors import ConfigError
+        from edge.shell.config import load_config
 
         try:
             section = load_config(args.config).headset

@@ -1,6 +1,6 @@
 """`seatbox install [--root DIR] [--no-venv]` and `seatbox uninstall [--root DIR]`.
 
-Thin wrappers over edge.install, which `make install` also runs with the system python.
+Thin wrappers over edge.ops.install, which `make install` also runs with the system python.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edge import install
+from edge.ops import install
 
 
 def register(sub: Any) -> None:

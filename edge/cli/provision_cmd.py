@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from edge.base.errors import ConfigError
 from edge.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from edge.config import ConfigError, SeatConfig
-from edge.provision import (
+from edge.ops.provision import (
     CHECK_TIMEOUT_S,
     CSV_OPTIONAL,
     CSV_REQUIRED,
@@ -28,6 +28,7 @@ from edge.provision import (
     seat_output,
     write_config,
 )
+from edge.shell.config import SeatConfig
 
 # Checks of many seats run side by side; a handful keeps a site broker comfortable.
 PARALLEL_CHECKS = 8

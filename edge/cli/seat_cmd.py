@@ -17,9 +17,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
+from edge.api.broker import BrokerSection
+from edge.base.errors import ConfigError
 from edge.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from edge.config import BrokerSection, ConfigError, load_config, load_profile
-from edge.notify import CoreWatchdog, Notifier, WatchdogTicker, watchdog_interval
+from edge.shell.config import load_config, load_profile
+from edge.shell.notify import CoreWatchdog, Notifier, WatchdogTicker, watchdog_interval
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def register(sub: Any) -> None:
 
 def _broker_arg_error(url: str | None) -> str | None:
     """What is wrong with a --broker URL (never repeating a password in it), or None."""
-    from edge.config import parse_url
+    from edge.api.broker import parse_url
 
     if url is None or url == "embedded":
         return None
@@ -94,7 +96,7 @@ def _stop_on_signals(stop: Any) -> None:
 
 
 def run_cmd(args: argparse.Namespace) -> int:
-    from edge.config_check import load_seat
+    from edge.shell.config_check import load_seat
 
     try:
         # The same validation as `seatbox config check`, before the device and signal
@@ -104,9 +106,10 @@ def run_cmd(args: argparse.Namespace) -> int:
         print(f"seatbox run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     config, profile = setup.config, setup.profile
-    from edge import app, sim
-    from edge.runtime import Runtime
-    from edge.scenario import load_scenario
+    from edge.shell import wiring as app
+    from edge.shell.runtime import Runtime
+    from edge.sim import build as sim
+    from edge.sim.scenario import load_scenario
 
     try:
         devices = app.build_devices(config)
@@ -115,8 +118,8 @@ def run_cmd(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"seatbox run: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAIL
-    from edge.doctor import broker_check, checks_json, run_checks_for
-    from edge.logs import bind_seat
+    from edge.ops.doctor import broker_check, checks_json, run_checks_for
+    from edge.shell.logs import bind_seat
 
     bind_seat(config.seat.site, config.seat.id)
     # The doctor's checks at start (before the devices are opened), published in `info`. The
@@ -143,8 +146,8 @@ def run_cmd(args: argparse.Namespace) -> int:
         runtime.checks = [*checks_json([broker_check(config)])["checks"], *checks]
         runtime.publish_info()
 
-    from edge.day_store import DayStore
-    from edge.dose_store import DoseStore
+    from edge.shell.day_store import DayStore
+    from edge.shell.dose_store import DoseStore
 
     # Today's hearing dose, arrival and counts survive a restart of the service.
     DoseStore.for_config(config).attach(runtime)
@@ -210,9 +213,9 @@ def _open_out(stack: ExitStack, target: str | None) -> IO[str] | None:
 
 
 def simulate_cmd(args: argparse.Namespace) -> int:
-    from edge import sim
-    from edge.embedded import EmbeddedBroker
-    from edge.scenario import load_scenario
+    from edge.shell.mqtt.embedded import EmbeddedBroker
+    from edge.sim import build as sim
+    from edge.sim.scenario import load_scenario
 
     problem = _broker_arg_error(args.broker)
     if problem:
@@ -265,8 +268,8 @@ def simulate_cmd(args: argparse.Namespace) -> int:
 
 
 def replay_cmd(args: argparse.Namespace) -> int:
-    from edge.inputs import encode
-    from edge.tape import load_tape, replay
+    from edge.core.inputs import encode
+    from edge.shell.tape import load_tape, replay
 
     try:
         tape = load_tape(args.tape)
@@ -297,7 +300,7 @@ def replay_cmd(args: argparse.Namespace) -> int:
 
 
 def demo_cmd(args: argparse.Namespace) -> int:
-    from edge.demo import run_demo
+    from edge.sim.demo import run_demo
 
     if args.seats < 1:
         print("--seats: expected at least 1", file=sys.stderr)
@@ -317,7 +320,7 @@ def demo_cmd(args: argparse.Namespace) -> int:
 
 
 def floor_cmd(args: argparse.Namespace) -> int:
-    from edge.floor import FloorView
+    from floor.view import FloorView
 
     broker = BrokerSection()
     site = args.site

@@ -1,0 +1,519 @@
+"""The imperative shell: one queue of stamped inputs, one core thread, effects carried out.
+
+Drivers (real or virtual) feed the queue through `sink`; timers (scenario steps, virtual audio
+periods, identify blinks) and the core's deadlines run on the same loop, in real or simulated time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import logging
+import queue
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+from drivers.audio import Audio
+from drivers.hid import Headset
+from drivers.host import CallHost
+from drivers.radar import Radar
+from edge import __version__
+from edge.api.topics import Topics
+from edge.core.clock import Clock, Instant
+from edge.core.effects import (
+    Effect,
+    Event,
+    IdentifyHeadset,
+    Levels,
+    Reply,
+    ScreenLock,
+    SetLeds,
+    SetMicMute,
+    SetRxCap,
+)
+from edge.core.inputs import Input, Tick
+from edge.core.profile import Profile
+from edge.core.seat import leds_for, new_seat, next_deadline, step
+from edge.core.snapshot import key, snapshot
+from edge.shell.config import SeatConfig, config_digest
+from edge.shell.mqtt.commands import Command
+from edge.shell.mqtt.link import SeatLink, event_payload
+from edge.shell.outbox.store import Outbox, OutboxError, OutboxHealth, ResendResult, new_boot_id
+from edge.shell.tape import Recorder
+
+log = logging.getLogger(__name__)
+
+# Blink period of `cmd/identify` on the headset's Ring LED.
+IDENTIFY_BLINK_S = 0.5
+# A real seat also ticks now and then, so wall-clock steps (NTP) reach the shift logic.
+HEARTBEAT_S = 10.0
+# How often the core thread looks whether paho's network thread is still running.
+LINK_CHECK_S = 1.0
+
+
+def resend_reply(request_id: str, result: ResendResult) -> dict[str, Any]:
+    """The `cmd/resend/reply` payload for a looked-up resend."""
+    if result.refused:
+        return {"id": request_id, "ok": False, "error": f"resend: {result.refused}"}
+    missing = [
+        {"boot_id": r.boot_id, "from_seq": r.from_seq, "to_seq": r.to_seq} for r in result.missing
+    ]
+    return {"id": request_id, "ok": True, "data": {"queued": result.queued, "missing": missing}}
+
+
+@dataclass
+class Devices:
+    """The seat's devices; any may be None (a seat without a radar works without it)."""
+
+    headset: Headset | None = None
+    host: CallHost | None = None
+    radar: Radar | None = None
+    audio: Audio | None = None
+    extra: list[Any] = field(default_factory=list)  # other input sources (CTI twin, ...)
+
+    def all(self) -> list[Any]:
+        return [d for d in (self.headset, self.host, self.radar, self.audio, *self.extra) if d]
+
+
+def open_outbox(config: SeatConfig, state_dir: str) -> Outbox | None:
+    """The seat's outbox in `state_dir`. A damaged file is set aside and a new outbox started
+    (its first event, `outbox.reset`, says so); a full disk holds events in memory until it
+    takes them again. A seat whose outbox cannot be opened at all still runs (events then live
+    in memory only until published, and the error says so)."""
+    try:
+        return Outbox(
+            Path(state_dir) / "outbox.sqlite",
+            Topics(config.seat.site, config.seat.id).event,
+            budget_bytes=int(config.storage.outbox_budget_mb * 1024 * 1024),
+            keep_acked_s=config.storage.outbox_keep_acked,
+        )
+    except (OutboxError, OSError) as exc:
+        log.error("%s; events are kept in memory only until published", exc)
+        return None
+
+
+@dataclass(order=True)
+class _Timer:
+    at: float
+    order: int
+    callback: Callable[[], None] = field(compare=False)
+    every: float | None = field(default=None, compare=False)
+    first: float = field(default=0.0, compare=False)
+    count: int = field(default=0, compare=False)
+
+
+class Runtime:
+    """One seat: the core state, its inputs and the carrying-out of its effects."""
+
+    def __init__(
+        self,
+        config: SeatConfig,
+        profile: Profile,
+        devices: Devices,
+        clock: Clock,
+        *,
+        broker_url: str | None = None,
+        use_broker: bool = True,
+        events_out: IO[str] | None = None,
+        tape_path: str | None = None,
+        realtime: bool = True,
+        heartbeat: bool = True,
+        state_dir: str | None = None,
+    ) -> None:
+        self.config = config
+        self.profile = profile
+        self.devices = devices
+        self.clock = clock
+        self.realtime = realtime
+        self.site, self.seat = config.seat.site, config.seat.id
+        # Events are durable before they are published when the seat has a state directory.
+        self.outbox = open_outbox(config, state_dir) if use_broker and state_dir else None
+        self.boot_id = self.outbox.boot_id if self.outbox else new_boot_id()
+        self.queue: queue.Queue[tuple[Instant, Input]] = queue.Queue()
+        self._timers: list[_Timer] = []
+        self._order = itertools.count()
+        self._stopping = False
+        start = clock.now()
+        self.state = new_seat(profile, start)
+        # When the outbox last changed between ok / disk_full / disk_error (state `storage`).
+        self._storage_since = start
+        self.events_out = events_out
+        self.recorder = (
+            Recorder(tape_path, profile, self.site, self.seat, self.boot_id, start)
+            if tape_path
+            else None
+        )
+        self._state_key: Any = None
+        # The core thread publishes state on change, paho's thread on (re)birth: one at a time,
+        # each from the newest state, so an older snapshot never lands last in the retained slot.
+        self._state_lock = threading.Lock()
+        self.progress_hooks: list[Callable[[Instant], object]] = []
+        self.close_hooks: list[
+            Callable[[], object]
+        ] = []  # first thing at close (dose_store, day_store)
+        self.effects_seen: list[Effect] = []  # for tests and replay comparisons (bounded by caller)
+        self.keep_effects = False
+        self.checks: list[dict[str, str]] = []  # doctor's checks at start, for `info`
+        self._hung = False
+        self.link: SeatLink | None = None
+        if use_broker:
+            self.link = SeatLink(
+                config,
+                self.boot_id,
+                self._on_command,
+                self._on_connected,
+                url=broker_url,
+                outbox=self.outbox,
+            )
+            # A link whose network thread died is started again (it would stay offline).
+            self.every(LINK_CHECK_S, self._check_link)
+        if self.outbox is not None:
+            self.outbox.add_health_listener(self._on_storage)
+        if heartbeat:
+            self.every(HEARTBEAT_S, lambda: None)
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def sink(self, item: object) -> None:
+        """Drivers call this from any thread: the input is stamped now and queued."""
+        self.queue.put((self.clock.now(), item))  # type: ignore[arg-type]
+
+    def _on_command(self, command: Command) -> None:
+        """A valid command, on paho's network thread: hand it on, never work here."""
+        if command.name == "rebirth":
+            self._on_connected()
+            if self.link:
+                self.link.reply("rebirth", {"id": command.request_id, "ok": True})
+            return
+        if command.name == "resend":
+            self._resend(command)
+            return
+        if command.input is not None:
+            self.sink(command.input)
+
+    def _resend(self, command: Command) -> None:
+        """Answer a consumer's gap from the outbox: looked up on the pump's thread, which
+        replies how many are on their way and which are gone."""
+        link = self.link
+        assert link is not None
+        args = command.args or {}
+
+        def answer(result: ResendResult) -> None:
+            link.reply("resend", resend_reply(command.request_id, result))
+
+        refused = link.request_resend(args["boot_id"], args["from_seq"], args["to_seq"], answer)
+        if refused is not None:
+            link.reply(
+                "resend", {"id": command.request_id, "ok": False, "error": f"resend: {refused}"}
+            )
+
+    # --- timers --------------------------------------------------------------------------------
+
+    def at(self, mono: float, callback: Callable[[], None], every: float | None = None) -> None:
+        heapq.heappush(self._timers, _Timer(mono, next(self._order), callback, every, first=mono))
+
+    def every(
+        self, period: float, callback: Callable[[], None], first: float | None = None
+    ) -> None:
+        self.at(self.clock.now().mono + (period if first is None else first), callback, period)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.start_link()
+        self.start_devices()
+
+    def start_link(self) -> None:
+        if self.link:
+            self.link.start()
+
+    def start_devices(self) -> None:
+        for device in self.devices.all():
+            device.start(self.sink)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _check_link(self) -> None:
+        if self.link is not None:
+            self.link.supervise()
+
+    def link_problem(self) -> str | None:
+        """What keeps the seat off the broker for good (for the systemd watchdog), or None."""
+        return self.link.problem() if self.link is not None else None
+
+    def hang(self) -> None:
+        """Stop processing as a hung core would (SIGUSR2): the watchdog must notice."""
+        log.warning("core told to hang (SIGUSR2): the systemd watchdog should restart the service")
+        self._hung = True
+
+    def status_line(self) -> str:
+        f = self.state.facts
+        line = f"call {f.call.state}, {f.presence.state}, {'muted' if f.mute.muted else 'mic on'}"
+        line += f", {len(f.violations)} violation(s)" if f.violations else ""
+        if self.outbox is not None and self.outbox.degraded:
+            health = self.outbox.health()
+            trouble = "full" if health.state == "disk_full" else "failing"
+            line += f", disk {trouble}: {health.held} event(s) held in memory only"
+        if self.link is not None and not self.link.connected.is_set():
+            line += ", broker unreachable"
+        backlog = self.link.backlog() if self.link is not None else 0
+        return line + (f", {backlog} event(s) waiting to be sent" if backlog else "")
+
+    def close(self) -> None:
+        for hook in self.close_hooks:
+            try:
+                hook()
+            except Exception:  # a failing hook must not keep the devices open
+                log.exception("close hook failed")
+        for device in self.devices.all():
+            try:
+                device.stop()
+            except Exception as exc:  # a device failing to stop must not keep the seat up
+                log.warning("stopping %s: %s", type(device).__name__, exc)
+        if self.link:
+            self.link.stop()
+        if self.outbox:
+            self.outbox.close()
+        if self.recorder:
+            self.recorder.close()
+
+    def run(self, until: float | None = None) -> None:
+        """Process inputs, timers and deadlines until stopped or until mono time `until`."""
+        self.start()
+        try:
+            self.loop(until)
+        finally:
+            self.close()
+
+    def loop(self, until: float | None = None) -> None:
+        while True:
+            while self._hung and not self._stopping:
+                self.clock.sleep_until(self.clock.now().mono + 0.5)
+            now = self.clock.now()
+            if not self._stopping:
+                self._fire_timers(now)
+            if self._drain():
+                continue
+            # Inputs of an instant come first, then the deadlines due at that instant.
+            deadline = next_deadline(self.state, now)
+            if deadline is not None and now.mono >= deadline - 1e-9:
+                self.process(now, Tick())
+                continue
+            if self._stopping or (until is not None and now.mono >= until):
+                return
+            wake = min(
+                (
+                    t
+                    for t in (deadline, self._timers[0].at if self._timers else None, until)
+                    if t is not None
+                ),
+                default=None,
+            )
+            self._wait(now, wake)
+
+    def _wait(self, now: Instant, wake: float | None) -> None:
+        if self.realtime:
+            timeout = 0.5 if wake is None else max(0.0, min(wake - now.mono, 0.5))
+            try:
+                item = self.queue.get(timeout=timeout)
+            except queue.Empty:
+                return
+            self.process(*item)
+        elif wake is not None:
+            self.clock.sleep_until(wake)
+        else:
+            # Simulated time with nothing scheduled: only outside inputs can wake us.
+            try:
+                item = self.queue.get(timeout=0.5)
+            except queue.Empty:
+                return
+            self.process(*item)
+
+    def _fire_timers(self, now: Instant) -> None:
+        while self._timers and self._timers[0].at <= now.mono + 1e-9:
+            timer = heapq.heappop(self._timers)
+            if timer.every is not None:
+                # From the first time and a count, so a 0.1 s period does not drift over a day.
+                count = timer.count + 1
+                again = replace(
+                    timer,
+                    at=timer.first + count * timer.every,
+                    order=next(self._order),
+                    count=count,
+                )
+                heapq.heappush(self._timers, again)
+            timer.callback()
+
+    def _drain(self) -> bool:
+        handled = False
+        while True:
+            try:
+                at, item = self.queue.get_nowait()
+            except queue.Empty:
+                return handled
+            self.process(at, item)
+            handled = True
+
+    def process(self, at: Instant, inp: Input) -> list[Effect]:
+        """One input through the core, then its effects carried out (the core thread only)."""
+        self.state, effects = step(self.state, inp, at)
+        if self.recorder:
+            self.recorder.record(at, inp, effects)
+        for effect in effects:
+            try:
+                self._execute(effect)
+            except Exception:  # a failing device write must not stop the seat
+                log.exception("carrying out %s failed", type(effect).__name__)
+        if self.keep_effects:
+            self.effects_seen.extend(effects)
+        self._publish_state(at)
+        for hook in self.progress_hooks:
+            hook(at)
+        return effects
+
+    # --- effects -------------------------------------------------------------------------------
+
+    def _execute(self, effect: Effect) -> None:
+        d = self.devices
+        match effect:
+            case SetLeds(leds=leds):
+                if d.headset:
+                    d.headset.write_leds(leds)
+            case SetMicMute(muted=muted):
+                if d.audio:
+                    d.audio.set_mic_mute(muted)
+            case SetRxCap(max_gain_db=cap):
+                if d.audio:
+                    d.audio.set_rx_cap(cap)
+            case Event():
+                self._emit(effect)
+            case Levels():
+                if self.link:
+                    self.link.publish_levels(effect)
+            case Reply(name=name, request_id=request_id, ok=ok, error=error, data=data):
+                if self.link:
+                    payload: dict[str, Any] = {
+                        "id": request_id,
+                        "ok": ok,
+                        **({"error": error} if error else {}),
+                    }
+                    if data:
+                        payload["data"] = data
+                    self.link.reply(name, payload)
+            case ScreenLock(reason=reason):
+                self._screen_lock(reason)
+            case IdentifyHeadset(seconds=seconds):
+                self._identify(seconds)
+
+    def _emit(self, event: Event) -> None:
+        # With an outbox the event is numbered and on disk before anything else sees it.
+        wire = self.link.publish_event(event) if self.link else event_payload(self.boot_id, event)
+        if self.events_out is not None and wire is not None:
+            self.events_out.write(json.dumps(wire, ensure_ascii=False) + "\n")
+            self.events_out.flush()
+
+    def _screen_lock(self, reason: str) -> None:
+        command = self.config.hooks.screen_lock
+        if not command:
+            log.info(
+                "screen lock requested (%s); no [hooks] screen_lock command configured", reason
+            )
+            return
+        try:
+            subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        except OSError as exc:
+            log.error("[hooks] screen_lock: cannot run %s: %s", command[0], exc)
+
+    def _identify(self, seconds: float) -> None:
+        headset = self.devices.headset
+        if headset is None:
+            return
+        blinks = int(seconds / IDENTIFY_BLINK_S)
+
+        def blink(n: int) -> Callable[[], None]:
+            def run() -> None:
+                leds = leds_for(self.state.facts)
+                on = n % 2 == 0 and n < blinks
+                headset.write_leds(replace(leds, ring=leds.ring or on))
+
+            return run
+
+        start = self.clock.now().mono
+        for n in range(blinks + 1):
+            self.at(start + n * IDENTIFY_BLINK_S, blink(n))
+
+    # --- what the broker sees --------------------------------------------------------------------
+
+    def _storage(self) -> dict[str, Any]:
+        """The `storage` part of `state`: can events be kept on disk before they go out?"""
+        since = self._storage_since.iso_utc()
+        if self.outbox is None:
+            return {"outbox": "off", "held": 0, "since": since}
+        health = self.outbox.health()
+        return {"outbox": health.state, "held": health.held, "since": since}
+
+    def _on_storage(self, health: OutboxHealth) -> None:
+        """The outbox began or stopped holding events in memory (any thread): say so."""
+        now = self.clock.now()
+        self._storage_since = now  # the outbox logged the change itself, once
+        self._publish_state(now)
+
+    def _publish_state(self, at: Instant) -> None:
+        with self._state_lock:
+            snap = snapshot(self.state, at, self.site, self.seat, self._storage())
+            state_key = key(snap)
+            if state_key != self._state_key:
+                self._state_key = state_key
+                if self.link:
+                    self.link.publish_state(snap)
+
+    def info(self) -> dict[str, Any]:
+        headset = self.devices.headset.info() if self.devices.headset else None
+        return {
+            "version": __version__,
+            "boot_id": self.boot_id,
+            "site": self.site,
+            "seat": self.seat,
+            "profile": self.profile.name,
+            "profile_digest": self.profile.digest,
+            "config_digest": config_digest(self.config),
+            "headset": None
+            if headset is None
+            else {
+                "manufacturer": headset.manufacturer,
+                "product": headset.product,
+                "serial": headset.serial,
+                "firmware": headset.firmware,
+                "vendor_id": f"{headset.vendor_id:04x}",
+                "product_id": f"{headset.product_id:04x}",
+                "usb_path": headset.usb_path,
+                "telephony": headset.telephony,
+            },
+            "checks": self.checks,
+            "devices": {
+                "radar": type(self.devices.radar).__name__ if self.devices.radar else None,
+                "audio": type(self.devices.audio).__name__ if self.devices.audio else None,
+                "host": type(self.devices.host).__name__ if self.devices.host else None,
+            },
+        }
+
+    def publish_info(self) -> None:
+        """`info` again (e.g. the start's checks finished); sent at the next connect if offline."""
+        if self.link is not None and self.link.connected.is_set():
+            self.link.publish_info(self.info())
+
+    def _on_connected(self) -> None:
+        """Birth after every (re)connect: info and the current state, so subscribers are current."""
+        if not self.link:
+            return
+        self.link.publish_info(self.info())
+        with self._state_lock:
+            snap = snapshot(self.state, self.clock.now(), self.site, self.seat, self._storage())
+            self._state_key = key(snap)
+            self.link.publish_state(snap)
