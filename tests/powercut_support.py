@@ -128,14 +128,20 @@ class Figures:
 
 
 def guest_files() -> dict[str, bytes]:
-    """The seat program, edge.shell.outbox.store and paho, laid over the image at each boot."""
+    """The seat program, edge.shell.outbox (with the error root it raises) and paho, laid over
+    the image at each boot: nothing else of the project, so the guest stays light."""
     import paho
 
     return python_sources(
         {
             "/opt/seat/powercut_seat.py": Path(__file__).with_name("powercut_seat.py"),
             "/opt/seat/edge/__init__.py": REPO / "edge" / "__init__.py",
-            "/opt/seat/edge/shell/outbox/store.py": REPO / "edge" / "outbox.py",
+            "/opt/seat/edge/shell/__init__.py": REPO / "edge" / "shell" / "__init__.py",
+            "/opt/seat/edge/shell/outbox": REPO / "edge" / "shell" / "outbox",
+            "/opt/seat/edge/base/__init__.py": REPO / "edge" / "base" / "__init__.py",
+            "/opt/seat/edge/base/errors.py": REPO / "edge" / "base" / "errors.py",
+            "/opt/seat/drivers/__init__.py": REPO / "drivers" / "__init__.py",
+            "/opt/seat/drivers/errors.py": REPO / "drivers" / "errors.py",
             "/opt/seat/paho": Path(paho.__path__[0]),
         }
     )
