@@ -23,8 +23,8 @@ from edge.api.consumer import (
 )
 from edge.core.snapshot import snapshot
 from edge.shell.mqtt.link import dumps
+from edge.shell.scenario import load_scenario
 from edge.sim import build as sim
-from edge.sim.scenario import load_scenario
 
 
 def ev(seq: int, boot: str = "1-aa", kind: str = "hold.long", **data: object) -> StreamEvent:

@@ -19,8 +19,8 @@ from edge.core.clock import Instant
 from edge.core.effects import Levels
 from edge.core.snapshot import key, snapshot
 from edge.shell.mqtt.link import event_payload
+from edge.shell.scenario import load_scenario
 from edge.sim import build as sim
-from edge.sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 EDGE = REPO / "edge"
