@@ -369,3 +369,26 @@ def test_importing_the_core_loads_no_io_library_and_no_driver_backend() -> None:
         "importing edge.core loads (module <- who imported it first, file:line):\n"
         + "\n".join(lines)
     )
+
+
+# --- 4. the API once ---------------------------------------------------------------------------
+
+# The wire format is built and parsed in edge/api only: the seat and the floor share it.
+API_ONCE = ("parse_topic", "seat_topic", "event_payload", "event_bytes", "resend_request", "dumps")
+
+
+def test_the_api_is_built_and_parsed_in_one_place() -> None:
+    defined: dict[str, list[str]] = {}
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name in API_ONCE:
+                defined.setdefault(node.name, []).append(f"{module_file(name)}:{node.lineno}")
+    wrong = [
+        f"  {what}: {', '.join(where)}"
+        for what, where in sorted(defined.items())
+        if len(where) > 1 or not where[0].startswith("edge/api/")
+    ]
+    assert not wrong, "the API's builders and parsers belong once in edge/api/:\n" + "\n".join(
+        wrong
+    )
