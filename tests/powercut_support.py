@@ -128,14 +128,22 @@ class Figures:
 
 
 def guest_files() -> dict[str, bytes]:
-    """The seat program, edge.shell.outbox.store and paho, laid over the image at each boot."""
+    """The seat program, edge.shell.outbox.store (with the event envelope it builds,
+    edge.api.payloads) and paho, laid over the image at each boot."""
     import paho
 
+    edge = [
+        "__init__.py",
+        "api/__init__.py",
+        "api/payloads.py",
+        "shell/__init__.py",
+        "shell/outbox/__init__.py",
+        "shell/outbox/store.py",
+    ]
     return python_sources(
         {
             "/opt/seat/powercut_seat.py": Path(__file__).with_name("powercut_seat.py"),
-            "/opt/seat/edge/__init__.py": REPO / "edge" / "__init__.py",
-            "/opt/seat/edge/shell/outbox/store.py": REPO / "edge" / "outbox.py",
+            **{f"/opt/seat/edge/{name}": REPO / "edge" / name for name in edge},
             "/opt/seat/paho": Path(paho.__path__[0]),
         }
     )
