@@ -11,8 +11,8 @@ import pytest
 from edge.api import topics
 from edge.api.models import StreamError, StreamEvent, parse_event, parse_info, parse_state
 from edge.api.payloads import dumps
-from edge.api.stream import MAX_REQUESTS_PER_GAP, StreamTracker, Verdict
-from edge.api.topics import parse_topic, seat_topic
+from edge.api.stream import MAX_REQUESTS_PER_GAP, StreamTracker, Verdict, seat_topic
+from edge.api.topics import parse_topic
 from edge.core.snapshot import snapshot
 from edge.shell.scenario import load_scenario
 from edge.sim import build as sim

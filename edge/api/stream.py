@@ -9,15 +9,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from edge.api.models import StreamEvent
+from edge.api.models import StreamError, StreamEvent
 from edge.api.payloads import resend_request
-from edge.api.topics import seat_topic
+from edge.api.topics import ROOT
+from edge.base.schema import valid_id
 
 # One resend asks for at most this many events; the seat answers a larger range in parts.
 MAX_RESEND_SPAN = 1000
 # A gap is asked for in at most this many requests per round (the first seqs first): one
 # event with a huge seq must not make a consumer build millions of requests.
 MAX_REQUESTS_PER_GAP = 10
+
+
+def seat_topic(site: str, seat: str, kind: str) -> str:
+    """The topic of one seat, for a consumer (a bad id is a `StreamError`); ids are checked
+    so `+ # / .` never reach a topic or an ACL."""
+    for what, value in (("site", site), ("seat", seat)):
+        if not valid_id(value):  # fullmatch: `$` would accept a final newline
+            raise StreamError(f"{what} id {value!r}: expected 1-64 of A-Z a-z 0-9 _ -")
+    return f"{ROOT}/{site}/{seat}/{kind}"
 
 
 # --- resend command ------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from edge.api.models import StreamError
 from edge.base.errors import ConfigError
 from edge.base.schema import valid_id
 
@@ -73,15 +72,6 @@ def site_filter(site: str, leaf: str) -> str:
     if not valid_id(site):
         raise ConfigError(f"site: {site!r}: expected letters, digits, '_' or '-' (1 to 64)")
     return f"{ROOT}/{site}/+/{leaf}"
-
-
-def seat_topic(site: str, seat: str, kind: str) -> str:
-    """The topic of one seat, for a consumer (a bad id is a `StreamError`); ids are checked
-    so `+ # / .` never reach a topic or an ACL."""
-    for what, value in (("site", site), ("seat", seat)):
-        if not valid_id(value):  # fullmatch: `$` would accept a final newline
-            raise StreamError(f"{what} id {value!r}: expected 1-64 of A-Z a-z 0-9 _ -")
-    return f"{ROOT}/{site}/{seat}/{kind}"
 
 
 class SeatTopic(NamedTuple):
