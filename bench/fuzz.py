@@ -448,8 +448,9 @@ def build_floor_consumer() -> Harness:
     # only StreamError.
     from datetime import UTC, datetime
 
-    from edge.api.consumer import StreamError, parse_event
-    from floor.view import FloorModel, render
+    from edge.api.models import StreamError, parse_event
+    from floor.model import FloorModel
+    from floor.view import render
 
     leaves = ["event", "state", "info", "availability"]
     now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -527,7 +528,7 @@ TARGETS = {
         ),
         Target(
             "floor-consumer",
-            "floor.view.FloorModel.apply + render, edge.api.consumer parsers",
+            "floor.model.FloorModel.apply + render, edge.api.models parsers",
             4096,
             build_floor_consumer,
         ),

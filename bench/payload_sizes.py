@@ -18,11 +18,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from edge.api.payloads import dumps  # noqa: E402
 from edge.core.clock import Instant  # noqa: E402
 from edge.core.snapshot import snapshot  # noqa: E402
-from edge.shell.mqtt.link import dumps  # noqa: E402
+from edge.shell.scenario import load_scenario  # noqa: E402
 from edge.sim import build as sim  # noqa: E402
-from edge.sim.scenario import load_scenario  # noqa: E402
 
 SCENARIOS = REPO / "config" / "scenarios"
 # MQTT PUBLISH overhead: fixed header (<= 5), topic length (2), packet id (2).

@@ -1,8 +1,7 @@
 """The supervisor's floor view: every seat of a site from MQTT, as a supervisor subscribes.
 
-`FloorModel` is pure (messages in, seats out); `FloorView` subscribes and renders with rich.
-Every payload is checked against the v1 schemas (`edge.api.consumer`) before the model keeps it:
-a bad one marks its seat ("bad state: call.state"), never the view.
+`FloorView` subscribes and keeps a `floor.model.FloorModel` current (the pure part: messages
+in, seats out, each payload checked); `render` draws the model with rich.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,18 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from edge.api.broker import BrokerSection, make_client
-from edge.api.consumer import (
-    SeatState,
-    StreamError,
-    StreamTracker,
-    Verdict,
-    parse_availability,
-    parse_event,
-    parse_info,
-    parse_state,
-    parse_topic,
-)
 from edge.api.topics import site_filter
+from floor.model import FloorModel, SeatView
 
 log = logging.getLogger(__name__)
 
@@ -42,122 +29,6 @@ CALL_STYLE = {
     "active": "bold blue",
     "held": "bold magenta",
 }
-
-
-@dataclass
-class SeatView:
-    seat: str
-    online: bool | None = None
-    state: SeatState | None = None  # None until a valid one, or after a bad one
-    last_event: str = ""
-    last_event_ts: str = ""
-    events: int = 0
-    missing: int = 0  # events of this seat not (yet) received: gaps being asked for again
-    lost: int = 0  # events the seat reported dropped, or gaps no resend filled
-    profile: str = ""  # from the retained `info`: the profile's name and digest
-    profile_digest: str = ""
-    # Per topic leaf, the last payload that failed its schema ("bad state: call.state"),
-    # until a valid one arrives on the same leaf.
-    problems: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class FloorModel:
-    """What a supervisor knows: per seat its availability, retained state and recent events."""
-
-    site: str
-    seats: dict[str, SeatView] = field(default_factory=dict)
-    log: deque[str] = field(default_factory=lambda: deque(maxlen=8))
-    # De-duplicates by (seat, boot_id, seq), finds gaps and says which resends to ask for.
-    tracker: StreamTracker = field(default_factory=StreamTracker)
-    invalid: int = 0  # event payloads that were not seatbox events (ignored)
-
-    def seat(self, seat_id: str) -> SeatView:
-        return self.seats.setdefault(seat_id, SeatView(seat=seat_id))
-
-    def apply(self, topic: str, payload: bytes, now: float | None = None) -> None:
-        """One message in; `now` (monotonic seconds) times gaps for resend requests. Topic
-        levels that are not valid seat ids (`alice@supervisors`) are not seats: ignored."""
-        parsed = parse_topic(topic)
-        if parsed is None or parsed.site != self.site:
-            return
-        leaf = parsed.kind
-        if leaf not in ("availability", "state", "info", "event"):
-            return
-        view = self.seat(parsed.seat)
-        try:
-            if leaf == "availability":
-                view.online = parse_availability(payload)
-            elif leaf == "state":
-                view.state = None  # a bad state leaves nothing stale on screen
-                view.state = parse_state(payload)
-            elif leaf == "info":
-                info = parse_info(payload)
-                view.profile, view.profile_digest = info.profile, info.profile_digest
-            else:
-                self._event(view, payload, time.monotonic() if now is None else now)
-        except StreamError as exc:
-            problem = f"bad {leaf}: {exc.field or 'payload'}"
-            if view.problems.get(leaf) != problem:  # a seat repeating itself: one line
-                log.warning("floor view: seat %s: %s", view.seat, exc)
-            view.problems[leaf] = problem
-            if leaf == "event":
-                self.invalid += 1
-            return
-        view.problems.pop(leaf, None)
-
-    def usual_profile(self) -> str:
-        """The profile digest most seats enforce ("" before any `info`); a seat with another
-        one enforces other numbers than its neighbours, which a supervisor should know."""
-        counts: dict[str, int] = {}
-        for view in self.seats.values():
-            if view.profile_digest:
-                counts[view.profile_digest] = counts.get(view.profile_digest, 0) + 1
-        return max(sorted(counts), key=counts.__getitem__) if counts else ""
-
-    def _event(self, view: SeatView, payload: bytes, now: float) -> None:
-        event = parse_event(payload)
-        accepted = self.tracker.accept(self.site, view.seat, event, now)
-        if accepted.verdict is Verdict.DUPLICATE:
-            return  # QoS 1 and resends may deliver twice; the floor counts once
-        view.events += 1
-        if event.type == "outbox.loss":
-            view.lost += event.data["total"]  # parse_event checked it: an int >= 0
-        self._count_gaps()
-        view.last_event = event.type
-        view.last_event_ts = event.ts
-        if _notable(view.last_event):
-            self.log.append(f"{event.ts[11:19]} {view.seat} {view.last_event}")
-
-    def resends(self, now: float) -> list[tuple[str, bytes]]:
-        """(topic, payload) of the `cmd/resend` requests due now; gaps given up count as lost."""
-        given_up = len(self.tracker.given_up())
-        requests = self.tracker.due_resends(now)
-        for gap in self.tracker.given_up()[given_up:]:
-            self.seat(gap.seat).lost += gap.last - gap.first + 1
-        self._count_gaps()
-        return [(r.topic, r.payload()) for r in requests]
-
-    def _count_gaps(self) -> None:
-        missing: dict[str, int] = {}
-        for gap in self.tracker.gaps():
-            missing[gap.seat] = missing.get(gap.seat, 0) + gap.last - gap.first + 1
-        for seat_id, view in self.seats.items():
-            view.missing = missing.get(seat_id, 0)
-
-
-def _notable(kind: str) -> bool:
-    return kind.split(".")[0] in {
-        "answer",
-        "greeting",
-        "hold",
-        "speech",
-        "talk",
-        "floor",
-        "hearing",
-        "away",
-        "shift",
-    } or kind in {"call.dead_air", "headset.impact", "headset.disconnected", "radar.lost"}
 
 
 def _since(text: str | None, now: datetime) -> str:

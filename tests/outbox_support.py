@@ -22,13 +22,9 @@ import paho.mqtt.client as mqtt
 from support import Mosquitto, free_port
 
 from edge.api.broker import BrokerSection, make_client
-from edge.api.consumer import (
-    StreamTracker,
-    Verdict,
-    parse_event,
-    parse_topic,
-    seat_topic,
-)
+from edge.api.models import parse_event
+from edge.api.stream import StreamTracker, Verdict, seat_topic
+from edge.api.topics import parse_topic
 from edge.shell.mqtt.commands import CommandError, parse
 from edge.shell.outbox.store import Outbox, OutboxPump
 

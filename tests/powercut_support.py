@@ -128,8 +128,9 @@ class Figures:
 
 
 def guest_files() -> dict[str, bytes]:
-    """The seat program, edge.shell.outbox (with the error root it raises) and paho, laid over
-    the image at each boot: nothing else of the project, so the guest stays light."""
+    """The seat program, edge.shell.outbox (with the event envelope it builds, edge.api.payloads,
+    and the error root it raises) and paho, laid over the image at each boot: nothing else of
+    the project, so the guest stays light."""
     import paho
 
     return python_sources(
@@ -138,6 +139,8 @@ def guest_files() -> dict[str, bytes]:
             "/opt/seat/edge/__init__.py": REPO / "edge" / "__init__.py",
             "/opt/seat/edge/shell/__init__.py": REPO / "edge" / "shell" / "__init__.py",
             "/opt/seat/edge/shell/outbox": REPO / "edge" / "shell" / "outbox",
+            "/opt/seat/edge/api/__init__.py": REPO / "edge" / "api" / "__init__.py",
+            "/opt/seat/edge/api/payloads.py": REPO / "edge" / "api" / "payloads.py",
             "/opt/seat/edge/base/__init__.py": REPO / "edge" / "base" / "__init__.py",
             "/opt/seat/edge/base/errors.py": REPO / "edge" / "base" / "errors.py",
             "/opt/seat/drivers/__init__.py": REPO / "drivers" / "__init__.py",

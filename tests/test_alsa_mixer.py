@@ -33,7 +33,7 @@ from drivers.alsa_mixer import (
     pick,
 )
 from drivers.audio import MixerStatus, SoundDeviceAudio
-from edge.shell.mqtt.link import event_payload
+from edge.api.payloads import event_payload
 
 DATA = Path(__file__).parent / "data" / "alsa"
 REPO = Path(__file__).parent.parent

@@ -35,8 +35,8 @@ from drivers.wavfile import read_audio
 from dsp.meter import ChannelMeter, to_int16
 from dsp.types import ChannelLevels
 from edge.shell.config import load_profile
+from edge.shell.scenario import load_scenario
 from edge.sim import build as sim
-from edge.sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "config" / "scenarios"

@@ -15,8 +15,8 @@ from drivers.audio import AudioLevels, AudioStatus, VirtualAudio, VirtualChannel
 from drivers.wavfile import read_audio
 from dsp.meter import ChannelMeter, to_int16
 from edge.base.errors import ConfigError
+from edge.shell.scenario import load_scenario, scenario_from_dict
 from edge.sim.build import VirtualCti, VirtualSeat, act
-from edge.sim.scenario import load_scenario, scenario_from_dict
 
 DATA = Path(__file__).parent / "data" / "audio"
 AGENT = DATA / "agent.wav"

@@ -9,22 +9,13 @@ from pathlib import Path
 import pytest
 
 from edge.api import topics
-from edge.api.consumer import (
-    MAX_REQUESTS_PER_GAP,
-    StreamError,
-    StreamEvent,
-    StreamTracker,
-    Verdict,
-    parse_event,
-    parse_info,
-    parse_state,
-    parse_topic,
-    seat_topic,
-)
+from edge.api.models import StreamError, StreamEvent, parse_event, parse_info, parse_state
+from edge.api.payloads import dumps
+from edge.api.stream import MAX_REQUESTS_PER_GAP, StreamTracker, Verdict, seat_topic
+from edge.api.topics import parse_topic
 from edge.core.snapshot import snapshot
-from edge.shell.mqtt.link import dumps
+from edge.shell.scenario import load_scenario
 from edge.sim import build as sim
-from edge.sim.scenario import load_scenario
 
 
 def ev(seq: int, boot: str = "1-aa", kind: str = "hold.long", **data: object) -> StreamEvent:

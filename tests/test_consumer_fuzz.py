@@ -20,14 +20,15 @@ from payload_samples import MALFORMED_STATES, valid_info, valid_state
 from rich.console import Console
 from schema_support import errors
 
-from edge.api.consumer import (
+from edge.api.models import (
     StreamError,
     parse_availability,
     parse_event,
     parse_info,
     parse_state,
 )
-from floor.view import FloorModel, render
+from floor.model import FloorModel
+from floor.view import render
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOWER = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -24,8 +24,8 @@ from edge.core.inputs import RestoreDay, decode, encode
 from edge.core.snapshot import snapshot
 from edge.shell.day_store import FILE_NAME, DayStore, tallies
 from edge.shell.runtime import Runtime
+from edge.shell.scenario import load_scenario
 from edge.sim import build as sim
-from edge.sim.scenario import load_scenario
 
 DAY = "2026-11-23"
 SITE, SEAT = "lab", "S-day"

@@ -33,9 +33,9 @@ from edge.core.seat import step
 from edge.core.snapshot import snapshot
 from edge.shell.dose_store import FILE_NAME, DoseStore
 from edge.shell.runtime import Runtime
+from edge.shell.scenario import load_scenario
 from edge.shell.tape import Recorder, load_tape, replay
 from edge.sim import build as sim
-from edge.sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = MONDAY_0844.date().isoformat()  # 2026-11-23, Asia/Shanghai

@@ -17,7 +17,8 @@ from rich.console import Console
 from schema_support import validate
 from support import Mosquitto
 
-from floor.view import FloorModel, render
+from floor.model import FloorModel
+from floor.view import render
 
 SITE = "hq"
 

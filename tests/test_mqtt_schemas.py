@@ -15,12 +15,12 @@ import pytest
 from jsonschema import Draft202012Validator
 from schema_support import SCHEMAS, errors, schema, validate
 
+from edge.api.payloads import event_payload
 from edge.core.clock import Instant
 from edge.core.effects import Levels
 from edge.core.snapshot import key, snapshot
-from edge.shell.mqtt.link import event_payload
+from edge.shell.scenario import load_scenario
 from edge.sim import build as sim
-from edge.sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 EDGE = REPO / "edge"

@@ -1,6 +1,6 @@
 """Broker faults against the real seat process: `seatbox run` playing a steady stream of short
 calls (7 events each quarter second) into its outbox, a real Mosquitto killed and restarted
-under it, and a floor consumer (edge.api.consumer) with a persistent session.
+under it, and a floor consumer (edge.api.stream) with a persistent session.
 
 The reference for "every event" is the seat's own outbox database: after the seat stops, it
 holds every event of every boot (acknowledged rows are kept an hour for resends).

@@ -2,7 +2,7 @@
 starts, a garbled outbox file, and a really full file system (a small tmpfs filled to the brim).
 
 Real parts: `seatbox run` (looping short calls into its outbox), a real Mosquitto, a consumer
-built on edge.api.consumer; the full disk is a real tmpfs mount (root only, skipped otherwise).
+built on edge.api.stream; the full disk is a real tmpfs mount (root only, skipped otherwise).
 """
 
 from __future__ import annotations

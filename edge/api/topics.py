@@ -1,4 +1,5 @@
-"""The MQTT topic tree of API v1: `seatbox/v1/<site>/<seat>/...`, built only from valid ids.
+"""The MQTT topic tree of API v1: `seatbox/v1/<site>/<seat>/...`, built only from valid ids,
+and the one parser of a seat topic (`parse_topic`), for the seat and the floor alike.
 
 Ids are checked before they become topic levels (no `+ # / .`), so no wildcard leaks in.
 """
@@ -6,6 +7,7 @@ Ids are checked before they become topic levels (no `+ # / .`), so no wildcard l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from edge.base.errors import ConfigError
 from edge.base.schema import valid_id
@@ -72,12 +74,21 @@ def site_filter(site: str, leaf: str) -> str:
     return f"{ROOT}/{site}/+/{leaf}"
 
 
-def parse_topic(topic: str) -> tuple[str, str, str] | None:
-    """`(site, seat, leaf)` of a seat topic, or None for anything else: a level that is not a
+class SeatTopic(NamedTuple):
+    """A seat topic taken apart; a tuple, so `site, seat, kind = parse_topic(t)` works too."""
+
+    site: str
+    seat: str
+    kind: str  # `event`, `state`, `cmd/resend`, `cmd/call/reply`, ...
+
+
+def parse_topic(topic: str) -> SeatTopic | None:
+    """`(site, seat, kind)` of a seat topic, or None for anything else: a level that is not a
     valid id (`alice@supervisors`) is no seat, whoever managed to publish there."""
     parts = topic.split("/")
     if len(parts) < 5 or "/".join(parts[:2]) != ROOT:
         return None
     if not (valid_id(parts[2]) and valid_id(parts[3])):
         return None
-    return parts[2], parts[3], "/".join(parts[4:])
+    kind = "/".join(parts[4:])
+    return SeatTopic(parts[2], parts[3], kind) if kind else None

@@ -108,8 +108,8 @@ def run_cmd(args: argparse.Namespace) -> int:
     config, profile = setup.config, setup.profile
     from edge.shell import wiring as app
     from edge.shell.runtime import Runtime
+    from edge.shell.scenario import load_scenario
     from edge.sim import build as sim
-    from edge.sim.scenario import load_scenario
 
     try:
         devices = app.build_devices(config)
@@ -214,8 +214,8 @@ def _open_out(stack: ExitStack, target: str | None) -> IO[str] | None:
 
 def simulate_cmd(args: argparse.Namespace) -> int:
     from edge.shell.mqtt.embedded import EmbeddedBroker
+    from edge.shell.scenario import load_scenario
     from edge.sim import build as sim
-    from edge.sim.scenario import load_scenario
 
     problem = _broker_arg_error(args.broker)
     if problem:

@@ -100,7 +100,7 @@ def _state_dir_problems(state_dir: str) -> list[str]:
 def _scenario_problems(config: SeatConfig, file: Path) -> list[str]:
     if "simulate" not in config.call.sources or not config.call.scenario:
         return []
-    from edge.sim.scenario import load_scenario
+    from edge.shell.scenario import load_scenario
 
     try:
         load_scenario(file.parent / config.call.scenario)

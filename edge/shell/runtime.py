@@ -23,6 +23,7 @@ from drivers.hid import Headset
 from drivers.host import CallHost
 from drivers.radar import Radar
 from edge import __version__
+from edge.api.payloads import event_payload
 from edge.api.topics import Topics
 from edge.core.clock import Clock, Instant
 from edge.core.effects import (
@@ -42,7 +43,7 @@ from edge.core.seat import leds_for, new_seat, next_deadline, step
 from edge.core.snapshot import key, snapshot
 from edge.shell.config import SeatConfig, config_digest
 from edge.shell.mqtt.commands import Command
-from edge.shell.mqtt.link import SeatLink, event_payload
+from edge.shell.mqtt.link import SeatLink
 from edge.shell.outbox.store import Outbox, OutboxError, OutboxHealth, ResendResult, new_boot_id
 from edge.shell.tape import Recorder
 

@@ -23,7 +23,7 @@ from edge.core.inputs import CtiCommand
 from edge.core.profile import Profile
 from edge.shell.config import SeatConfig, SeatSection, load_profile
 from edge.shell.runtime import Devices, Runtime
-from edge.sim.scenario import Scenario, Step
+from edge.shell.scenario import Scenario, Step
 
 log = logging.getLogger(__name__)
 

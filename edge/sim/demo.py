@@ -21,8 +21,8 @@ from edge.core.profile_schema import profile_from_dict
 from edge.shell.config import REPO_CONFIG_DIR, find_profile, load_profile
 from edge.shell.mqtt.embedded import EmbeddedBroker
 from edge.shell.runtime import Runtime
+from edge.shell.scenario import load_scenario, scenario_from_dict
 from edge.sim import build as sim
-from edge.sim.scenario import load_scenario, scenario_from_dict
 from floor.view import FloorView, render
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge.api.broker import make_client
+from edge.api.payloads import OFFLINE, ONLINE, dumps, event_payload
 from edge.api.topics import Topics
 from edge.base.schema import valid_id
 from edge.core.effects import Event, Levels
@@ -37,23 +38,6 @@ def _not_the_closed_socket_line(record: logging.LogRecord) -> bool:
 
 
 PAHO_LOG.addFilter(_not_the_closed_socket_line)
-
-ONLINE = b"online"
-OFFLINE = b"offline"
-
-
-def event_payload(boot_id: str, event: Event) -> dict[str, Any]:
-    return {
-        "boot_id": boot_id,
-        "seq": event.seq,
-        "ts": event.ts,
-        "type": event.type,
-        "data": event.data,
-    }
-
-
-def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 class SeatLink:

@@ -27,6 +27,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from edge.api.payloads import event_bytes
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_BYTES = 64 * 1024 * 1024
@@ -134,16 +136,6 @@ def encode_data(event_type: str, data: Mapping[str, Any], ts: float | str | None
             f"event {event_type!r}: data cannot be stored as JSON ({exc})"
         ) from None
     return text
-
-
-def _payload_with(boot_id: str, seq: int, ts: str, event_type: str, data_text: str) -> bytes:
-    """The wire payload `{boot_id, seq, ts, type, data}`, from data encoded by `encode_data`."""
-    head = json.dumps(
-        {"boot_id": boot_id, "seq": seq, "ts": ts, "type": event_type},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return (head[:-1] + ',"data":' + data_text + "}").encode()
 
 
 @dataclass(frozen=True)
@@ -575,7 +567,7 @@ class Outbox:
         """Number one event; `data_text` from `encode_data` (checked already)."""
         created = self._clock()
         stamp = ts if isinstance(ts, str) else iso_utc(created if ts is None else ts)
-        payload = _payload_with(self.boot_id, self._next_seq, stamp, event_type, data_text)
+        payload = event_bytes(self.boot_id, self._next_seq, stamp, event_type, data_text)
         entry = OutboxEntry(
             self._last_id + 1,
             self.boot_id,

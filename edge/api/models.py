@@ -1,32 +1,26 @@
-"""Trusting what seats publish: every payload checked against the v1 schemas (docs/schemas/),
-de-duplication by `(seat, boot_id, seq)`, gap detection and the `cmd/resend` request that asks
-the seat's outbox for the missing range.
+"""What seats publish, as checked models: every payload against the v1 schemas (docs/schemas/).
 
-Pure: no I/O, time is an argument. The floor view and reports feed it what they receive. The
-parse functions raise only `StreamError`, whatever the bytes (a fuzz test holds them to it).
+`parse_state`, `parse_info`, `parse_event` and `parse_availability` raise only `StreamError`,
+whatever the bytes (a fuzz test holds them to it); the message names the first bad field.
+Pure: no I/O. The floor and reports feed them what they receive; `edge.api.stream` then
+de-duplicates the events and finds the gaps.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.base.schema import ID_PATTERN
 
-TOPIC_BASE = "seatbox/v1"
-_TOPIC_RE = re.compile(r"^seatbox/v1/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})/(.+)$")
-_ID_RE = re.compile(ID_PATTERN)
-# One resend asks for at most this many events; the seat answers a larger range in parts.
-MAX_RESEND_SPAN = 1000
-# A gap is asked for in at most this many requests per round (the first seqs first): one
-# event with a huge seq must not make a consumer build millions of requests.
-MAX_REQUESTS_PER_GAP = 10
+# Larger than anything a seat sends (bench/payload_sizes.py: info is about 2 kB, 15 kB at the
+# schema's limits; the site broker refuses packets over 32 KiB); checked before parsing.
+MAX_PAYLOAD_BYTES = 256 * 1024
+# seq is a 64-bit counter in the seat's outbox: anything larger is not a seat's.
+MAX_SEQ = 2**63 - 1
 
 
 class StreamError(ValueError):
@@ -41,39 +35,12 @@ class StreamError(ValueError):
 
 
 @dataclass(frozen=True)
-class SeatTopic:
-    site: str
-    seat: str
-    kind: str  # `event`, `state`, `cmd/resend`, ...
-
-
-def parse_topic(topic: str) -> SeatTopic | None:
-    match = _TOPIC_RE.fullmatch(topic)
-    return SeatTopic(match[1], match[2], match[3]) if match else None
-
-
-def seat_topic(site: str, seat: str, kind: str) -> str:
-    """The topic of one seat; ids are checked so `+ # / .` never reach a topic or an ACL."""
-    for what, value in (("site", site), ("seat", seat)):
-        if not _ID_RE.fullmatch(value):  # fullmatch: `$` would accept a final newline
-            raise StreamError(f"{what} id {value!r}: expected 1-64 of A-Z a-z 0-9 _ -")
-    return f"{TOPIC_BASE}/{site}/{seat}/{kind}"
-
-
-@dataclass(frozen=True)
 class StreamEvent:
     boot_id: str
     seq: int
     ts: str
     type: str
     data: dict[str, Any]
-
-
-def _field(raw: dict[str, Any], name: str, kind: type, where: str) -> Any:
-    value = raw.get(name)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise StreamError(f"{where} `{name}`: expected {kind.__name__}, got {value!r}", name)
-    return value
 
 
 def parse_event(payload: bytes) -> StreamEvent:
@@ -116,12 +83,6 @@ def _loss_data(data: dict[str, Any]) -> None:
 
 
 # --- payloads seats publish (docs/schemas/): state, info, availability, the event envelope ---
-
-# Larger than anything a seat sends (bench/payload_sizes.py: info is about 2 kB, 15 kB at the
-# schema's limits; the site broker refuses packets over 32 KiB); checked before parsing.
-MAX_PAYLOAD_BYTES = 256 * 1024
-# seq is a 64-bit counter in the seat's outbox: anything larger is not a seat's.
-MAX_SEQ = 2**63 - 1
 
 
 def _timestamp(value: str) -> str:
@@ -394,220 +355,3 @@ def parse_availability(payload: bytes) -> bool:
         return False
     shown = repr(bytes(payload[:20])) + ("..." if len(payload) > 20 else "")
     raise StreamError(f"availability: expected b'online' or b'offline', got {shown}")
-
-
-# --- resend command ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResendRequest:
-    """`cmd/resend` payload `{"id", "boot_id", "from_seq", "to_seq"}` (inclusive range)."""
-
-    site: str
-    seat: str
-    id: str
-    boot_id: str
-    from_seq: int
-    to_seq: int
-
-    @property
-    def topic(self) -> str:
-        return seat_topic(self.site, self.seat, "cmd/resend")
-
-    def payload(self) -> bytes:
-        body = {
-            "id": self.id,
-            "boot_id": self.boot_id,
-            "from_seq": self.from_seq,
-            "to_seq": self.to_seq,
-        }
-        return json.dumps(body, separators=(",", ":")).encode()
-
-
-# --- the tracker ---------------------------------------------------------------------------
-
-
-class Verdict(Enum):
-    NEW = "new"
-    DUPLICATE = "duplicate"
-
-
-@dataclass(frozen=True)
-class Accepted:
-    verdict: Verdict
-    event: StreamEvent
-    gap_opened: tuple[int, int] | None = None  # missing seqs this event revealed (inclusive)
-
-
-@dataclass
-class _Gap:
-    first: int
-    last: int
-    detected: float
-    attempts: int = 0
-    last_request: float | None = None
-
-
-@dataclass
-class _Stream:
-    max_seen: int
-    gaps: list[_Gap] = field(default_factory=list)
-    reported_lost: list[tuple[int, int]] = field(default_factory=list)
-
-    def missing(self, seq: int) -> _Gap | None:
-        for gap in self.gaps:
-            if gap.first <= seq <= gap.last:
-                return gap
-        return None
-
-    def fill(self, seq: int) -> None:
-        self.cut(seq, seq)
-
-    def cut(self, first: int, last: int) -> None:
-        """Remove `first..last` from the gaps, splitting a gap that spans it."""
-        kept: list[_Gap] = []
-        for gap in self.gaps:
-            for a, b in (
-                (gap.first, min(gap.last, first - 1)),
-                (max(gap.first, last + 1), gap.last),
-            ):
-                if a <= b:
-                    kept.append(_Gap(a, b, gap.detected, gap.attempts, gap.last_request))
-        self.gaps = kept
-
-
-@dataclass(frozen=True)
-class GapInfo:
-    site: str
-    seat: str
-    boot_id: str
-    first: int
-    last: int
-    detected: float
-    attempts: int
-
-
-class StreamTracker:
-    """Per `(site, seat, boot_id)`: which seqs arrived, which are missing, what to ask again.
-
-    A stream first seen mid-way starts at its first seq (history before the subscriber joined
-    is not a gap) unless the seat is already known from an earlier boot or `from_zero` is set.
-    Gaps wait `reorder_s` (a broker may reorder across reconnects) before a resend is asked;
-    unanswered requests are repeated every `retry_s`, at most `max_attempts` times, then the
-    gap is given up and reported by `given_up()`.
-    """
-
-    def __init__(
-        self,
-        *,
-        reorder_s: float = 2.0,
-        retry_s: float = 10.0,
-        max_attempts: int = 3,
-        from_zero: bool = False,
-    ) -> None:
-        self.reorder_s = reorder_s
-        self.retry_s = retry_s
-        self.max_attempts = max_attempts
-        self.from_zero = from_zero
-        self._streams: dict[tuple[str, str, str], _Stream] = {}
-        self._seats: set[tuple[str, str]] = set()
-        self._given_up: list[GapInfo] = []
-        self._request_counter = 0
-        self.duplicates = 0
-
-    def accept(self, site: str, seat: str, event: StreamEvent, now: float) -> Accepted:
-        key = (site, seat, event.boot_id)
-        stream = self._streams.get(key)
-        gap_opened: tuple[int, int] | None = None
-        if stream is None:
-            known = self.from_zero or (site, seat) in self._seats
-            start = 0 if known else event.seq
-            stream = _Stream(max_seen=start - 1)
-            self._streams[key] = stream
-            self._seats.add((site, seat))
-        seq = event.seq
-        if seq > stream.max_seen:
-            if seq > stream.max_seen + 1:
-                gap_opened = (stream.max_seen + 1, seq - 1)
-                stream.gaps.append(_Gap(gap_opened[0], gap_opened[1], now))
-            stream.max_seen = seq
-        elif stream.missing(seq) is not None:
-            stream.fill(seq)
-        elif any(a <= seq <= b for a, b in stream.reported_lost):
-            stream.reported_lost = _without(stream.reported_lost, seq)
-        else:
-            self.duplicates += 1
-            return Accepted(Verdict.DUPLICATE, event)
-        if event.type == "outbox.loss":
-            self._apply_loss(site, seat, event)
-        return Accepted(Verdict.NEW, event, gap_opened)
-
-    def _apply_loss(self, site: str, seat: str, event: StreamEvent) -> None:
-        """The seat says these were dropped from its outbox: stop asking for them."""
-        for item in event.data.get("ranges", []):
-            if not isinstance(item, dict):
-                continue
-            boot, first, last = item.get("boot_id"), item.get("from_seq"), item.get("to_seq")
-            if not (isinstance(boot, str) and isinstance(first, int) and isinstance(last, int)):
-                continue
-            stream = self._streams.get((site, seat, boot))
-            if stream is None:
-                continue
-            for gap in list(stream.gaps):
-                a, b = max(gap.first, first), min(gap.last, last)
-                if a > b:
-                    continue
-                stream.reported_lost.append((a, b))
-                stream.cut(a, b)
-
-    def gaps(self) -> list[GapInfo]:
-        return [
-            GapInfo(site, seat, boot, g.first, g.last, g.detected, g.attempts)
-            for (site, seat, boot), stream in sorted(self._streams.items())
-            for g in stream.gaps
-        ]
-
-    def due_resends(self, now: float) -> list[ResendRequest]:
-        """Requests to send now (on each request's `topic`), and gaps given up on."""
-        requests: list[ResendRequest] = []
-        for (site, seat, boot), stream in sorted(self._streams.items()):
-            for gap in list(stream.gaps):
-                if now - gap.detected < self.reorder_s:
-                    continue
-                if gap.last_request is not None and now - gap.last_request < self.retry_s:
-                    continue
-                if gap.attempts >= self.max_attempts:
-                    stream.gaps.remove(gap)
-                    self._given_up.append(
-                        GapInfo(site, seat, boot, gap.first, gap.last, gap.detected, gap.attempts)
-                    )
-                    continue
-                gap.attempts += 1
-                gap.last_request = now
-                first = gap.first
-                for _ in range(MAX_REQUESTS_PER_GAP):
-                    if first > gap.last:
-                        break
-                    last = min(gap.last, first + MAX_RESEND_SPAN - 1)
-                    self._request_counter += 1
-                    requests.append(
-                        ResendRequest(
-                            site, seat, f"resend-{self._request_counter}", boot, first, last
-                        )
-                    )
-                    first = last + 1
-        return requests
-
-    def given_up(self) -> list[GapInfo]:
-        """Gaps no resend filled: events lost for good (or dropped without a loss report)."""
-        return list(self._given_up)
-
-
-def _without(ranges: list[tuple[int, int]], seq: int) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in ranges:
-        if a <= seq <= b:
-            out.extend(r for r in ((a, seq - 1), (seq + 1, b)) if r[0] <= r[1])
-        else:
-            out.append((a, b))
-    return out

@@ -1,7 +1,9 @@
 """Simulation scenarios (TOML): a seat, a start time, and steps that act on virtual devices.
 
 Parsing names the step and the key on every error (an audio `file` is checked to be a readable
-WAV at load); `edge.sim.build.schedule` plays the steps on a runtime.
+WAV at load); `edge.sim.build.schedule` plays the steps on a runtime. The format lives in the
+shell, not in sim/, because a seat config names one (`[call] scenario`, the `simulate` call
+source) and `load_seat` checks it before `seatbox run` starts: the shell reads it, sim plays it.
 """
 
 from __future__ import annotations
