@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge.base.errors import ParseError
 from edge.base.schema import ID_PATTERN
 
 TOPIC_BASE = "seatbox/v1"
@@ -29,7 +30,7 @@ MAX_RESEND_SPAN = 1000
 MAX_REQUESTS_PER_GAP = 10
 
 
-class StreamError(ValueError):
+class StreamError(ParseError):
     """A payload or command does not match the v1 wire format; the message names the field.
 
     `field` is the dotted path of the first bad field (`call.state`), "" for the whole payload.
