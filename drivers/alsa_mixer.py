@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from drivers.errors import DeviceError
 from drivers.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ DB_MUTE = -9999999  # SND_CTL_TLV_DB_GAIN_MUTE, centi-dB
 RESTORE_FILE_NAME = "mixer-restore.json"
 
 
-class MixerError(Exception):
+class MixerError(DeviceError):
     """A mixer action failed; the message says which device, control and what was expected."""
 
 

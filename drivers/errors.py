@@ -11,6 +11,10 @@ class SeatboxError(Exception):
     """Something the user can act on: the message names the file, field or device and what
     was expected. Anything else escaping is a bug."""
 
+    # What `seatbox` prints before the message: None for the command's own prefix (usually
+    # "seatbox <command>: "); a command sets it (`edge.cli.framed`) for a line worded otherwise.
+    prefix: str | None = None
+
 
 class ParseError(SeatboxError, ValueError):
     """Bytes from outside (a report, a frame, a payload, a command) are not what the format

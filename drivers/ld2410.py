@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from drivers.errors import DeviceError, ParseError
+
 # Framing, vendor protocol V1.07 §2.1 / §2.3 (reference §3). All fields little-endian, no checksum.
 DATA_HEADER = b"\xf4\xf3\xf2\xf1"
 DATA_FOOTER = b"\xf8\xf7\xf6\xf5"
@@ -81,7 +83,7 @@ def command_name(word: int) -> str:
     return COMMAND_NAMES.get(word, f"0x{word:04X}")
 
 
-class FrameError(ValueError):
+class FrameError(ParseError):
     """A frame is malformed: `offset` is the byte where it went wrong, `expected` what should be."""
 
     def __init__(self, offset: int, expected: str, got: str = "") -> None:
@@ -509,7 +511,7 @@ class SerialPort(Protocol):
     def close(self) -> None: ...
 
 
-class RadarError(Exception):
+class RadarError(DeviceError):
     """Talking to the radar failed; the message says what and what to check."""
 
 

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from drivers.errors import ParseError
+
 WAVE_FORMAT_PCM = 0x0001
 WAVE_FORMAT_IEEE_FLOAT = 0x0003
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 
 
-class AudioFileError(ValueError):
+class AudioFileError(ParseError):
     """A file that cannot be read as audio; the message names the file and what is wrong."""
 
 

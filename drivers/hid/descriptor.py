@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
+from drivers.errors import ParseError
+
 # USB HID 1.11 §6.2.2.2: short item prefix = bTag(4) bType(2) bSize(2); 0xFE starts a long item.
 LONG_ITEM_PREFIX = 0xFE
 _SIZE_CODE = (0, 1, 2, 4)
@@ -48,7 +50,7 @@ MAX_DESCRIPTOR_SIZE = 4096
 MAX_HEX_TEXT = 16 * MAX_DESCRIPTOR_SIZE
 
 
-class DescriptorError(ValueError):
+class DescriptorError(ParseError):
     """The descriptor cannot be parsed; `offset` is the byte where the problem is."""
 
     def __init__(self, offset: int, problem: str) -> None:

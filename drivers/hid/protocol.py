@@ -9,6 +9,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+from drivers.errors import ParseError
 from drivers.hid.events import (
     Drop,
     Flash,
@@ -32,7 +33,7 @@ from drivers.hid.layout import (
 log = logging.getLogger(__name__)
 
 
-class ReportError(ValueError):
+class ReportError(ParseError):
     """An input report does not match the layout (too short for its controls, empty)."""
 
 

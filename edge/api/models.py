@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge.base.errors import ParseError
 from edge.base.schema import ID_PATTERN
 
 # Larger than anything a seat sends (bench/payload_sizes.py: info is about 2 kB, 15 kB at the
@@ -23,7 +24,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_SEQ = 2**63 - 1
 
 
-class StreamError(ValueError):
+class StreamError(ParseError):
     """A payload or command does not match the v1 wire format; the message names the field.
 
     `field` is the dotted path of the first bad field (`call.state`), "" for the whole payload.

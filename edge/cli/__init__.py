@@ -1,6 +1,8 @@
 """The `seatbox` command: one sub-command group per module of this package.
 
-Each module listed in COMMAND_MODULES has `register(subparsers)`; handlers return the exit code.
+Each module listed in COMMAND_MODULES has `register(subparsers)`; handlers return the exit code
+of a command that ran (doctor's FAIL, a replay that differs) and raise a SeatboxError for one
+that cannot: `main` prints it as one line and exits with the code of its kind (EXIT_CODES).
 """
 
 from __future__ import annotations
@@ -9,13 +11,34 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import TypeVar
 
 from edge import __version__
+from edge.base.errors import (
+    BrokerError,
+    ConfigError,
+    DeviceError,
+    ParseError,
+    SeatboxError,
+    UsageError,
+)
 
 # Exit codes shared by every command.
 EXIT_OK = 0
 EXIT_FAIL = 1  # the thing checked is not right (broker unreachable, doctor FAIL)
 EXIT_USAGE = 2  # bad input: invalid config, unparseable file, wrong arguments
+
+# The exit code of each kind of error: the first kind the error is an instance of.
+EXIT_CODES: tuple[tuple[type[SeatboxError], int], ...] = (
+    (ConfigError, EXIT_USAGE),
+    (ParseError, EXIT_USAGE),
+    (UsageError, EXIT_USAGE),
+    (DeviceError, EXIT_FAIL),
+    (BrokerError, EXIT_FAIL),
+    (SeatboxError, EXIT_FAIL),  # e.g. an install step that failed
+)
+
+E = TypeVar("E", bound=SeatboxError)
 
 COMMAND_MODULES = [
     "edge.cli.config_cmd",
@@ -48,6 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def framed(prefix: str, error: E) -> E:
+    """`error`, printed after `prefix` instead of its command's usual prefix."""
+    error.prefix = prefix
+    return error
+
+
+def exit_code(error: SeatboxError) -> int:
+    return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+
+
+def error_line(args: argparse.Namespace, error: SeatboxError) -> str:
+    """The one line (or paragraph) `seatbox` prints for an error: the error's own prefix,
+    else the command's (`set_defaults(error_prefix=...)`: "" where the messages name their
+    file), else "seatbox <command>: "."""
+    prefix = error.prefix
+    if prefix is None:
+        prefix = getattr(args, "error_prefix", None)
+    if prefix is None:
+        prefix = f"seatbox {args.command}: "
+    return f"{prefix}{error}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -56,18 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format)
     from pydantic import ValidationError
 
-    from edge.base.errors import ConfigError
     from edge.base.schema import format_validation_error
 
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
-    except ConfigError as exc:
-        # A command that let a config error escape still answers with the sentence, not a
-        # traceback: bad input is exit 2 everywhere.
-        print(f"seatbox {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except SeatboxError as exc:
+        # Bad input or a device, broker or step that failed: the sentence, not a traceback.
+        print(error_line(args, exc), file=sys.stderr)
+        return exit_code(exc)
     except ValidationError as exc:
         # Settings built from arguments; pydantic's own text would repeat the input verbatim.
         print(format_validation_error(f"seatbox {args.command}", exc), file=sys.stderr)

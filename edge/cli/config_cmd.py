@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from edge.base.errors import ConfigError
-from edge.cli import EXIT_OK, EXIT_USAGE
+from edge.cli import EXIT_OK
 from edge.shell.config import config_digest, config_profile, load_config, masked
 
 
@@ -25,21 +23,18 @@ def register(sub: Any) -> None:
         help="validate a seat config as `seatbox run` does: keys, profile, files it names",
     )
     check.add_argument("file")
-    check.set_defaults(func=check_cmd)
+    # A config error names its file: printed as is.
+    check.set_defaults(func=check_cmd, error_prefix="")
     show = verbs.add_parser("show", help="print the effective config, secrets masked")
     show.add_argument("file")
     show.add_argument("--json", action="store_true", help="JSON instead of TOML-like text")
-    show.set_defaults(func=show_cmd)
+    show.set_defaults(func=show_cmd, error_prefix="")
 
 
 def check_cmd(args: argparse.Namespace) -> int:
     from edge.shell.config_check import load_seat
 
-    try:
-        setup = load_seat(args.file)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
+    setup = load_seat(args.file)
     config, profile = setup.config, setup.profile
     # The digests are the ones the seat publishes in `info`: compare them with the floor's.
     print(
@@ -56,12 +51,8 @@ def _toml_value(value: Any) -> str:
 def show_cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    try:
-        config = load_config(args.file)
-        profile = config_profile(config, Path(args.file))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
+    config = load_config(args.file)
+    profile = config_profile(config, Path(args.file))
     data = masked(config)
     digest = config_digest(config)
     data["profile"] = {

@@ -31,11 +31,14 @@ from drivers.hid.events import (
 from drivers.hid.hidraw import HidrawHeadset, candidate_layout, enumerate_hidraw
 from drivers.hid.layout import TelephonyLayout, telephony_layout
 from drivers.hid.protocol import ProtocolSettings
-from edge.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from edge.base.errors import DeviceError, ParseError, UsageError
+from edge.cli import EXIT_OK
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("headset", help="check a USB telephony headset")
+    # The messages name the file, device or config they are about: printed as is.
+    parser.set_defaults(error_prefix="")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
     listing = verbs.add_parser("list", help="telephony headsets present, with their layout")
@@ -102,14 +105,11 @@ def describe_cmd(args: argparse.Namespace) -> int:
         data = read_descriptor_file(path)
         layout = telephony_layout(parse_descriptor(data))
     except OSError as exc:
-        print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except DescriptorError as exc:
-        print(f"{path}: not a valid report descriptor: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise ParseError(f"{path}: not a valid report descriptor: {exc}") from exc
     if not data:
-        print(f"{path}: empty file: expected a report descriptor", file=sys.stderr)
-        return EXIT_USAGE
+        raise ParseError(f"{path}: empty file: expected a report descriptor")
     if args.json:
         print(json.dumps(layout.to_json(), indent=2))
     else:
@@ -124,8 +124,7 @@ def list_cmd(args: argparse.Namespace) -> int:
     try:
         candidates = enumerate_hidraw()
     except (ImportError, OSError) as exc:
-        print(f"cannot enumerate hidraw devices: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+        raise DeviceError(f"cannot enumerate hidraw devices: {exc}") from exc
     found = []
     for candidate in candidates:
         layout = candidate_layout(candidate)
@@ -160,10 +159,7 @@ def list_cmd(args: argparse.Namespace) -> int:
             )
             print("\n".join(format_layout(layout)))
     if not found:
-        print(
-            "no telephony headset found (is it plugged in? see docs/headsets.md)", file=sys.stderr
-        )
-        return EXIT_FAIL
+        raise DeviceError("no telephony headset found (is it plugged in? see docs/headsets.md)")
     return EXIT_OK
 
 
@@ -208,14 +204,9 @@ def watch_cmd(args: argparse.Namespace) -> int:
     settings = ProtocolSettings()
     read_timeout, reconnect_max = 0.2, 10.0
     if args.config:
-        from edge.base.errors import ConfigError
         from edge.shell.config import load_config
 
-        try:
-            section = load_config(args.config).headset
-        except ConfigError as exc:
-            print(exc, file=sys.stderr)
-            return EXIT_USAGE
+        section = load_config(args.config).headset
         settings = ProtocolSettings(
             echo_window=section.echo_window,
             debounce_window=section.debounce_window,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-from edge.cli import EXIT_OK, EXIT_USAGE
+from edge.base.errors import UsageError
+from edge.cli import EXIT_OK
 
 RATES = (8000, 16000, 32000, 48000)
 
@@ -48,20 +48,12 @@ def meter_cmd(args: argparse.Namespace) -> int:
     from drivers.wavfile import AudioFileError, read_audio
 
     if args.rate < 600 or args.rate > 384000:
-        print(f"seatbox meter: --rate must be 600..384000 Hz, got {args.rate}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        audio = read_audio(args.file, raw_rate=args.rate)
-    except AudioFileError as exc:
-        print(f"seatbox meter: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"--rate must be 600..384000 Hz, got {args.rate}")
+    audio = read_audio(args.file, raw_rate=args.rate)
     if audio.samplerate < 600:
-        print(
-            f"seatbox meter: {args.file}: sample rate {audio.samplerate} Hz is below the "
-            "600 Hz ITU-T P.56 needs",
-            file=sys.stderr,
+        raise AudioFileError(
+            f"{args.file}: sample rate {audio.samplerate} Hz is below the 600 Hz ITU-T P.56 needs"
         )
-        return EXIT_USAGE
     from dsp.meter import measure  # scipy: ~1 s to import, only this command needs it
 
     levels = measure(audio.samples, audio.samplerate)

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from edge.base.errors import ConfigError
+from edge.base.errors import ConfigError, UsageError
 from edge.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from edge.ops.provision import (
     CHECK_TIMEOUT_S,
@@ -81,25 +81,20 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--timeout", type=float, default=CHECK_TIMEOUT_S, help="broker check timeout, seconds"
     )
-    parser.set_defaults(func=provision_cmd)
+    parser.set_defaults(func=provision_cmd, error_prefix="provision: ")
 
 
 def provision_cmd(args: argparse.Namespace) -> int:
     if args.csv:
         if args.site or args.seat or args.broker:
-            print(
-                "provision: use either --from FILE.csv or --site/--seat/--broker", file=sys.stderr
-            )
-            return EXIT_USAGE
+            raise UsageError("use either --from FILE.csv or --site/--seat/--broker")
         return _many(args)
     missing = [f"--{name}" for name in ("site", "seat", "broker") if not getattr(args, name)]
     if missing:
-        print(f"provision: {', '.join(missing)} required (or --from FILE.csv)", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"{', '.join(missing)} required (or --from FILE.csv)")
     if (args.username or args.password_file) and (args.cert or args.key):
         # Both is legal MQTT, but one seat should have one way in; mixing hides mistakes.
-        print("provision: give either --username/--password-file or --cert/--key", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("give either --username/--password-file or --cert/--key")
     req = SeatRequest(
         site=args.site,
         seat=args.seat,
@@ -118,11 +113,9 @@ def provision_cmd(args: argparse.Namespace) -> int:
     try:
         config, replaced = write_config(req, output)
     except (ProvisionError, ConfigError) as exc:
-        print(f"provision: nothing written:\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise ProvisionError(f"nothing written:\n{exc}") from exc
     except OSError as exc:
-        print(f"provision: cannot write {output}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+        raise ProvisionError(f"cannot write {output}: {exc.strerror}") from exc
     print(f"{'replaced' if replaced else 'wrote'} {output}: {describe(req)}")
     if missing_before_start(req):
         print(f"note: {missing_before_start(req)}")
@@ -150,8 +143,7 @@ def _many(args: argparse.Namespace) -> int:
     try:
         requests = read_seats_csv(Path(args.csv), simulate=args.simulate)
     except ProvisionError as exc:
-        print(f"provision: nothing written:\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise ProvisionError(f"nothing written:\n{exc}") from exc
     written: list[tuple[SeatRequest, SeatConfig]] = []
     errors = []
     for req in requests:

@@ -36,7 +36,8 @@ from drivers.ld2410 import (
     set_gate_sensitivity,
     set_max_gates,
 )
-from edge.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from edge.base.errors import ParseError, UsageError
+from edge.cli import EXIT_OK, framed
 
 GATE_M = 0.75  # default distance resolution, metres per gate (V1.07 §2.2.13)
 WATCH_SILENCE_S = 2.0  # same as the driver's watchdog: no frame this long means no sensor
@@ -89,7 +90,7 @@ def register(sub: Any) -> None:
 
     decode = verbs.add_parser("decode", help="decode a frame given in hex, print JSON")
     decode.add_argument("hex", nargs="+", help="frame bytes, e.g. 'F4 F3 F2 F1 0D 00 ...'")
-    decode.set_defaults(func=decode_cmd)
+    decode.set_defaults(func=decode_cmd, error_prefix="seatbox radar decode: ")
 
 
 # --- argument types (argparse turns ValueError/ArgumentTypeError into exit 2) -------------
@@ -199,23 +200,21 @@ def _open(args: argparse.Namespace) -> LD2410Link:
     return LD2410Link(port, name=args.port, ack_timeout=args.ack_timeout)
 
 
-def _fail(exc: Exception) -> int:
-    print(f"seatbox radar: {exc}", file=sys.stderr)
-    return EXIT_FAIL
+def _device_error(exc: FrameError | OSError) -> RadarError:
+    """A garbled answer or a serial error while talking to the radar: the radar failed (exit 1),
+    not the input (a malformed frame given to `decode` is exit 2)."""
+    return RadarError(str(exc))
 
 
 def info_cmd(args: argparse.Namespace) -> int:
-    try:
-        link = _open(args)
-    except RadarError as exc:
-        return _fail(exc)
+    link = _open(args)
     try:
         link.end_configuration()  # a module left in configuration mode answers nothing else
         with link.configuration() as config:
             firmware = link.read_firmware()
             params = link.read_parameters()
-    except (RadarError, FrameError, OSError) as exc:
-        return _fail(exc)
+    except (FrameError, OSError) as exc:
+        raise _device_error(exc) from exc
     finally:
         link.close()
     if args.json:
@@ -251,10 +250,7 @@ def _print_parameters(params: Parameters) -> None:
 
 
 def watch_cmd(args: argparse.Namespace) -> int:
-    try:
-        link = _open(args)
-    except RadarError as exc:
-        return _fail(exc)
+    link = _open(args)
     engineering_on = not args.basic
     params: Parameters | None = None
     try:
@@ -267,8 +263,8 @@ def watch_cmd(args: argparse.Namespace) -> int:
             _print_parameters(params)
             print("(* = gate energy above its sensitivity: that gate detects a target)")
         return _watch(link, args, params)
-    except (RadarError, FrameError, OSError) as exc:
-        return _fail(exc)
+    except (FrameError, OSError) as exc:
+        raise _device_error(exc) from exc
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
@@ -287,12 +283,9 @@ def _watch(link: LD2410Link, args: argparse.Namespace, params: Parameters) -> in
         if args.seconds is not None and now - start >= args.seconds:
             break
         if now - last_frame > WATCH_SILENCE_S:
-            print(
-                f"seatbox radar: no data frame for {WATCH_SILENCE_S:g} s on {args.port} "
-                "(power, wiring, baud rate?)",
-                file=sys.stderr,
+            raise RadarError(
+                f"no data frame for {WATCH_SILENCE_S:g} s on {args.port} (power, wiring, baud rate?)"
             )
-            return EXIT_FAIL
         for frame in link.read_reports():
             last_frame = time.monotonic()
             seen += 1
@@ -351,16 +344,12 @@ def set_cmd(args: argparse.Namespace) -> int:
     if not (
         wants_gates or args.sensitivity or args.engineering or args.factory_reset or args.restart
     ):
-        print(
-            "seatbox radar set: nothing to set: give --max-gate, --timeout, --sensitivity, "
-            "--engineering, --factory-reset or --restart",
-            file=sys.stderr,
+        problem = (
+            "nothing to set: give --max-gate, --timeout, --sensitivity, "
+            "--engineering, --factory-reset or --restart"
         )
-        return EXIT_USAGE
-    try:
-        link = _open(args)
-    except RadarError as exc:
-        return _fail(exc)
+        raise framed("seatbox radar set: ", UsageError(problem))
+    link = _open(args)
     try:
         link.end_configuration()
         with link.configuration():
@@ -370,8 +359,8 @@ def set_cmd(args: argparse.Namespace) -> int:
             params = link.read_parameters()
             if args.restart:
                 link.command(restart())
-    except (RadarError, FrameError, OSError) as exc:
-        return _fail(exc)
+    except (FrameError, OSError) as exc:
+        raise _device_error(exc) from exc
     finally:
         link.close()
     if args.json:
@@ -408,17 +397,14 @@ def decode_cmd(args: argparse.Namespace) -> int:
     try:
         data = bytes.fromhex(text)
     except ValueError:
-        print(
-            "seatbox radar decode: expected hexadecimal bytes such as 'F4 F3 F2 F1 0D 00 ...', "
-            f"got {' '.join(args.hex)!r}",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        raise UsageError(
+            "expected hexadecimal bytes such as 'F4 F3 F2 F1 0D 00 ...', "
+            f"got {' '.join(args.hex)!r}"
+        ) from None
     try:
         frame = decode_frame(data)
         out = frame_to_dict(frame)
     except FrameError as exc:
-        print(f"seatbox radar decode: malformed frame: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise ParseError(f"malformed frame: {exc}") from exc
     print(json.dumps(out))
     return EXIT_OK

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from edge.api.broker import BrokerSection
-from edge.base.errors import ConfigError
-from edge.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from edge.base.errors import BrokerError, ConfigError, SeatboxError, UsageError
+from edge.cli import EXIT_FAIL, EXIT_OK, framed
 from edge.shell.config import load_config, load_profile
 from edge.shell.notify import CoreWatchdog, Notifier, WatchdogTicker, watchdog_interval
 
@@ -50,12 +50,13 @@ def register(sub: Any) -> None:
         metavar="DIR",
         help="keep the event outbox here (default: a scratch directory removed at the end)",
     )
-    simulate.set_defaults(func=simulate_cmd)
+    # Errors of the scenario and profile name their file: printed as is.
+    simulate.set_defaults(func=simulate_cmd, error_prefix="")
 
     replay = sub.add_parser("replay", help="feed a tape to a fresh seat and compare the effects")
     replay.add_argument("tape")
     replay.add_argument("--print", action="store_true", help="print every effect as a JSON line")
-    replay.set_defaults(func=replay_cmd)
+    replay.set_defaults(func=replay_cmd, error_prefix="")
 
     demo = sub.add_parser("demo", help="a simulated floor on the embedded broker, live floor view")
     demo.add_argument("--seats", type=int, default=12)
@@ -74,20 +75,20 @@ def register(sub: Any) -> None:
     floor.add_argument("--site", help="site id (default: from --config)")
     floor.add_argument("--config", help="a seat or supervisor config with [broker] credentials")
     floor.add_argument("--duration", type=float, help="stop after this many seconds")
-    floor.set_defaults(func=floor_cmd)
+    floor.set_defaults(func=floor_cmd, error_prefix="")
 
 
-def _broker_arg_error(url: str | None) -> str | None:
-    """What is wrong with a --broker URL (never repeating a password in it), or None."""
+def _check_broker_arg(args: argparse.Namespace) -> None:
+    """Refuse a bad --broker URL (never repeating a password in it)."""
     from edge.api.broker import parse_url
 
-    if url is None or url == "embedded":
-        return None
+    if args.broker is None or args.broker == "embedded":
+        return
     try:
-        parse_url(url)
+        parse_url(args.broker)
     except ConfigError as exc:
-        return f"--broker: {str(exc).removeprefix('[broker] url: ')}"
-    return None
+        problem = f"--broker: {str(exc).removeprefix('[broker] url: ')}"
+        raise framed(f"seatbox {args.command}: ", UsageError(problem)) from None
 
 
 def _stop_on_signals(stop: Any) -> None:
@@ -98,13 +99,9 @@ def _stop_on_signals(stop: Any) -> None:
 def run_cmd(args: argparse.Namespace) -> int:
     from edge.shell.config_check import load_seat
 
-    try:
-        # The same validation as `seatbox config check`, before the device and signal
-        # libraries load: a config error is one line and exit 2 within a second.
-        setup = load_seat(args.config)
-    except ConfigError as exc:
-        print(f"seatbox run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    # The same validation as `seatbox config check`, before the device and signal
+    # libraries load: a config error is one line and exit 2 within a second.
+    setup = load_seat(args.config)
     config, profile = setup.config, setup.profile
     from edge.shell import wiring as app
     from edge.shell.runtime import Runtime
@@ -115,9 +112,9 @@ def run_cmd(args: argparse.Namespace) -> int:
         devices = app.build_devices(config)
         clock = app.seat_clock(config)
         url, broker = app.start_broker(config)
-    except (ConfigError, OSError) as exc:
-        print(f"seatbox run: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAIL
+    except OSError as exc:
+        # A device node or the embedded broker's port refused us: exit 1 (a ConfigError: 2).
+        raise SeatboxError(str(exc)) from exc
     from edge.ops.doctor import broker_check, checks_json, run_checks_for
     from edge.shell.logs import bind_seat
 
@@ -156,8 +153,7 @@ def run_cmd(args: argparse.Namespace) -> int:
         try:
             scenario = load_scenario(Path(args.config).parent / config.call.scenario)
         except ConfigError as exc:
-            print(f"seatbox run: [call] scenario: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            raise ConfigError(f"[call] scenario: {exc}") from exc
         seat = sim.VirtualSeat(
             headset=devices.headset,  # type: ignore[arg-type]
             host=devices.host,  # type: ignore[arg-type]
@@ -217,18 +213,9 @@ def simulate_cmd(args: argparse.Namespace) -> int:
     from edge.shell.scenario import load_scenario
     from edge.sim import build as sim
 
-    problem = _broker_arg_error(args.broker)
-    if problem:
-        print(f"seatbox simulate: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        scenario = load_scenario(args.scenario)
-        profile = load_profile(
-            args.profile or scenario.profile, base_dir=Path(args.scenario).parent
-        )
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
+    _check_broker_arg(args)
+    scenario = load_scenario(args.scenario)
+    profile = load_profile(args.profile or scenario.profile, base_dir=Path(args.scenario).parent)
     with ExitStack() as stack:
         broker_url = args.broker
         if broker_url == "embedded":
@@ -240,24 +227,20 @@ def simulate_cmd(args: argparse.Namespace) -> int:
         state_dir = args.state_dir
         if broker_url is not None and state_dir is None:
             state_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="seatbox-sim-"))
-        try:
-            runtime, _ = sim.build(
-                scenario,
-                fast=args.fast,
-                broker_url=broker_url,
-                events_out=out,
-                tape_path=args.record,
-                profile=profile,
-                state_dir=state_dir,
-            )
-        except ConfigError as exc:
-            print(exc, file=sys.stderr)
-            return EXIT_USAGE
+        runtime, _ = sim.build(
+            scenario,
+            fast=args.fast,
+            broker_url=broker_url,
+            events_out=out,
+            tape_path=args.record,
+            profile=profile,
+            state_dir=state_dir,
+        )
         runtime.start_link()
         if runtime.link is not None and not runtime.link.connected.wait(10):
-            print(f"seatbox simulate: cannot reach the broker at {broker_url}", file=sys.stderr)
             runtime.close()
-            return EXIT_FAIL
+            problem = f"cannot reach the broker at {broker_url}"
+            raise framed("seatbox simulate: ", BrokerError(problem))
         _stop_on_signals(runtime.stop)
         runtime.start_devices()
         try:
@@ -271,11 +254,7 @@ def replay_cmd(args: argparse.Namespace) -> int:
     from edge.core.inputs import encode
     from edge.shell.tape import load_tape, replay
 
-    try:
-        tape = load_tape(args.tape)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
+    tape = load_tape(args.tape)
     differences = 0
     count = 0
     for number, (line, effects) in enumerate(replay(tape), start=2):
@@ -303,20 +282,15 @@ def demo_cmd(args: argparse.Namespace) -> int:
     from edge.sim.demo import run_demo
 
     if args.seats < 1:
-        print("--seats: expected at least 1", file=sys.stderr)
-        return EXIT_USAGE
-    problem = _broker_arg_error(args.broker)
-    if problem:
-        print(f"seatbox demo: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        raise framed("", UsageError("--seats: expected at least 1"))
+    _check_broker_arg(args)
     if args.log_level == "INFO":
         # Twelve seats' connection chatter would scroll the floor view away.
         logging.getLogger("edge").setLevel(logging.WARNING)
     try:
         return run_demo(args.seats, args.duration, not args.no_view, args.broker, args.port)
     except OSError as exc:
-        print(f"seatbox demo: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+        raise SeatboxError(str(exc)) from exc
 
 
 def floor_cmd(args: argparse.Namespace) -> int:
@@ -325,26 +299,15 @@ def floor_cmd(args: argparse.Namespace) -> int:
     broker = BrokerSection()
     site = args.site
     if args.config:
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            print(exc, file=sys.stderr)
-            return EXIT_USAGE
+        config = load_config(args.config)
         broker = config.broker
         site = site or config.seat.site
-    problem = _broker_arg_error(args.broker)
-    if problem:
-        print(f"seatbox floor: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+    _check_broker_arg(args)
     url = args.broker or (broker.url if broker.url != "embedded" else None)
     if not url or not site:
-        print("seatbox floor: give --broker URL and --site S (or --config FILE)", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        view = FloorView(broker, site, url)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_USAGE
+        problem = "give --broker URL and --site S (or --config FILE)"
+        raise framed("seatbox floor: ", UsageError(problem))
+    view = FloorView(broker, site, url)
     view.start()
     stop = threading.Event()
     _stop_on_signals(stop.set)

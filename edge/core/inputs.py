@@ -27,6 +27,7 @@ from drivers.hid.events import (
 from drivers.host import HostLeds
 from drivers.radar import RadarReport, RadarStatus
 from dsp.types import ChannelLevels
+from edge.base.errors import ParseError
 
 CallAction = Literal["ring", "answer", "hold", "resume", "end"]
 CALL_ACTIONS: tuple[str, ...] = ("ring", "answer", "hold", "resume", "end")
@@ -158,7 +159,7 @@ def encode(obj: Any) -> Any:
     return obj
 
 
-class DecodeError(ValueError):
+class DecodeError(ParseError):
     """A tape line is not a known input or effect."""
 
 

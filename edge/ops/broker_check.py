@@ -15,9 +15,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge.api.broker import BrokerSection, Endpoint, make_client, tls_context
+from edge.base.errors import BrokerError
 
 
-class BrokerConnectError(Exception):
+class BrokerConnectError(BrokerError):
     """The broker could not be reached or refused us: `str()` says what happened, `fix` what
     to do about it (provision and doctor print both)."""
 

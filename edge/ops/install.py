@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.base.errors import SeatboxError
+
 SOURCE_DIR = Path(__file__).resolve().parents[2]
 PREFIX = Path("opt/seatbox")
 VENV = PREFIX / "venv"
@@ -53,7 +55,7 @@ PACKAGE_GLOBS = (
 )
 
 
-class InstallError(Exception):
+class InstallError(SeatboxError):
     """A step of the install failed; the message says which and what to do."""
 
 
@@ -471,18 +473,16 @@ def add_arguments(parser: argparse.ArgumentParser, with_venv: bool) -> None:
 
 
 def run(action: str, args: argparse.Namespace) -> int:
+    """Install or uninstall and print what changed; an InstallError says what failed."""
     root = Path(args.root)
     if root.resolve() == Path("/") and os.geteuid() != 0:
-        print("seatbox: installing onto / needs root: run `sudo make install`", file=sys.stderr)
-        return 1
-    try:
-        if action == "install":
-            report = install(Options(root=root, source=Path(args.source), venv=not args.no_venv))
-        else:
-            report = uninstall(root, Path(args.source))
-    except InstallError as exc:
-        print(f"seatbox {action}: {exc}", file=sys.stderr)
-        return 1
+        error = InstallError("installing onto / needs root: run `sudo make install`")
+        error.prefix = "seatbox: "
+        raise error
+    if action == "install":
+        report = install(Options(root=root, source=Path(args.source), venv=not args.no_venv))
+    else:
+        report = uninstall(root, Path(args.source))
     for line in report.lines():
         print(line)
     if action == "install" and root.resolve() == Path("/"):
@@ -496,7 +496,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(verbs.add_parser("install", help="install or upgrade"), with_venv=True)
     add_arguments(verbs.add_parser("uninstall", help="remove all but config and state"), False)
     args = parser.parse_args(argv)
-    return run(args.action, args)
+    try:
+        return run(args.action, args)
+    except InstallError as exc:
+        # The line `seatbox install` prints (edge.cli), without importing the CLI's packages.
+        prefix = f"seatbox {args.action}: " if exc.prefix is None else exc.prefix
+        print(f"{prefix}{exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import tomli_w
 from pydantic import ValidationError
 
 from edge.api.broker import CREDENTIALS_IN_URL, BrokerSection, parse_url
-from edge.base.errors import ConfigError
+from edge.base.errors import ConfigError, UsageError
 from edge.base.schema import valid_id
 from edge.ops.broker_check import BrokerConnectError, connect_and_wait
 from edge.shell.config import SeatConfig, load_config
@@ -47,7 +47,7 @@ _FLAG = {
 _ID_NEED = "expected letters, digits, '_' or '-' (1 to 64), no '+ # / .' (MQTT topic level)"
 
 
-class ProvisionError(Exception):
+class ProvisionError(UsageError):
     """Bad input to provisioning; the message names the flag or CSV row and column."""
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from edge.base.errors import ParseError
 from edge.core.inputs import CALL_ACTIONS, CtiCommand, Identify, Input
 
 COMMANDS = ("call", "identify", "rebirth", "resend")
@@ -30,7 +31,7 @@ BOOT_ID = re.compile(r"[0-9]{1,12}-[0-9a-f]{8}")
 _OPEN, _CLOSE, _QUOTE, _BACKSLASH = b"[{", b"]}", 0x22, 0x5C
 
 
-class CommandError(ValueError):
+class CommandError(ParseError):
     def __init__(self, request_id: str, message: str) -> None:
         super().__init__(message)
         self.request_id = request_id
