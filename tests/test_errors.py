@@ -86,7 +86,7 @@ def test_the_kinds_keep_the_builtin_bases_callers_catch() -> None:
     from drivers.hid.descriptor import DescriptorError
     from drivers.ld2410 import FrameError
     from drivers.wavfile import AudioFileError
-    from edge.api.consumer import StreamError
+    from edge.api.models import StreamError
     from edge.core.inputs import DecodeError
     from edge.shell.mqtt.commands import CommandError
 
