@@ -30,7 +30,8 @@ from edge.api.consumer import (
     seat_topic,
 )
 from edge.shell.mqtt.commands import CommandError, parse
-from edge.shell.outbox.store import Outbox, OutboxPump
+from edge.shell.outbox.pump import OutboxPump
+from edge.shell.outbox.store import Outbox
 
 SITE = "hq"
 

@@ -128,14 +128,25 @@ class Figures:
 
 
 def guest_files() -> dict[str, bytes]:
-    """The seat program, edge.shell.outbox.store and paho, laid over the image at each boot."""
+    """The seat program, edge.shell.outbox (store, pump and the error kinds they raise) and
+    paho, laid over the image at each boot."""
     import paho
 
+    modules = (
+        "edge/__init__.py",
+        "edge/base/__init__.py",
+        "edge/base/errors.py",
+        "edge/shell/__init__.py",
+        "edge/shell/outbox/__init__.py",
+        "edge/shell/outbox/store.py",
+        "edge/shell/outbox/pump.py",
+        "drivers/__init__.py",
+        "drivers/errors.py",
+    )
     return python_sources(
         {
             "/opt/seat/powercut_seat.py": Path(__file__).with_name("powercut_seat.py"),
-            "/opt/seat/edge/__init__.py": REPO / "edge" / "__init__.py",
-            "/opt/seat/edge/shell/outbox/store.py": REPO / "edge" / "outbox.py",
+            **{f"/opt/seat/{name}": REPO / name for name in modules},
             "/opt/seat/paho": Path(paho.__path__[0]),
         }
     )
