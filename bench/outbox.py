@@ -28,7 +28,8 @@ from machine import describe  # noqa: E402  (bench/machine.py)
 from support import Mosquitto, free_port, wait_until  # noqa: E402
 
 from edge.api.broker import BrokerSection, make_client  # noqa: E402
-from edge.shell.outbox.store import Outbox, OutboxPump  # noqa: E402
+from edge.shell.outbox.pump import OutboxPump  # noqa: E402
+from edge.shell.outbox.store import Outbox  # noqa: E402
 
 TOPIC = "seatbox/v1/bench/s01/event"
 SEAT_INPUT_SPACING_S = 0.010

@@ -26,7 +26,8 @@ from edge.api.models import parse_event
 from edge.api.stream import StreamTracker, Verdict, seat_topic
 from edge.api.topics import parse_topic
 from edge.shell.mqtt.commands import CommandError, parse
-from edge.shell.outbox.store import Outbox, OutboxPump
+from edge.shell.outbox.pump import OutboxPump
+from edge.shell.outbox.store import Outbox
 
 SITE = "hq"
 

@@ -3,7 +3,8 @@
 
 Prints `COMMIT <boot_id> <seq>` after each `add_event` returns (the event is durable then), so
 the host knows what was committed when it pulls the plug. Only the standard library, paho
-and edge.shell.outbox.store are imported: the guest is slow (software emulation), scipy would take 80 s.
+and edge.shell.outbox (store, pump) are imported: the guest is slow (software emulation), scipy
+would take 80 s.
 The host imports `event_for` to check that every delivered event is one this program wrote.
 """
 
@@ -47,7 +48,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--drain", action="store_true", help="then wait until all acked")
     args = parser.parse_args(argv)
 
-    from edge.shell.outbox.store import Outbox, OutboxPump
+    from edge.shell.outbox.pump import OutboxPump
+    from edge.shell.outbox.store import Outbox
 
     db = args.state / "outbox.sqlite"
     if db.exists():

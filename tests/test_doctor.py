@@ -25,25 +25,15 @@ from support import Mosquitto
 
 from drivers.ld2410 import CMD_ENABLE_CONFIG, CMD_END_CONFIG, CMD_READ_FIRMWARE, open_serial
 from drivers.ld2410_emulator import open_pty
-from edge.ops.doctor import (
-    CHECK_NAMES,
-    OUTBOX_BACKLOG_WARN_S,
-    Check,
-    ClockState,
-    Host,
-    MicReading,
-    check_clock,
-    check_headset,
-    check_microphone,
-    check_outbox,
-    check_permissions,
-    check_radar,
-    is_telephony_headset,
-    kernel_clock_state,
-    read_outbox,
-    run_checks,
-)
+from edge.ops.doctor import CHECK_NAMES, Check, ClockState, Machine, MicReading, run_checks
+from edge.ops.doctor.audio import check_microphone
+from edge.ops.doctor.clock import check_clock, kernel_clock_state
+from edge.ops.doctor.headset import check_headset, is_telephony_headset
+from edge.ops.doctor.outbox import OUTBOX_BACKLOG_WARN_S, check_outbox
+from edge.ops.doctor.permissions import check_permissions
+from edge.ops.doctor.radar import check_radar
 from edge.shell.config import SeatConfig, load_config
+from edge.shell.outbox.inspect import read_outbox
 from edge.shell.outbox.store import Outbox
 
 DATA = Path(__file__).parent / "data" / "ops"
@@ -81,8 +71,8 @@ def fake_hidraw(root: Path, name: str, desc: bytes, hid_name: str, hid_id: str) 
     return node
 
 
-def host_at(root: Path, **kw: object) -> Host:
-    return Host(sys_root=root / "sys", dev_root=root / "dev", **kw)  # type: ignore[arg-type]
+def machine_at(root: Path, **kw: object) -> Machine:
+    return Machine(sys_root=root / "sys", dev_root=root / "dev", **kw)  # type: ignore[arg-type]
 
 
 SYNCED = ClockState(True, "test clock")
@@ -99,7 +89,7 @@ def test_doctor_json_on_a_simulated_seat_lists_every_check_and_exits_0(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = provision(tmp_path, "--simulate")
-    checks = run_checks(config, Host(clock=lambda: SYNCED))
+    checks = run_checks(config, Machine(clock=lambda: SYNCED))
     assert [c.name for c in checks] == list(CHECK_NAMES)
     assert {c.name: c.status for c in checks} == dict.fromkeys(CHECK_NAMES, "OK")
     assert "virtual" in {c.name: c.detail for c in checks}["headset"]
@@ -144,7 +134,7 @@ def test_doctor_gives_the_config_the_verdict_of_config_check_and_still_runs_the_
     config.write_text(text.replace('[radar]\nbackend = "virtual"', '[radar]\nbackend = "ld2410"'))
     check = seatbox("config", "check", str(config))
     assert check.returncode == 2
-    checks = {c.name: c for c in run_checks(config, Host(clock=lambda: SYNCED))}
+    checks = {c.name: c for c in run_checks(config, Machine(clock=lambda: SYNCED))}
     assert checks["config"].status == "FAIL"
     assert checks["config"].detail == check.stderr.strip().removeprefix("seatbox config check: ")
     assert "[radar] port: required for backend ld2410" in checks["config"].detail
@@ -161,11 +151,11 @@ def test_text_output_says_what_to_do(tmp_path: Path) -> None:
 
 def test_broker_check_connects_with_the_seat_credentials(broker: Mosquitto, tmp_path: Path) -> None:
     config = provision(tmp_path, "--simulate", broker=broker.url)
-    checks = {c.name: c for c in run_checks(config, Host(clock=lambda: SYNCED))}
+    checks = {c.name: c for c in run_checks(config, Machine(clock=lambda: SYNCED))}
     assert checks["broker"].status == "OK"
     assert checks["broker"].detail == f"connected to 127.0.0.1:{broker.port}"
     broker_down = provision(tmp_path, "--simulate", broker="mqtt://127.0.0.1:1")
-    checks = {c.name: c for c in run_checks(broker_down, Host(clock=lambda: SYNCED))}
+    checks = {c.name: c for c in run_checks(broker_down, Machine(clock=lambda: SYNCED))}
     assert checks["broker"].status == "FAIL"
     assert "connection refused" in checks["broker"].detail
 
@@ -174,8 +164,8 @@ def test_headset_check_finds_the_telephony_node_among_others(tmp_path: Path) -> 
     config = load_config(provision(tmp_path))  # real devices: headset auto
     fake_hidraw(tmp_path, "hidraw0", descriptor("logitech_g535_wireless"),
                 "Logitech G535", "0003:0000046D:00000AC4")  # fmt: skip
-    host = host_at(tmp_path, service_user="nobody")
-    check = check_headset(config, host)
+    machine = machine_at(tmp_path, service_user="nobody")
+    check = check_headset(config, machine)
     assert check.status == "FAIL"
     assert "no telephony headset found (HID devices: hidraw0 Logitech G535 (046d:0ac4))" in (
         check.detail
@@ -183,7 +173,7 @@ def test_headset_check_finds_the_telephony_node_among_others(tmp_path: Path) -> 
     node = fake_hidraw(tmp_path, "hidraw1", descriptor("jabra_biz2400_ii"),
                        "GN Netcom A/S Jabra BIZ 2400 II", "0003:00000B0E:00002453")  # fmt: skip
     os.chmod(node, 0o660)  # as the kernel leaves it without our udev rule: root's group
-    check = check_headset(config, host)
+    check = check_headset(config, machine)
     assert check.status == "FAIL"
     assert check.detail == (
         f"GN Netcom A/S Jabra BIZ 2400 II (0b0e:2453) at {node}: nobody cannot read and write "
@@ -191,7 +181,7 @@ def test_headset_check_finds_the_telephony_node_among_others(tmp_path: Path) -> 
     )
     assert "udev rules" in check.fix
     os.chmod(node, 0o666)
-    check = check_headset(config, host)
+    check = check_headset(config, machine)
     assert check.status == "OK"
     assert check.detail == (
         f"GN Netcom A/S Jabra BIZ 2400 II (0b0e:2453) at {node}: hook switch, mute, LEDs "
@@ -204,7 +194,7 @@ def test_headset_check_reads_the_layout_of_a_collection_placed_last(tmp_path: Pa
     node = fake_hidraw(tmp_path, "hidraw3", descriptor("poly_bt700_dongle"),
                        "Poly BT700", "0003:0000047F:000002E6")  # fmt: skip
     os.chmod(node, 0o666)
-    check = check_headset(config, host_at(tmp_path, service_user="nobody"))
+    check = check_headset(config, machine_at(tmp_path, service_user="nobody"))
     assert (check.status, check.detail) == (
         "OK",
         f"Poly BT700 (047f:02e6) at {node}: hook switch, mute, LEDs off_hook/mute/ring/hold; "
@@ -223,7 +213,7 @@ def test_a_headset_without_hook_switch_or_leds_is_a_warning_naming_what_is_missi
     config = load_config(provision(tmp_path))
     node = fake_hidraw(tmp_path, "hidraw0", mute_only, "Acme Mute", "0003:00001234:00005678")
     os.chmod(node, 0o666)
-    check = check_headset(config, host_at(tmp_path, service_user="nobody"))
+    check = check_headset(config, machine_at(tmp_path, service_user="nobody"))
     assert check.status == "WARN"
     assert check.detail == (
         f"Acme Mute (1234:5678) at {node}: no hook switch: answering and ending calls on the "
@@ -241,7 +231,7 @@ def test_a_configured_headset_with_a_broken_descriptor_or_a_dead_node_is_a_fail(
     path = provision(tmp_path)
     path.write_text(path.read_text().replace('device = "auto"', f'device = "{node}"'))
     config = load_config(path)
-    check = check_headset(config, host_at(tmp_path))
+    check = check_headset(config, machine_at(tmp_path))
     assert check.status == "FAIL"
     assert check.detail == (
         f"{node} (Jabra, 0b0e:2453): its report descriptor cannot be read "
@@ -256,7 +246,7 @@ def test_a_configured_headset_with_a_broken_descriptor_or_a_dead_node_is_a_fail(
     server.bind("hidraw5")  # relative: the socket path limit is 108 bytes
     os.chmod("hidraw5", 0o666)
     try:
-        check = check_headset(auto, host_at(tmp_path / "b", service_user="nobody"))
+        check = check_headset(auto, machine_at(tmp_path / "b", service_user="nobody"))
     finally:
         server.close()
     if os.geteuid() == 0:  # the real open is tried only for the service user or root
@@ -273,14 +263,14 @@ def test_permissions_check_names_nodes_the_service_user_cannot_open(tmp_path: Pa
     radar.write_bytes(b"")
     os.chmod(radar, 0o666)
     # A user that exists on every system and is neither root nor the file's owner.
-    host = host_at(tmp_path, service_user="nobody")
+    machine = machine_at(tmp_path, service_user="nobody")
     os.chmod(node, 0o600)  # as the kernel leaves hidraw nodes without our udev rule
-    check = check_permissions(config, host)
+    check = check_permissions(config, machine)
     assert check.status == "FAIL"
     assert f"nobody cannot open: {node} (-rw-------" in check.detail
     assert "udev rules" in check.fix
     os.chmod(node, 0o666)
-    check = check_permissions(config, host)
+    check = check_permissions(config, machine)
     assert (check.status, check.detail) == ("OK", "nobody can open 2 device node(s)")
 
 
@@ -292,7 +282,7 @@ def test_radar_check_reads_frames_and_firmware_of_an_ld2410(tmp_path: Path) -> N
     with emulated_radar() as (emulator, port):
         config = radar_config(tmp_path, port)
         started = time.monotonic()
-        check = check_radar(config, Host())
+        check = check_radar(config, Machine())
         took = time.monotonic() - started
     assert check.status == "OK", check
     match = re.fullmatch(rf"{port}: LD2410 firmware V1\.07\.22091516, basic frames at (\d+)/s",
@@ -306,7 +296,7 @@ def test_radar_check_reads_frames_and_firmware_of_an_ld2410(tmp_path: Path) -> N
 
 def test_radar_check_ends_a_configuration_mode_left_behind(tmp_path: Path) -> None:
     with emulated_radar(stuck_config=True, engineering=True) as (_emulator, port):
-        check = check_radar(radar_config(tmp_path, port), Host())
+        check = check_radar(radar_config(tmp_path, port), Machine())
     assert check.status == "OK", check
     assert re.fullmatch(
         rf"{port}: LD2410 firmware V1\.07\.22091516, engineering frames at \d+/s "
@@ -317,7 +307,7 @@ def test_radar_check_ends_a_configuration_mode_left_behind(tmp_path: Path) -> No
 
 def test_radar_check_warns_of_noise_between_frames(tmp_path: Path) -> None:
     with emulated_radar(garbage=True, seed=3) as (_emulator, port):
-        check = check_radar(radar_config(tmp_path, port), Host())
+        check = check_radar(radar_config(tmp_path, port), Machine())
     assert check.status == "WARN", check
     assert re.search(r"bytes were not part of a valid frame \(\d+ cut short or garbled\): expected "
                      r"only LD2410 frames \(data F4 F3 F2 F1", check.detail)  # fmt: skip
@@ -336,7 +326,7 @@ def test_radar_check_fails_on_a_port_that_sends_only_garbage(tmp_path: Path) -> 
     writer = threading.Thread(target=babble, daemon=True)
     writer.start()
     try:
-        check = check_radar(radar_config(tmp_path, port), Host())
+        check = check_radar(radar_config(tmp_path, port), Machine())
     finally:
         stop.set()
         writer.join()
@@ -354,12 +344,12 @@ def test_radar_check_fails_on_a_port_that_sends_only_garbage(tmp_path: Path) -> 
 
 def test_radar_check_names_a_silent_a_missing_a_busy_and_a_foreign_radar(tmp_path: Path) -> None:
     with emulated_radar(silent=True) as (_emulator, port):
-        check = check_radar(radar_config(tmp_path, port), Host())
+        check = check_radar(radar_config(tmp_path, port), Machine())
     assert check.status == "FAIL"
     assert check.detail.startswith(f"{port}: nothing received in 1.0 s and no answer to end-config")
     assert "5 V supply" in check.fix
     with emulated_radar(protocol_version=2) as (_emulator, port):
-        check = check_radar(radar_config(tmp_path, port), Host())
+        check = check_radar(radar_config(tmp_path, port), Machine())
     assert (check.status, check.detail) == (
         "FAIL",
         f"{port}: enable-config answered protocol version 2, an LD2410/B/C answers 1 "
@@ -368,21 +358,21 @@ def test_radar_check_names_a_silent_a_missing_a_busy_and_a_foreign_radar(tmp_pat
     with emulated_radar() as (_emulator, port):
         seat = open_serial(port)  # the running seat holds the port exclusively
         try:
-            check = check_radar(radar_config(tmp_path, port), Host())
+            check = check_radar(radar_config(tmp_path, port), Machine())
         finally:
             seat.close()
     assert (check.status, check.detail) == (
         "WARN", f"{port} not probed: another program holds it (the running seat?)"
     )  # fmt: skip
-    check = check_radar(radar_config(tmp_path, str(tmp_path / "ttyUSB9")), Host())
+    check = check_radar(radar_config(tmp_path, str(tmp_path / "ttyUSB9")), Machine())
     assert (check.status, check.detail) == ("FAIL", f"{tmp_path / 'ttyUSB9'} not present")
 
 
 def test_clock_states_map_to_ok_fail_warn() -> None:
-    assert check_clock(Host(clock=lambda: SYNCED)).status == "OK"
-    unsynced = check_clock(Host(clock=lambda: ClockState(False, "kernel")))
+    assert check_clock(Machine(clock=lambda: SYNCED)).status == "OK"
+    unsynced = check_clock(Machine(clock=lambda: ClockState(False, "kernel")))
     assert unsynced.status == "FAIL" and "attendance" in unsynced.detail
-    unknown = check_clock(Host(clock=lambda: ClockState(None, "no timedated")))
+    unknown = check_clock(Machine(clock=lambda: ClockState(None, "no timedated")))
     assert unknown.status == "WARN" and "timedatectl" in unknown.fix
 
 
@@ -394,19 +384,19 @@ def test_kernel_clock_state_agrees_with_adjtimex_of_this_machine() -> None:
 
 def test_microphone_silent_is_a_warning_and_a_capture_failure_a_fail(tmp_path: Path) -> None:
     config = load_config(provision(tmp_path))
-    silent = Host(mic_probe=lambda audio, s: MicReading(True, rms_dbov=-95.0))
+    silent = Machine(mic_probe=lambda audio, s: MicReading(True, rms_dbov=-95.0))
     check = check_microphone(config, silent, audio_ok=True)
     assert check.status == "WARN" and "silent: -95.0 dBov" in check.detail
-    speaking = Host(mic_probe=lambda audio, s: MicReading(True, rms_dbov=-38.2))
+    speaking = Machine(mic_probe=lambda audio, s: MicReading(True, rms_dbov=-38.2))
     assert check_microphone(config, speaking, audio_ok=True).detail == "signal -38.2 dBov RMS"
-    broken = Host(mic_probe=lambda audio, s: MicReading(False, detail="device busy"))
+    broken = Machine(mic_probe=lambda audio, s: MicReading(False, detail="device busy"))
     assert check_microphone(config, broken, audio_ok=True).status == "FAIL"
 
 
 def test_audio_check_lists_the_capture_devices_when_the_configured_one_is_missing(
     tmp_path: Path,
 ) -> None:
-    from edge.ops.doctor import check_audio
+    from edge.ops.doctor.audio import check_audio
 
     config_path = provision(tmp_path)
     text = config_path.read_text().replace(
@@ -415,12 +405,12 @@ def test_audio_check_lists_the_capture_devices_when_the_configured_one_is_missin
     config_path.write_text(text)
     config = load_config(config_path)
     devices = [{"name": "Poly BT700: USB Audio (hw:1,0)", "max_input_channels": 1}]
-    check = check_audio(config, Host(audio_devices=lambda: devices))
+    check = check_audio(config, Machine(audio_devices=lambda: devices))
     assert check.status == "FAIL"
     assert "[audio] tx_device 'Jabra BIZ' not found" in check.detail
     assert "'Poly BT700: USB Audio (hw:1,0)'" in check.detail
     devices.append({"name": "Jabra BIZ 2400 II: USB Audio (hw:2,0)", "max_input_channels": 1})
-    assert check_audio(config, Host(audio_devices=lambda: devices)).status == "OK"
+    assert check_audio(config, Machine(audio_devices=lambda: devices)).status == "OK"
 
 
 # --- outbox: real databases written by edge.shell.outbox.store.Outbox -----------------------------------
@@ -442,8 +432,8 @@ def open_outbox(path: Path, budget_mb: float = 64.0) -> Outbox:
     )  # fmt: skip
 
 
-def at(seconds: float) -> Host:
-    return Host(wall_clock=lambda: T0 + seconds)
+def at(seconds: float) -> Machine:
+    return Machine(wall_clock=lambda: T0 + seconds)
 
 
 def folder(path: Path) -> dict[str, str]:
@@ -624,9 +614,11 @@ def test_an_outbox_the_service_user_cannot_write_is_a_fail(tmp_path: Path) -> No
     config, path = outbox_config(tmp_path)
     open_outbox(path).close()
     os.chmod(path, 0o644)  # as a seat once started by root leaves it
-    check = check_outbox(config, Host(service_user="nobody", wall_clock=lambda: T0))
+    check = check_outbox(config, Machine(service_user="nobody", wall_clock=lambda: T0))
     assert check.status == "FAIL"
     assert check.detail.startswith("nobody cannot write outbox.sqlite (-rw-r--r-- ")
     assert check.fix.startswith(f"chown nobody: {path}*")
     os.chmod(path, 0o666)
-    assert check_outbox(config, Host(service_user="nobody", wall_clock=lambda: T0)).status == "OK"
+    assert (
+        check_outbox(config, Machine(service_user="nobody", wall_clock=lambda: T0)).status == "OK"
+    )

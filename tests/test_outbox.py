@@ -15,6 +15,7 @@ import pytest
 from disk_support import fill, garble_data_pages, small_tmpfs
 from schema_support import validate
 
+from edge.shell.outbox.pump import TokenBucket
 from edge.shell.outbox.store import (
     LOSS_TYPE,
     RETRY_S,
@@ -22,7 +23,6 @@ from edge.shell.outbox.store import (
     OutboxEntry,
     OutboxError,
     Priority,
-    TokenBucket,
     iso_utc,
     loss_reserve,
     priority_of,

@@ -22,7 +22,8 @@ from edge.base.schema import valid_id
 from edge.core.effects import Event, Levels
 from edge.shell.config import SeatConfig
 from edge.shell.mqtt.commands import Command, CommandError, parse
-from edge.shell.outbox.store import EventDataError, Outbox, OutboxError, OutboxPump, ResendResult
+from edge.shell.outbox.pump import OutboxPump
+from edge.shell.outbox.store import EventDataError, Outbox, OutboxError, ResendResult
 
 log = logging.getLogger(__name__)
 
