@@ -22,13 +22,8 @@ ROOMS = ("edge", "drivers", "dsp", "floor")
 SEATBOX = [sys.executable, "-m", "edge.cli"]
 
 # Exception classes that may stay outside SeatboxError, by class name, with the reason.
-OUTSIDE = {
-    # Re-based by the "doctor" change of issue 13 (the outbox's read-only inspection API);
-    # drop these three once it is merged.
-    "OutboxError": "edge/shell/outbox: re-based with the outbox inspection API (issue 13)",
-    "EventDataError": "edge/shell/outbox: re-based with the outbox inspection API (issue 13)",
-    "OutboxUnreadable": "edge/ops/doctor: re-based with the outbox inspection API (issue 13)",
-}
+# Exception classes that may stay outside the root, each with the reason (none today).
+OUTSIDE: dict[str, str] = {}
 
 
 @functools.cache
