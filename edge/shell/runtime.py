@@ -176,14 +176,7 @@ class Runtime:
         f = self.state.facts
         line = f"call {f.call.state}, {f.presence.state}, {'muted' if f.mute.muted else 'mic on'}"
         line += f", {len(f.violations)} violation(s)" if f.violations else ""
-        if self.outbox is not None and self.outbox.degraded:
-            health = self.outbox.health()
-            trouble = "full" if health.state == "disk_full" else "failing"
-            line += f", disk {trouble}: {health.held} event(s) held in memory only"
-        if self.link is not None and not self.link.connected.is_set():
-            line += ", broker unreachable"
-        backlog = self.link.backlog() if self.link is not None else 0
-        return line + (f", {backlog} event(s) waiting to be sent" if backlog else "")
+        return line + (self.link.delivery_status() if self.link is not None else "")
 
     def close(self) -> None:
         for hook in self.close_hooks:

@@ -333,6 +333,19 @@ class SeatLink:
         wire: dict[str, Any] = json.loads(entry.payload)
         return wire
 
+    def delivery_status(self) -> str:
+        """What the STATUS line adds about getting events out: a disk in trouble, no broker,
+        a backlog ("" when all is well)."""
+        line = ""
+        if self.outbox is not None and self.outbox.degraded:
+            health = self.outbox.health()
+            trouble = "full" if health.state == "disk_full" else "failing"
+            line += f", disk {trouble}: {health.held} event(s) held in memory only"
+        if not self.connected.is_set():
+            line += ", broker unreachable"
+        backlog = self.backlog()
+        return line + (f", {backlog} event(s) waiting to be sent" if backlog else "")
+
     def backlog(self, max_age_s: float = 5.0) -> int:
         """Events stored but not yet acknowledged by the broker (counted at most every
         `max_age_s`: with a long outage the count scans the backlog)."""
