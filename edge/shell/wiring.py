@@ -5,9 +5,11 @@
 
 The start-up path of `seatbox run`, top-down, each step calling only the ones below it:
 
-    edge.cli.seat_cmd.run_cmd             arguments, exit codes, signals, sd_notify, doctor's checks
+    edge.cli.seat_cmd.run_cmd             arguments, exit codes, signals, sd_notify
       edge.shell.config_check.load_seat   the config and its profile, validated as `config check` does
+      edge.sim.build.play_on_devices      only with [call] sources "simulate" and a scenario
       edge.shell.wiring.start_broker      the embedded broker, when the config says `embedded`
+      edge.ops.doctor.run_checks_for      the doctor's checks, published in `info`
       edge.shell.wiring.build_seat        this module: the parts, top-down, handed to the runtime
         drivers.*                         device backends (build_devices), seat_clock
         edge.shell.outbox.store           the outbox in [storage] state_dir (open_outbox)
@@ -15,11 +17,12 @@ The start-up path of `seatbox run`, top-down, each step calling only the ones be
         edge.shell.tape                   the recorder (--record)
         edge.shell.runtime                Runtime(config, profile, devices, clock, Parts(...))
         edge.shell.dose_store, day_store  today's dose and tallies, restored
-      Runtime.start, Runtime.loop         the core thread, until SIGTERM
+      Runtime.start, Runtime.loop         the link and devices started, the core thread until SIGTERM
 
 The link reaches the runtime through two callables only: `on_command` (inputs for the core)
-and `on_connected` (the birth). Simulations pass their virtual devices and scenario clock and
-a `play` that schedules the scenario's steps; `seatbox run` passes neither.
+and `on_connected` (the birth). Simulations pass their virtual devices, their scenario clock
+and a `play` that schedules the scenario's steps; `seatbox run` has its devices and clock built
+from the config, and passes a `play` only when it simulates calls.
 """
 
 from __future__ import annotations
