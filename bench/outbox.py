@@ -146,7 +146,8 @@ def seat_latency(port: int, workdir: Path, events: int) -> dict[str, float]:
     from edge.core.clock import Clock
     from edge.core.inputs import Identify
     from edge.shell.config import CallSection, SeatConfig, SeatSection, load_profile
-    from edge.shell.runtime import Devices, Runtime
+    from edge.shell.runtime import Devices
+    from edge.shell.wiring import build_seat
 
     url = f"mqtt://127.0.0.1:{port}"
     config = SeatConfig(
@@ -154,11 +155,11 @@ def seat_latency(port: int, workdir: Path, events: int) -> dict[str, float]:
         broker=BrokerSection(url=url),
         call=CallSection(sources=["cti"]),
     )
-    runtime = Runtime(
+    runtime = build_seat(
         config,
         load_profile("default"),
-        Devices(),
-        Clock(),
+        devices=Devices(),
+        clock=Clock(),
         broker_url=url,
         heartbeat=False,
         state_dir=str(workdir / "seat"),

@@ -40,7 +40,8 @@ from edge.shell.mqtt.commands import Command
 from edge.shell.mqtt.link import SeatLink
 from edge.shell.notify import CoreWatchdog, Notifier
 from edge.shell.outbox.store import EventDataError, Outbox
-from edge.shell.runtime import Devices, Runtime
+from edge.shell.runtime import Devices
+from edge.shell.wiring import build_seat
 
 SITE, SEAT = "hq", "s01"
 BASE = f"seatbox/v1/{SITE}/{SEAT}"
@@ -410,11 +411,11 @@ def test_a_killed_network_thread_is_restarted_and_the_seat_is_back_online(
     with mosquitto(tmp_path) as broker:
         floor = Floor(broker.url)
         config = seat_config(broker.url, tmp_path)
-        runtime = Runtime(
+        runtime = build_seat(
             config,
             load_profile("default"),
-            Devices(),
-            Clock(),
+            devices=Devices(),
+            clock=Clock(),
             broker_url=broker.url,
             state_dir=config.storage.state_dir,
         )

@@ -34,6 +34,7 @@ from edge.shell.config import (
     load_profile,
 )
 from edge.shell.runtime import Devices, Runtime
+from edge.shell.wiring import build_seat
 
 
 @dataclass(frozen=True)
@@ -257,12 +258,11 @@ def seat_with(model: Model) -> Iterator[Seat]:
         radar=RadarSection(backend="none"),
     )
     events = EventLines()
-    runtime = Runtime(
+    runtime = build_seat(
         config,
         load_profile("default"),
-        Devices(headset=headset),
-        Clock(),
-        use_broker=False,
+        devices=Devices(headset=headset),
+        clock=Clock(),
         events_out=events,  # type: ignore[arg-type]
     )
     thread = threading.Thread(target=runtime.run, name="seat", daemon=True)

@@ -1,6 +1,6 @@
 """`seatbox config check FILE` and `seatbox config show FILE`.
 
-check runs exactly the validation `seatbox run` runs (`edge.shell.wiring.load_seat`): 0 when valid, 2 with
+check runs exactly the validation `seatbox run` runs (`edge.shell.config_check.load_seat`): 0 when valid, 2 with
 one line per problem naming file, key and expectation when not.
 """
 

@@ -103,17 +103,22 @@ def run_cmd(args: argparse.Namespace) -> int:
     # libraries load: a config error is one line and exit 2 within a second.
     setup = load_seat(args.config)
     config, profile = setup.config, setup.profile
-    from edge.shell import wiring as app
-    from edge.shell.runtime import Runtime
-    from edge.shell.scenario import load_scenario
-    from edge.sim import build as sim
+    from edge.shell import wiring
 
+    play = None
+    if "simulate" in config.call.sources and config.call.scenario:
+        from edge.shell.scenario import load_scenario
+        from edge.sim.build import play_on_devices
+
+        try:
+            scenario = load_scenario(Path(args.config).parent / config.call.scenario)
+        except ConfigError as exc:
+            raise ConfigError(f"[call] scenario: {exc}") from exc
+        play = play_on_devices(scenario)
     try:
-        devices = app.build_devices(config)
-        clock = app.seat_clock(config)
-        url, broker = app.start_broker(config)
+        url, broker = wiring.start_broker(config)
     except OSError as exc:
-        # A device node or the embedded broker's port refused us: exit 1 (a ConfigError: 2).
+        # The embedded broker's port refused us: exit 1 (a ConfigError: 2).
         raise SeatboxError(str(exc)) from exc
     from edge.ops.doctor import broker_check, checks_json, run_checks_for
     from edge.shell.logs import bind_seat
@@ -128,43 +133,28 @@ def run_cmd(args: argparse.Namespace) -> int:
         "detail": "being checked (the seat runs meanwhile)",
         "fix": "",
     }
-    runtime = Runtime(
-        config,
-        profile,
-        devices,
-        clock,
-        broker_url=url,
-        tape_path=args.record,
-        state_dir=config.storage.state_dir,
-    )
+    try:
+        runtime = wiring.build_seat(
+            config,
+            profile,
+            broker_url=url,
+            state_dir=config.storage.state_dir,
+            tape_path=args.record,
+            keep_day=True,
+            play=play,
+        )
+    except (ConfigError, OSError) as exc:
+        if broker:
+            broker.stop()
+        if isinstance(exc, ConfigError):
+            raise
+        raise SeatboxError(str(exc)) from exc  # a device node or the tape refused us: exit 1
     runtime.checks = [broker_pending, *checks]
 
     def check_the_broker() -> None:
         runtime.checks = [*checks_json([broker_check(config)])["checks"], *checks]
         runtime.publish_info()
 
-    from edge.shell.day_store import DayStore
-    from edge.shell.dose_store import DoseStore
-
-    # Today's hearing dose, arrival and counts survive a restart of the service.
-    DoseStore.for_config(config).attach(runtime)
-    DayStore.for_config(config).attach(runtime)
-    if "simulate" in config.call.sources and config.call.scenario:
-        try:
-            scenario = load_scenario(Path(args.config).parent / config.call.scenario)
-        except ConfigError as exc:
-            raise ConfigError(f"[call] scenario: {exc}") from exc
-        seat = sim.VirtualSeat(
-            headset=devices.headset,  # type: ignore[arg-type]
-            host=devices.host,  # type: ignore[arg-type]
-            radar=devices.radar,  # type: ignore[arg-type]
-            audio=devices.audio,
-            cti=sim.VirtualCti(),
-        )
-        devices.extra.append(seat.cti)
-        sim.schedule(runtime, seat, scenario, offset=clock.now().mono, loop=True)
-    if devices.audio is not None and hasattr(devices.audio, "tick"):
-        runtime.every(devices.audio.period_s, devices.audio.tick)  # type: ignore[attr-defined]
     _stop_on_signals(runtime.stop)
     # `kill -USR2` makes the core stop processing, to prove the watchdog restarts the service.
     signal.signal(signal.SIGUSR2, lambda *_: runtime.hang())
@@ -172,14 +162,15 @@ def run_cmd(args: argparse.Namespace) -> int:
     watchdog = CoreWatchdog(notifier, watchdog_interval())
     ticker = WatchdogTicker(watchdog, time.monotonic)
     runtime.progress_hooks.append(lambda at: watchdog.core_alive(time.monotonic()))
-    watchdog.add_check(runtime.link_problem)  # a dead MQTT network thread: restart us
+    link = runtime.link
+    if link is not None:
+        watchdog.add_check(link.problem)  # a dead MQTT network thread: restart us
     runtime.progress_hooks.append(lambda at: notifier.status(runtime.status_line()))
     log.info("seat %s/%s starting (profile %s)", config.seat.site, config.seat.id, profile.name)
     try:
         runtime.start()
         # The core runs now: inputs, button presses and events into the outbox do not wait
         # for the broker, which comes when it comes (the link reconnects by itself).
-        link = runtime.link
         if link is not None:
             threading.Thread(target=check_the_broker, name="broker-check", daemon=True).start()
 
@@ -187,7 +178,7 @@ def run_cmd(args: argparse.Namespace) -> int:
                 if not link.connected.is_set():
                     log.warning("broker not reachable yet; running offline and retrying")
 
-            runtime.at(clock.now().mono + READY_BROKER_WAIT_S, say_if_offline)
+            runtime.at(runtime.clock.now().mono + READY_BROKER_WAIT_S, say_if_offline)
         notifier.ready(runtime.status_line())
         ticker.start()
         runtime.loop()
@@ -236,11 +227,13 @@ def simulate_cmd(args: argparse.Namespace) -> int:
             profile=profile,
             state_dir=state_dir,
         )
-        runtime.start_link()
-        if runtime.link is not None and not runtime.link.connected.wait(10):
-            runtime.close()
-            problem = f"cannot reach the broker at {broker_url}"
-            raise framed("seatbox simulate: ", BrokerError(problem))
+        link = runtime.link
+        if link is not None:
+            link.start()
+            if not link.connected.wait(10):
+                runtime.close()
+                problem = f"cannot reach the broker at {broker_url}"
+                raise framed("seatbox simulate: ", BrokerError(problem))
         _stop_on_signals(runtime.stop)
         runtime.start_devices()
         try:

@@ -41,6 +41,9 @@ def iso(wall: datetime) -> str:
 class Clock:
     """The real clock of a running seat."""
 
+    # Whether time passes by itself (the runtime then waits on its queue) or only when told.
+    realtime = True
+
     def __init__(self, zone: tzinfo | None = None) -> None:
         self.zone = zone
 

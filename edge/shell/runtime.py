@@ -2,6 +2,8 @@
 
 Drivers (real or virtual) feed the queue through `sink`; timers (scenario steps, virtual audio
 periods, identify blinks) and the core's deadlines run on the same loop, in real or simulated time.
+The runtime builds none of its parts: `edge.shell.wiring.build_seat` opens the outbox, makes the
+MQTT link and hands them in as `Parts`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import IO, Any
 
 from drivers.audio import Audio
@@ -24,7 +25,6 @@ from drivers.host import CallHost
 from drivers.radar import Radar
 from edge import __version__
 from edge.api.payloads import event_payload
-from edge.api.topics import Topics
 from edge.core.clock import Clock, Instant
 from edge.core.effects import (
     Effect,
@@ -42,29 +42,15 @@ from edge.core.profile import Profile
 from edge.core.seat import leds_for, new_seat, next_deadline, step
 from edge.core.snapshot import key, snapshot
 from edge.shell.config import SeatConfig, config_digest
-from edge.shell.mqtt.commands import Command
+from edge.shell.mqtt.commands import Command, reply_payload
 from edge.shell.mqtt.link import SeatLink
-from edge.shell.outbox.store import Outbox, OutboxError, OutboxHealth, ResendResult, new_boot_id
+from edge.shell.outbox.store import Outbox, OutboxHealth
 from edge.shell.tape import Recorder
 
 log = logging.getLogger(__name__)
 
 # Blink period of `cmd/identify` on the headset's Ring LED.
 IDENTIFY_BLINK_S = 0.5
-# A real seat also ticks now and then, so wall-clock steps (NTP) reach the shift logic.
-HEARTBEAT_S = 10.0
-# How often the core thread looks whether paho's network thread is still running.
-LINK_CHECK_S = 1.0
-
-
-def resend_reply(request_id: str, result: ResendResult) -> dict[str, Any]:
-    """The `cmd/resend/reply` payload for a looked-up resend."""
-    if result.refused:
-        return {"id": request_id, "ok": False, "error": f"resend: {result.refused}"}
-    missing = [
-        {"boot_id": r.boot_id, "from_seq": r.from_seq, "to_seq": r.to_seq} for r in result.missing
-    ]
-    return {"id": request_id, "ok": True, "data": {"queued": result.queued, "missing": missing}}
 
 
 @dataclass
@@ -81,28 +67,23 @@ class Devices:
         return [d for d in (self.headset, self.host, self.radar, self.audio, *self.extra) if d]
 
 
-def open_outbox(config: SeatConfig, state_dir: str) -> Outbox | None:
-    """The seat's outbox in `state_dir`. A damaged file is set aside and a new outbox started
-    (its first event, `outbox.reset`, says so); a full disk holds events in memory until it
-    takes them again. A seat whose outbox cannot be opened at all still runs (events then live
-    in memory only until published, and the error says so)."""
-    try:
-        return Outbox(
-            Path(state_dir) / "outbox.sqlite",
-            Topics(config.seat.site, config.seat.id).event,
-            budget_bytes=int(config.storage.outbox_budget_mb * 1024 * 1024),
-            keep_acked_s=config.storage.outbox_keep_acked,
-        )
-    except (OutboxError, OSError) as exc:
-        log.error("%s; events are kept in memory only until published", exc)
-        return None
+@dataclass
+class Parts:
+    """What the seat's effects go out through, built by the wiring and handed in; a seat
+    without a broker has no link, one without a state directory no outbox."""
+
+    boot_id: str
+    outbox: Outbox | None = None
+    link: SeatLink | None = None
+    recorder: Recorder | None = None  # `--record TAPE`
+    events_out: IO[str] | None = None  # events as JSON lines (`simulate --events-out`)
 
 
 @dataclass(order=True)
 class _Timer:
     at: float
     order: int
-    callback: Callable[[], None] = field(compare=False)
+    callback: Callable[[], object] = field(compare=False)
     every: float | None = field(default=None, compare=False)
     first: float = field(default=0.0, compare=False)
     count: int = field(default=0, compare=False)
@@ -117,38 +98,27 @@ class Runtime:
         profile: Profile,
         devices: Devices,
         clock: Clock,
-        *,
-        broker_url: str | None = None,
-        use_broker: bool = True,
-        events_out: IO[str] | None = None,
-        tape_path: str | None = None,
-        realtime: bool = True,
-        heartbeat: bool = True,
-        state_dir: str | None = None,
+        parts: Parts,
+        start: Instant | None = None,
     ) -> None:
         self.config = config
         self.profile = profile
         self.devices = devices
         self.clock = clock
-        self.realtime = realtime
         self.site, self.seat = config.seat.site, config.seat.id
-        # Events are durable before they are published when the seat has a state directory.
-        self.outbox = open_outbox(config, state_dir) if use_broker and state_dir else None
-        self.boot_id = self.outbox.boot_id if self.outbox else new_boot_id()
+        self.boot_id = parts.boot_id
+        self.outbox = parts.outbox
+        self.link = parts.link
+        self.recorder = parts.recorder
+        self.events_out = parts.events_out
         self.queue: queue.Queue[tuple[Instant, Input]] = queue.Queue()
         self._timers: list[_Timer] = []
         self._order = itertools.count()
         self._stopping = False
-        start = clock.now()
+        start = start or clock.now()
         self.state = new_seat(profile, start)
         # When the outbox last changed between ok / disk_full / disk_error (state `storage`).
         self._storage_since = start
-        self.events_out = events_out
-        self.recorder = (
-            Recorder(tape_path, profile, self.site, self.seat, self.boot_id, start)
-            if tape_path
-            else None
-        )
         self._state_key: Any = None
         # The core thread publishes state on change, paho's thread on (re)birth: one at a time,
         # each from the newest state, so an older snapshot never lands last in the retained slot.
@@ -161,22 +131,6 @@ class Runtime:
         self.keep_effects = False
         self.checks: list[dict[str, str]] = []  # doctor's checks at start, for `info`
         self._hung = False
-        self.link: SeatLink | None = None
-        if use_broker:
-            self.link = SeatLink(
-                config,
-                self.boot_id,
-                self._on_command,
-                self._on_connected,
-                url=broker_url,
-                outbox=self.outbox,
-            )
-            # A link whose network thread died is started again (it would stay offline).
-            self.every(LINK_CHECK_S, self._check_link)
-        if self.outbox is not None:
-            self.outbox.add_health_listener(self._on_storage)
-        if heartbeat:
-            self.every(HEARTBEAT_S, lambda: None)
 
     # --- inputs --------------------------------------------------------------------------------
 
@@ -184,54 +138,28 @@ class Runtime:
         """Drivers call this from any thread: the input is stamped now and queued."""
         self.queue.put((self.clock.now(), item))  # type: ignore[arg-type]
 
-    def _on_command(self, command: Command) -> None:
-        """A valid command, on paho's network thread: hand it on, never work here."""
-        if command.name == "rebirth":
-            self._on_connected()
-            if self.link:
-                self.link.reply("rebirth", {"id": command.request_id, "ok": True})
-            return
-        if command.name == "resend":
-            self._resend(command)
-            return
+    def on_command(self, command: Command) -> None:
+        """A valid command for the core, from the link on paho's network thread: queued,
+        never worked on there (the link answers rebirth and resend itself)."""
         if command.input is not None:
             self.sink(command.input)
 
-    def _resend(self, command: Command) -> None:
-        """Answer a consumer's gap from the outbox: looked up on the pump's thread, which
-        replies how many are on their way and which are gone."""
-        link = self.link
-        assert link is not None
-        args = command.args or {}
-
-        def answer(result: ResendResult) -> None:
-            link.reply("resend", resend_reply(command.request_id, result))
-
-        refused = link.request_resend(args["boot_id"], args["from_seq"], args["to_seq"], answer)
-        if refused is not None:
-            link.reply(
-                "resend", {"id": command.request_id, "ok": False, "error": f"resend: {refused}"}
-            )
-
     # --- timers --------------------------------------------------------------------------------
 
-    def at(self, mono: float, callback: Callable[[], None], every: float | None = None) -> None:
+    def at(self, mono: float, callback: Callable[[], object], every: float | None = None) -> None:
         heapq.heappush(self._timers, _Timer(mono, next(self._order), callback, every, first=mono))
 
     def every(
-        self, period: float, callback: Callable[[], None], first: float | None = None
+        self, period: float, callback: Callable[[], object], first: float | None = None
     ) -> None:
         self.at(self.clock.now().mono + (period if first is None else first), callback, period)
 
     # --- the loop ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.start_link()
-        self.start_devices()
-
-    def start_link(self) -> None:
         if self.link:
             self.link.start()
+        self.start_devices()
 
     def start_devices(self) -> None:
         for device in self.devices.all():
@@ -239,14 +167,6 @@ class Runtime:
 
     def stop(self) -> None:
         self._stopping = True
-
-    def _check_link(self) -> None:
-        if self.link is not None:
-            self.link.supervise()
-
-    def link_problem(self) -> str | None:
-        """What keeps the seat off the broker for good (for the systemd watchdog), or None."""
-        return self.link.problem() if self.link is not None else None
 
     def hang(self) -> None:
         """Stop processing as a hung core would (SIGUSR2): the watchdog must notice."""
@@ -257,14 +177,7 @@ class Runtime:
         f = self.state.facts
         line = f"call {f.call.state}, {f.presence.state}, {'muted' if f.mute.muted else 'mic on'}"
         line += f", {len(f.violations)} violation(s)" if f.violations else ""
-        if self.outbox is not None and self.outbox.degraded:
-            health = self.outbox.health()
-            trouble = "full" if health.state == "disk_full" else "failing"
-            line += f", disk {trouble}: {health.held} event(s) held in memory only"
-        if self.link is not None and not self.link.connected.is_set():
-            line += ", broker unreachable"
-        backlog = self.link.backlog() if self.link is not None else 0
-        return line + (f", {backlog} event(s) waiting to be sent" if backlog else "")
+        return line + (self.link.delivery_status() if self.link is not None else "")
 
     def close(self) -> None:
         for hook in self.close_hooks:
@@ -319,7 +232,7 @@ class Runtime:
             self._wait(now, wake)
 
     def _wait(self, now: Instant, wake: float | None) -> None:
-        if self.realtime:
+        if self.clock.realtime:
             timeout = 0.5 if wake is None else max(0.0, min(wake - now.mono, 0.5))
             try:
                 item = self.queue.get(timeout=timeout)
@@ -399,14 +312,7 @@ class Runtime:
                     self.link.publish_levels(effect)
             case Reply(name=name, request_id=request_id, ok=ok, error=error, data=data):
                 if self.link:
-                    payload: dict[str, Any] = {
-                        "id": request_id,
-                        "ok": ok,
-                        **({"error": error} if error else {}),
-                    }
-                    if data:
-                        payload["data"] = data
-                    self.link.reply(name, payload)
+                    self.link.reply(name, reply_payload(request_id, ok, error, data))
             case ScreenLock(reason=reason):
                 self._screen_lock(reason)
             case IdentifyHeadset(seconds=seconds):
@@ -459,7 +365,7 @@ class Runtime:
         health = self.outbox.health()
         return {"outbox": health.state, "held": health.held, "since": since}
 
-    def _on_storage(self, health: OutboxHealth) -> None:
+    def on_storage(self, health: OutboxHealth) -> None:
         """The outbox began or stopped holding events in memory (any thread): say so."""
         now = self.clock.now()
         self._storage_since = now  # the outbox logged the change itself, once
@@ -509,8 +415,9 @@ class Runtime:
         if self.link is not None and self.link.connected.is_set():
             self.link.publish_info(self.info())
 
-    def _on_connected(self) -> None:
-        """Birth after every (re)connect: info and the current state, so subscribers are current."""
+    def birth(self) -> None:
+        """Birth after every (re)connect and on `cmd/rebirth` (the link calls this): info and
+        the current state, so subscribers are current."""
         if not self.link:
             return
         self.link.publish_info(self.info())

@@ -1,13 +1,37 @@
 """Wiring a seat from its config: which device backends, which broker, which call sources.
 
 `simulate` devices are the virtual twins; hardware backends are chosen by name from config.
+`build_seat` is the one place a seat is put together, for `seatbox run`, `simulate` and `demo`.
+
+The start-up path of `seatbox run`, top-down, each step calling only the ones below it:
+
+    edge.cli.seat_cmd.run_cmd             arguments, exit codes, signals, sd_notify
+      edge.shell.config_check.load_seat   the config and its profile, validated as `config check` does
+      edge.sim.build.play_on_devices      only with [call] sources "simulate" and a scenario
+      edge.shell.wiring.start_broker      the embedded broker, when the config says `embedded`
+      edge.ops.doctor.run_checks_for      the doctor's checks, published in `info`
+      edge.shell.wiring.build_seat        this module: the parts, top-down, handed to the runtime
+        drivers.*                         device backends (build_devices), seat_clock
+        edge.shell.outbox.store           the outbox in [storage] state_dir (open_outbox)
+        edge.shell.mqtt.link              the MQTT link over that outbox
+        edge.shell.tape                   the recorder (--record)
+        edge.shell.runtime                Runtime(config, profile, devices, clock, Parts(...))
+        edge.shell.dose_store, day_store  today's dose and tallies, restored
+      Runtime.start, Runtime.loop         the link and devices started, the core thread until SIGTERM
+
+The link reaches the runtime through two callables only: `on_command` (inputs for the core)
+and `on_connected` (the birth). Simulations pass their virtual devices, their scenario clock
+and a `play` that schedules the scenario's steps; `seatbox run` has its devices and clock built
+from the config, and passes a `play` only when it simulates calls.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.alsa_mixer import RESTORE_FILE_NAME
@@ -15,13 +39,97 @@ from drivers.audio import VirtualAudio
 from drivers.hid import Headset, VirtualHeadset
 from drivers.host import VirtualCallHost
 from drivers.radar import VirtualRadar
+from edge.api.topics import Topics
 from edge.base.errors import ConfigError
 from edge.core.clock import Clock
+from edge.core.profile import Profile
 from edge.shell.config import SeatConfig
+from edge.shell.day_store import DayStore
+from edge.shell.dose_store import DoseStore
 from edge.shell.mqtt.embedded import EmbeddedBroker
-from edge.shell.runtime import Devices
+from edge.shell.mqtt.link import SeatLink
+from edge.shell.outbox.store import OUTBOX_FILE, Outbox, OutboxError, new_boot_id
+from edge.shell.runtime import Devices, Parts, Runtime
+from edge.shell.tape import Recorder
 
 log = logging.getLogger(__name__)
+
+# A real seat also ticks now and then, so wall-clock steps (NTP) reach the shift logic.
+HEARTBEAT_S = 10.0
+# How often the core thread looks whether paho's network thread is still running.
+LINK_CHECK_S = 1.0
+
+
+def build_seat(
+    config: SeatConfig,
+    profile: Profile,
+    *,
+    devices: Devices | None = None,
+    clock: Clock | None = None,
+    broker_url: str | None = None,
+    state_dir: str | None = None,
+    events_out: IO[str] | None = None,
+    tape_path: str | None = None,
+    heartbeat: bool = True,
+    keep_day: bool = False,
+    play: Callable[[Runtime], object] | None = None,
+) -> Runtime:
+    """A seat ready to `start()`: devices (from the config unless given), clock (the seat's
+    zone unless given), outbox, MQTT link and recorder, handed to one `Runtime`.
+
+    Without `broker_url` the seat has no link (nor outbox: events are durable only to be
+    published); `keep_day` restores today's dose and tallies from the state directory
+    (`seatbox run`); `play` schedules a scenario's steps before the virtual audio's periods.
+    """
+    devices = build_devices(config) if devices is None else devices
+    clock = seat_clock(config) if clock is None else clock
+    # Events are durable before they are published when the seat has a state directory.
+    outbox = open_outbox(config, state_dir) if broker_url is not None and state_dir else None
+    boot_id = outbox.boot_id if outbox else new_boot_id()
+    link = None
+    if broker_url is not None:
+        link = SeatLink(config, boot_id, url=broker_url, outbox=outbox)
+    start = clock.now()
+    recorder = None
+    if tape_path:
+        recorder = Recorder(tape_path, profile, config.seat.site, config.seat.id, boot_id, start)
+    parts = Parts(boot_id, outbox=outbox, link=link, recorder=recorder, events_out=events_out)
+    runtime = Runtime(config, profile, devices, clock, parts, start)
+    if link is not None:
+        link.on_command = runtime.on_command
+        link.on_connected = runtime.birth
+        # A link whose network thread died is started again (it would stay offline).
+        runtime.every(LINK_CHECK_S, link.supervise)
+    if outbox is not None:
+        outbox.add_health_listener(runtime.on_storage)
+    if heartbeat:
+        runtime.every(HEARTBEAT_S, lambda: None)
+    if keep_day:
+        # Today's hearing dose, arrival and counts survive a restart of the service.
+        DoseStore.for_config(config).attach(runtime)
+        DayStore.for_config(config).attach(runtime)
+    if play is not None:
+        play(runtime)
+    if isinstance(devices.audio, VirtualAudio):
+        runtime.every(devices.audio.period_s, devices.audio.tick)
+    return runtime
+
+
+def open_outbox(config: SeatConfig, state_dir: str) -> Outbox | None:
+    """The seat's outbox in `state_dir`. A damaged file is set aside and a new outbox started
+    (its first event, `outbox.reset`, says so); a full disk holds events in memory until it
+    takes them again. A seat whose outbox cannot be opened at all still runs (events then live
+    in memory only until published, and the error says so)."""
+    try:
+        return Outbox(
+            Path(state_dir) / OUTBOX_FILE,
+            Topics(config.seat.site, config.seat.id).event,
+            budget_bytes=int(config.storage.outbox_budget_mb * 1024 * 1024),
+            keep_acked_s=config.storage.outbox_keep_acked,
+        )
+    except (OutboxError, OSError) as exc:
+        log.error("%s; events are kept in memory only until published", exc)
+        return None
 
 
 def zone(config: SeatConfig) -> ZoneInfo | None:

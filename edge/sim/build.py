@@ -24,6 +24,7 @@ from edge.core.profile import Profile
 from edge.shell.config import SeatConfig, SeatSection, load_profile
 from edge.shell.runtime import Devices, Runtime
 from edge.shell.scenario import Scenario, Step
+from edge.shell.wiring import build_seat
 
 log = logging.getLogger(__name__)
 
@@ -170,21 +171,38 @@ def build(
         audio=audio,
         cti=VirtualCti(),
     )
-    runtime = Runtime(
+    runtime = build_seat(
         scenario_config(scenario, broker_url),
         profile,
-        seat.devices(),
-        clock,
-        use_broker=broker_url is not None,
+        devices=seat.devices(),
+        clock=clock,
+        broker_url=broker_url,
+        state_dir=state_dir,
         events_out=events_out,
         tape_path=tape_path,
-        realtime=not fast,
         heartbeat=False,
-        state_dir=state_dir,
+        play=lambda runtime: schedule(runtime, seat, scenario, offset=delay, loop=loop),
     )
-    schedule(runtime, seat, scenario, offset=delay, loop=loop)
-    runtime.every(audio.period_s, audio.tick)
     return runtime, seat
+
+
+def play_on_devices(scenario: Scenario) -> Callable[[Runtime], None]:
+    """`seatbox run` with `[call] sources = ["simulate"]`: the scenario plays in a loop from
+    now on the seat's own devices (virtual twins, or a real audio capture), with a CTI twin."""
+
+    def play(runtime: Runtime) -> None:
+        devices = runtime.devices
+        seat = VirtualSeat(
+            headset=devices.headset,  # type: ignore[arg-type]
+            host=devices.host,  # type: ignore[arg-type]
+            radar=devices.radar,  # type: ignore[arg-type]
+            audio=devices.audio,
+            cti=VirtualCti(),
+        )
+        devices.extra.append(seat.cti)
+        schedule(runtime, seat, scenario, offset=runtime.clock.now().mono, loop=True)
+
+    return play
 
 
 def schedule(

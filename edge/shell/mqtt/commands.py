@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.base.errors import ParseError
 from edge.core.inputs import CALL_ACTIONS, CtiCommand, Identify, Input
+
+if TYPE_CHECKING:
+    from edge.shell.outbox.store import ResendResult
 
 COMMANDS = ("call", "identify", "rebirth", "resend")
 MAX_ID = 128
@@ -45,6 +48,26 @@ class Command:
     request_id: str
     input: Input | None = None
     args: dict[str, Any] | None = None
+
+
+def reply_payload(
+    request_id: str, ok: bool, error: str = "", data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The `cmd/<name>/reply` payload: every reply the seat sends is built here."""
+    payload: dict[str, Any] = {"id": request_id, "ok": ok, **({"error": error} if error else {})}
+    if data:
+        payload["data"] = data
+    return payload
+
+
+def resend_reply(request_id: str, result: ResendResult) -> dict[str, Any]:
+    """The `cmd/resend/reply` payload for a looked-up resend."""
+    if result.refused:
+        return reply_payload(request_id, False, f"resend: {result.refused}")
+    missing = [
+        {"boot_id": r.boot_id, "from_seq": r.from_seq, "to_seq": r.to_seq} for r in result.missing
+    ]
+    return reply_payload(request_id, True, data={"queued": result.queued, "missing": missing})
 
 
 def parse(name: str, payload: bytes) -> Command:

@@ -21,7 +21,13 @@ from edge.api.topics import Topics
 from edge.base.schema import valid_id
 from edge.core.effects import Event, Levels
 from edge.shell.config import SeatConfig
-from edge.shell.mqtt.commands import Command, CommandError, parse
+from edge.shell.mqtt.commands import (
+    Command,
+    CommandError,
+    parse,
+    reply_payload,
+    resend_reply,
+)
 from edge.shell.outbox.pump import OutboxPump
 from edge.shell.outbox.store import EventDataError, Outbox, OutboxError, ResendResult
 
@@ -47,19 +53,23 @@ class SeatLink:
     With an `Outbox`, events are stored durably (numbered by the outbox) and published by an
     `OutboxPump` in order, deleted only after the PUBACK; without one (a seat with no state
     directory), they go straight to paho's memory queue.
+
+    The link answers `cmd/rebirth` and `cmd/resend` itself. It reaches the seat through two
+    callables only: `on_command` (every other valid command, on paho's thread) and
+    `on_connected` (publish the birth: info and state, after every connect and on rebirth).
     """
 
     def __init__(
         self,
         config: SeatConfig,
         boot_id: str,
-        on_command: Callable[[Command], None],
+        on_command: Callable[[Command], None] = lambda _command: None,
         on_connected: Callable[[], None] = lambda: None,
         url: str | None = None,
         outbox: Outbox | None = None,
     ) -> None:
         self.config = config
-        self.boot_id = boot_id  # the outbox's own when there is one (the Runtime passes it)
+        self.boot_id = boot_id  # the outbox's own when there is one (the wiring passes it)
         self.outbox = outbox
         self.topics = Topics(config.seat.site, config.seat.id)
         self.on_command = on_command
@@ -125,7 +135,7 @@ class SeatLink:
 
     def supervise(self) -> bool:
         """Start paho's network thread again if it died (an error escaped every handler);
-        True when it had to. The runtime calls this every second from the core thread."""
+        True when it had to. The core thread calls this every second (a timer the wiring sets)."""
         if self.network_alive():
             return False
         self.restarts += 1
@@ -231,20 +241,40 @@ class SeatLink:
             command = parse(name, payload)
         except CommandError as exc:
             log.warning("bad command on %s: %s", topic, exc)
-            self.reply(name, {"id": exc.request_id, "ok": False, "error": str(exc)})
+            self.reply(name, reply_payload(exc.request_id, False, str(exc)))
             return
         try:
-            self.on_command(command)
+            self._dispatch(command)
         except Exception:
             log.exception("command %s %r failed", name, command.request_id)
             self.reply(
                 name,
-                {
-                    "id": command.request_id,
-                    "ok": False,
-                    "error": f"{name}: failed inside the seat (see its log)",
-                },
+                reply_payload(
+                    command.request_id, False, f"{name}: failed inside the seat (see its log)"
+                ),
             )
+
+    def _dispatch(self, command: Command) -> None:
+        """A valid command, on paho's network thread: the link's own, or handed to the seat."""
+        if command.name == "rebirth":
+            self.on_connected()
+            self.reply("rebirth", reply_payload(command.request_id, True))
+        elif command.name == "resend":
+            self._resend(command)
+        else:
+            self.on_command(command)
+
+    def _resend(self, command: Command) -> None:
+        """Answer a consumer's gap from the outbox: looked up on the pump's thread, which
+        replies how many are on their way and which are gone."""
+        args = command.args or {}
+
+        def answer(result: ResendResult) -> None:
+            self.reply("resend", resend_reply(command.request_id, result))
+
+        refused = self.request_resend(args["boot_id"], args["from_seq"], args["to_seq"], answer)
+        if refused is not None:
+            self.reply("resend", reply_payload(command.request_id, False, f"resend: {refused}"))
 
     # --- publishing ----------------------------------------------------------------------------
 
@@ -287,6 +317,19 @@ class SeatLink:
             return None
         wire: dict[str, Any] = json.loads(entry.payload)
         return wire
+
+    def delivery_status(self) -> str:
+        """What the STATUS line adds about getting events out: a disk in trouble, no broker,
+        a backlog ("" when all is well)."""
+        line = ""
+        if self.outbox is not None and self.outbox.degraded:
+            health = self.outbox.health()
+            trouble = "full" if health.state == "disk_full" else "failing"
+            line += f", disk {trouble}: {health.held} event(s) held in memory only"
+        if not self.connected.is_set():
+            line += ", broker unreachable"
+        backlog = self.backlog()
+        return line + (f", {backlog} event(s) waiting to be sent" if backlog else "")
 
     def backlog(self, max_age_s: float = 5.0) -> int:
         """Events stored but not yet acknowledged by the broker (counted at most every

@@ -25,9 +25,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from edge.base.errors import ParseError, SeatboxError
-
 from edge.api.payloads import event_bytes
+from edge.base.errors import ParseError, SeatboxError
 
 log = logging.getLogger(__name__)
 
