@@ -23,8 +23,8 @@ from disk_support import fill, garble_data_pages, small_tmpfs
 from ld2410_pty import emulated_radar
 from support import Mosquitto
 
-from drivers.ld2410 import CMD_ENABLE_CONFIG, CMD_END_CONFIG, CMD_READ_FIRMWARE, open_serial
-from drivers.ld2410_emulator import open_pty
+from drivers.radar.ld2410 import CMD_ENABLE_CONFIG, CMD_END_CONFIG, CMD_READ_FIRMWARE, open_serial
+from drivers.radar.ld2410_emulator import open_pty
 from edge.ops.doctor import (
     CHECK_NAMES,
     OUTBOX_BACKLOG_WARN_S,

@@ -27,8 +27,8 @@ from typing import Any, Literal
 from drivers.hid.descriptor import DescriptorError
 from drivers.hid.hidraw import enumerate_sysfs
 from drivers.hid.layout import LED_USAGES, TelephonyLayout, layout_from_bytes
-from drivers.ld2410 import RadarError
-from drivers.radar import RadarProbe, probe
+from drivers.radar.ld2410 import RadarError
+from drivers.radar.probe import RadarProbe, probe
 from edge.base.errors import ConfigError
 from edge.ops.provision import check_broker
 from edge.shell.config import AudioSection, RadarSection, SeatConfig, load_config
@@ -289,7 +289,7 @@ def portaudio_devices() -> list[dict[str, Any]]:
 
 def probe_microphone(audio: AudioSection, seconds: float) -> MicReading:
     """Capture `seconds` from the mic through the real audio driver; only levels come back."""
-    import drivers.audio as audio_driver
+    import drivers.audio.capture as audio_driver
 
     driver_class = getattr(audio_driver, "SoundDeviceAudio", None)
     if driver_class is None:

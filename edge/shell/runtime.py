@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from drivers.audio import Audio
-from drivers.hid import Headset
-from drivers.host import CallHost
-from drivers.radar import Radar
+from drivers.audio.interface import Audio
+from drivers.hid.interface import Headset
+from drivers.host.interface import CallHost
+from drivers.radar.interface import Radar
 from edge import __version__
 from edge.api.topics import Topics
 from edge.core.clock import Clock, Instant

@@ -8,18 +8,21 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from drivers.alsa_mixer import RESTORE_FILE_NAME
-from drivers.audio import VirtualAudio
-from drivers.hid import Headset, VirtualHeadset
-from drivers.host import VirtualCallHost
-from drivers.radar import VirtualRadar
+from drivers.audio.virtual import VirtualAudio
+from drivers.hid.interface import Headset
+from drivers.hid.virtual import VirtualHeadset
+from drivers.host.virtual import VirtualCallHost
+from drivers.radar.virtual import VirtualRadar
 from edge.base.errors import ConfigError
 from edge.core.clock import Clock
 from edge.shell.config import SeatConfig
-from edge.shell.mqtt.embedded import EmbeddedBroker
 from edge.shell.runtime import Devices
+
+if TYPE_CHECKING:  # asyncio and amqtt: only a seat on the embedded broker loads them
+    from edge.shell.mqtt.embedded import EmbeddedBroker
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,8 @@ def build_devices(config: SeatConfig) -> Devices:
     if audio.backend == "virtual":
         devices.audio = VirtualAudio(period_s=1.0 / audio.levels_hz)
     elif audio.backend == "sounddevice":
-        from drivers.audio import SoundDeviceAudio
+        from drivers.audio.alsa_mixer import RESTORE_FILE_NAME
+        from drivers.audio.capture import SoundDeviceAudio
 
         devices.audio = SoundDeviceAudio(
             audio.tx_device,
@@ -68,7 +72,7 @@ def build_devices(config: SeatConfig) -> Devices:
     if config.radar.backend == "virtual":
         devices.radar = VirtualRadar()
     elif config.radar.backend == "ld2410":
-        from drivers.radar import LD2410Radar
+        from drivers.radar.uart import LD2410Radar
 
         radar = config.radar
         devices.radar = LD2410Radar(
@@ -110,6 +114,8 @@ def start_broker(config: SeatConfig) -> tuple[str | None, EmbeddedBroker | None]
     """The broker URL to use, starting the embedded broker when the config says `embedded`."""
     if config.broker.url != "embedded":
         return config.broker.url, None
+    from edge.shell.mqtt.embedded import EmbeddedBroker
+
     broker = EmbeddedBroker(port=config.broker.embedded_port)
     broker.start()
     return broker.url, broker

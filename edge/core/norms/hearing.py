@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from drivers.audio import AudioLevels
+from drivers.audio.events import AudioLevels
 from dsp.exposure import P0_SQ_PA2
 from edge.base.schema import Section
 from edge.core.clock import Instant

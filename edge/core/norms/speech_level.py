@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from pydantic import Field
 
-from drivers.audio import AudioLevels
+from drivers.audio.events import AudioLevels
 from edge.base.schema import Duration, Section
 from edge.core.clock import Instant
 from edge.core.effects import Emit, Request
