@@ -13,7 +13,6 @@ from typing import Any
 
 from edge.base.errors import ConfigError
 from edge.cli import EXIT_OK, EXIT_USAGE
-from edge.shell.config import config_digest, config_profile, load_config, masked
 
 
 def register(sub: Any) -> None:
@@ -33,6 +32,7 @@ def register(sub: Any) -> None:
 
 
 def check_cmd(args: argparse.Namespace) -> int:
+    from edge.shell.config import config_digest
     from edge.shell.config_check import load_seat
 
     try:
@@ -55,6 +55,8 @@ def _toml_value(value: Any) -> str:
 
 def show_cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    from edge.shell.config import config_digest, config_profile, load_config, masked
 
     try:
         config = load_config(args.file)

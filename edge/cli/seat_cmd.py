@@ -17,10 +17,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from edge.api.broker import BrokerSection
 from edge.base.errors import ConfigError
 from edge.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from edge.shell.config import load_config, load_profile
 from edge.shell.notify import CoreWatchdog, Notifier, WatchdogTicker, watchdog_interval
 
 log = logging.getLogger(__name__)
@@ -213,6 +211,7 @@ def _open_out(stack: ExitStack, target: str | None) -> IO[str] | None:
 
 
 def simulate_cmd(args: argparse.Namespace) -> int:
+    from edge.shell.config import load_profile
     from edge.shell.mqtt.embedded import EmbeddedBroker
     from edge.sim import build as sim
     from edge.sim.scenario import load_scenario
@@ -320,6 +319,8 @@ def demo_cmd(args: argparse.Namespace) -> int:
 
 
 def floor_cmd(args: argparse.Namespace) -> int:
+    from edge.api.broker import BrokerSection
+    from edge.shell.config import load_config
     from floor.view import FloorView
 
     broker = BrokerSection()
