@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from machine import cpu_model  # noqa: E402  (bench/machine.py)
 
-from drivers.ld2410 import DataFrame, FrameParser, encode_data  # noqa: E402
+from drivers.radar.ld2410 import DataFrame, FrameParser, encode_data  # noqa: E402
 
 
 def stream(frames: int, garbage: bool, seed: int = 1) -> bytes:

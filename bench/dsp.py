@@ -18,8 +18,8 @@ sys.path.insert(0, str(REPO))
 
 from machine import cpu_model  # noqa: E402  (bench/machine.py)
 
-from drivers.audio import LevelsPipeline  # noqa: E402
-from drivers.wavfile import read_audio  # noqa: E402
+from drivers.audio.levels import LevelsPipeline  # noqa: E402
+from drivers.audio.wavfile import read_audio  # noqa: E402
 from dsp.conversation import AmbientMeter, ConversationAnalyser, ImpulseDetector  # noqa: E402
 from dsp.exposure import EarLevelMeter, NoiseDose  # noqa: E402
 

@@ -329,7 +329,7 @@ def build_hid_report() -> Harness:
 
 
 def build_ld2410_stream() -> Harness:
-    from drivers.ld2410 import (
+    from drivers.radar.ld2410 import (
         CMD_FOOTER,
         CMD_HEADER,
         DATA_FOOTER,
@@ -510,7 +510,7 @@ TARGETS = {
         ),
         Target(
             "ld2410-stream",
-            "drivers.ld2410: FrameParser.feed in chunks, decode_frame",
+            "drivers.radar.ld2410: FrameParser.feed in chunks, decode_frame",
             4096,
             build_ld2410_stream,
         ),

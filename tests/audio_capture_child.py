@@ -13,7 +13,8 @@ import sys
 import threading
 from typing import Any
 
-from drivers.audio import AudioLevels, AudioStatus, SoundDeviceAudio
+from drivers.audio.capture import SoundDeviceAudio
+from drivers.audio.events import AudioLevels, AudioStatus
 
 
 def _fields(obj: Any) -> dict[str, list[object]]:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from drivers.ld2410_emulator import LD2410Emulator, open_pty
+from drivers.radar.ld2410_emulator import LD2410Emulator, open_pty
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Mute and receive-cap enforcement on the headset's ALSA mixer (drivers/alsa_mixer.py).
+"""Mute and receive-cap enforcement on the headset's ALSA mixer (drivers/audio/alsa_mixer.py).
 
 Parsing and dB conversion run on `amixer` output of real devices (tests/data/alsa/README.md).
 Enforcement runs for real through `amixer` on a real ALSA control device: the `pulse` control
@@ -22,7 +22,7 @@ import pytest
 from seat_harness import Harness
 from support import wait_until
 
-from drivers.alsa_mixer import (
+from drivers.audio.alsa_mixer import (
     RESTORE_FILE_NAME,
     Control,
     DbRange,
@@ -32,7 +32,8 @@ from drivers.alsa_mixer import (
     parse_contents,
     pick,
 )
-from drivers.audio import MixerStatus, SoundDeviceAudio
+from drivers.audio.capture import SoundDeviceAudio
+from drivers.audio.events import MixerStatus
 from edge.api.payloads import event_payload
 
 DATA = Path(__file__).parent / "data" / "alsa"
@@ -114,7 +115,7 @@ def test_db_scale_and_linear_ranges_convert_as_alsa_lib_does() -> None:
 
 def test_the_headset_controls_are_found_by_their_usb_names() -> None:
     emeet = list(controls("emeet-c980-pro-contents.txt").values())
-    from drivers.alsa_mixer import CAPTURE_SWITCHES, PLAYBACK_VOLUMES
+    from drivers.audio.alsa_mixer import CAPTURE_SWITCHES, PLAYBACK_VOLUMES
 
     assert (
         pick(emeet, "", CAPTURE_SWITCHES, " Capture Switch", "BOOLEAN").name
@@ -319,7 +320,7 @@ def test_a_mixer_failure_becomes_an_event_a_supervisor_sees() -> None:
 
 CRASHING_SEAT = """
 import sys
-from drivers.alsa_mixer import MixerEnforcer
+from drivers.audio.alsa_mixer import MixerEnforcer
 enforcer = MixerEnforcer("pulse", restore_file=sys.argv[1])
 enforcer.set_mute(True)
 assert enforcer.reconcile()
@@ -352,7 +353,7 @@ def test_a_mute_left_by_a_crash_is_put_back_at_the_next_start(
     name = held["switch"]["name"]
     assert [p.name for p in state.iterdir()] == [RESTORE_FILE_NAME]  # no temp file left
 
-    caplog.set_level(logging.INFO, logger="drivers.alsa_mixer")
+    caplog.set_level(logging.INFO, logger="drivers.audio.alsa_mixer")
     audio = SoundDeviceAudio(
         "no-such-capture-device", mixer=mixer, mixer_recheck_s=0.2, retry_initial_s=5.0,
         mixer_restore_file=record,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from support import wait_until
 
-from drivers.wavfile import read_audio
+from drivers.audio.wavfile import read_audio
 from dsp.meter import ChannelMeter, combine_active_levels
 from dsp.types import ChannelLevels
 

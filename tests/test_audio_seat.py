@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from schema_support import errors
 from support import Mosquitto, wait_until
 
-from drivers.wavfile import read_audio
+from drivers.audio.wavfile import read_audio
 from dsp.meter import ChannelMeter, to_int16
 from dsp.types import ChannelLevels
 from edge.shell.config import load_profile

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from drivers.audio import AudioLevels, AudioStatus, VirtualAudio, VirtualChannel
-from drivers.wavfile import read_audio
+from drivers.audio.events import AudioLevels, AudioStatus
+from drivers.audio.virtual import VirtualAudio, VirtualChannel
+from drivers.audio.wavfile import read_audio
 from dsp.meter import ChannelMeter, to_int16
 from edge.base.errors import ConfigError
 from edge.shell.scenario import load_scenario, scenario_from_dict

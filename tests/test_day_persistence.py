@@ -19,7 +19,7 @@ from schema_support import validate
 from seat_harness import TZ, Harness
 
 from drivers.hid.events import HeadsetInfo, HeadsetPlugged
-from drivers.radar import RadarReport
+from drivers.radar.events import RadarReport
 from edge.core.inputs import RestoreDay, decode, encode
 from edge.core.snapshot import snapshot
 from edge.shell.day_store import FILE_NAME, DayStore, tallies

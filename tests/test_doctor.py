@@ -23,8 +23,8 @@ from disk_support import fill, garble_data_pages, small_tmpfs
 from ld2410_pty import emulated_radar
 from support import Mosquitto
 
-from drivers.ld2410 import CMD_ENABLE_CONFIG, CMD_END_CONFIG, CMD_READ_FIRMWARE, open_serial
-from drivers.ld2410_emulator import open_pty
+from drivers.radar.ld2410 import CMD_ENABLE_CONFIG, CMD_END_CONFIG, CMD_READ_FIRMWARE, open_serial
+from drivers.radar.ld2410_emulator import open_pty
 from edge.ops.doctor import CHECK_NAMES, Check, ClockState, Machine, MicReading, run_checks
 from edge.ops.doctor.audio import check_microphone
 from edge.ops.doctor.clock import check_clock, kernel_clock_state

@@ -24,7 +24,7 @@ from schema_support import validate
 from seat_harness import MONDAY_0844, TZ, Harness
 from support import mosquitto, wait_until
 
-from drivers.audio import AudioLevels
+from drivers.audio.events import AudioLevels
 from dsp.exposure import P0_SQ_PA2
 from dsp.types import ChannelLevels
 from edge.core.effects import Event, SetRxCap

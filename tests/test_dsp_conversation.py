@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.wavfile import read_audio
+from drivers.audio.wavfile import read_audio
 from dsp.conversation import (
     AmbientMeter,
     ConversationAnalyser,

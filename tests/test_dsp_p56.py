@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from drivers.wavfile import read_audio
+from drivers.audio.wavfile import read_audio
 from dsp.meter import ChannelMeter, combine_active_levels, measure
 from dsp.p56 import HANGOVER_S, THRESHOLDS, SpeechVoltmeter, active_speech_level
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import webrtcvad
 
-from drivers.wavfile import read_audio
+from drivers.audio.wavfile import read_audio
 from dsp.vad import ENERGY_FLOOR_DBOV, VoiceActivity
 
 DATA = Path(__file__).parent / "data" / "audio"

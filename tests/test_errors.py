@@ -78,9 +78,9 @@ def test_every_project_exception_is_a_seatbox_error() -> None:
 
 
 def test_the_kinds_keep_the_builtin_bases_callers_catch() -> None:
+    from drivers.audio.wavfile import AudioFileError
     from drivers.hid.descriptor import DescriptorError
-    from drivers.ld2410 import FrameError
-    from drivers.wavfile import AudioFileError
+    from drivers.radar.ld2410 import FrameError
     from edge.api.models import StreamError
     from edge.core.inputs import DecodeError
     from edge.shell.mqtt.commands import CommandError

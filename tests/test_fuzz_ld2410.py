@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.ld2410 import (
+from drivers.radar.ld2410 import (
     CMD_FOOTER,
     CMD_HEADER,
     DATA_FOOTER,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from seat_harness import Harness, profile_with
 
-from drivers.audio import AudioLevels
+from drivers.audio.events import AudioLevels
 from drivers.hid.events import Flash, HeadsetInfo, HeadsetPlugged, HookSwitch, PhoneMute
-from drivers.host import HostLeds
-from drivers.radar import RadarReport
+from drivers.host.events import HostLeds
+from drivers.radar.events import RadarReport
 from dsp.types import ChannelLevels
 from edge.core.effects import Event, ScreenLock, SetLeds, SetMicMute, SetRxCap
 from edge.core.inputs import CtiCommand

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from seat_harness import Harness, profile_with
 
-from drivers.audio import AudioLevels
+from drivers.audio.events import AudioLevels
 from drivers.hid.events import HeadsetInfo, HeadsetPlugged, HookSwitch
-from drivers.radar import RadarReport, RadarStatus
+from drivers.radar.events import RadarReport, RadarStatus
 from dsp.types import ChannelLevels
 from edge.core.effects import Event
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from ld2410_pty import emulated_radar
 
-from drivers.ld2410 import CMD_END_CONFIG, CMD_ENGINEERING_OFF, CMD_ENGINEERING_ON
+from drivers.radar.ld2410 import CMD_END_CONFIG, CMD_ENGINEERING_OFF, CMD_ENGINEERING_ON
 from edge.cli import main
 
 FRAMES: dict[str, Any] = json.loads((Path(__file__).parent / "data/ld2410/frames.json").read_text())
@@ -176,7 +176,7 @@ def test_watch_basic_mode_prints_no_gates(capsys: pytest.CaptureFixture[str]) ->
 def test_watch_while_another_program_holds_the_port_exits_1(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from drivers.ld2410 import open_serial
+    from drivers.radar.ld2410 import open_serial
 
     with emulated_radar() as (_emulator, path):
         holder = open_serial(path)
@@ -240,7 +240,15 @@ def test_decode_rejects_text_that_is_not_hex(capsys: pytest.CaptureFixture[str])
 def test_the_installed_command_and_the_emulator_program_work_together(tmp_path: Path) -> None:
     link = tmp_path / "radar"
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "drivers.ld2410_emulator", "--pty", str(link), "--target", "both"],
+        [
+            sys.executable,
+            "-m",
+            "drivers.radar.ld2410_emulator",
+            "--pty",
+            str(link),
+            "--target",
+            "both",
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

@@ -18,7 +18,8 @@ from ld2410_pty import emulated_radar
 from support import wait_until
 
 from drivers.base import Backoff
-from drivers.ld2410 import (
+from drivers.radar.events import RadarReport, RadarStatus
+from drivers.radar.ld2410 import (
     CMD_ENABLE_CONFIG,
     CMD_END_CONFIG,
     CMD_ENGINEERING_ON,
@@ -33,13 +34,7 @@ from drivers.ld2410 import (
     set_gate_sensitivity,
     set_max_gates,
 )
-from drivers.radar import (
-    LD2410Radar,
-    RadarReport,
-    RadarStatus,
-    ReportThrottle,
-    Watchdog,
-)
+from drivers.radar.uart import LD2410Radar, ReportThrottle, Watchdog
 
 REPO = Path(__file__).parent.parent
 FAST = {"watchdog": 0.5, "ack_timeout": 0.2, "backoff": 0.05, "backoff_max": 0.2}
@@ -118,7 +113,7 @@ def test_configuration_round_trip_writes_and_reads_back_parameters(
 
 
 def test_a_refused_value_raises_with_the_command_name(link_to: list[LD2410Link]) -> None:
-    from drivers.ld2410 import Command, CommandFailed
+    from drivers.radar.ld2410 import Command, CommandFailed
 
     with emulated_radar() as (_emulator, path):
         link = _link(path, link_to)
@@ -308,7 +303,15 @@ def test_garbage_on_the_line_does_not_disturb_presence(sink: Sink) -> None:
 
 def _emulator_process(link: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drivers.ld2410_emulator", "--pty", str(link), "--period", "0.02"],
+        [
+            sys.executable,
+            "-m",
+            "drivers.radar.ld2410_emulator",
+            "--pty",
+            str(link),
+            "--period",
+            "0.02",
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

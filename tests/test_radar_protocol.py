@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers import ld2410
-from drivers.ld2410 import (
+from drivers.radar import ld2410
+from drivers.radar.events import RadarReport
+from drivers.radar.ld2410 import (
     Ack,
     Command,
     DataFrame,
@@ -20,7 +21,7 @@ from drivers.ld2410 import (
     encode_data,
     parse_config_info,
 )
-from drivers.radar import RadarReport, report_from_frame
+from drivers.radar.uart import report_from_frame
 from edge.cli.radar_cmd import frame_to_dict
 
 FRAMES: dict[str, Any] = json.loads(

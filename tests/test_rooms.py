@@ -275,15 +275,14 @@ NOT_IN_THE_CORE = (
 
 def core_may_load_from_drivers(name: str) -> bool:
     """The input types the core consumes: `drivers.<kind>.events` (stdlib only), the root
-    error, the sink type, the call host's LED state (drivers/host.py: a dataclass, a Protocol,
-    the twin) and the package `__init__`s on the way, with the virtual twin a package exports
-    (drivers/hid/__init__.py does); no real backend, no protocol, no mixer."""
+    error, the sink type, and the package `__init__`s on the way (which import nothing); no
+    virtual twin, no real backend, no protocol, no mixer."""
     parts = name.split(".")
-    if name in ("drivers", "drivers.errors", "drivers.base", "drivers.host"):
+    if name in ("drivers", "drivers.errors", "drivers.base"):
         return True
     if len(parts) == 2:  # drivers.<kind>: a package (its __init__ is checked by what it loads)
         return (REPO / "drivers" / parts[1] / "__init__.py").exists()
-    return len(parts) == 3 and parts[2] in ("events", "virtual")
+    return len(parts) == 3 and parts[2] == "events"
 
 
 def core_modules() -> list[str]:

@@ -157,7 +157,15 @@ def stop(proc: subprocess.Popen[Any]) -> int:
 def emulator(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     link = tmp_path / "seatbox-radar"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drivers.ld2410_emulator", "--pty", str(link), "--period", "0.05"],
+        [
+            sys.executable,
+            "-m",
+            "drivers.radar.ld2410_emulator",
+            "--pty",
+            str(link),
+            "--period",
+            "0.05",
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

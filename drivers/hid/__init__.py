@@ -1,29 +1,10 @@
 """The USB telephony headset: its button requests in, its LEDs out.
 
-`Headset` is what edge/ holds; the hidraw backend and the virtual twin implement it.
+- `events`: the typed inputs and `LedState`, stdlib only
+- `interface`: the `Headset` protocol edge/ holds
+- `virtual`: the twin (`VirtualHeadset`)
+- `hidraw`: the real backend (`HidrawHeadset`, hidapi), reading reports through `protocol`
+- `descriptor`, `layout`, `protocol`: report descriptors, the telephony layout, report codecs
+
+Nothing is imported here, so `drivers.hid.events` stays as light as it is.
 """
-
-from drivers.hid.events import (
-    Flash,
-    HeadsetInfo,
-    HeadsetPlugged,
-    HeadsetUnplugged,
-    HookSwitch,
-    LedState,
-    PhoneMute,
-    Volume,
-)
-from drivers.hid.virtual import Headset, VirtualHeadset
-
-__all__ = [
-    "Flash",
-    "Headset",
-    "HeadsetInfo",
-    "HeadsetPlugged",
-    "HeadsetUnplugged",
-    "HookSwitch",
-    "LedState",
-    "PhoneMute",
-    "VirtualHeadset",
-    "Volume",
-]

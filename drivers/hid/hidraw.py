@@ -1,6 +1,6 @@
 """The real headset backend: hidapi's hidraw backend, a reader thread, hot-plug and inventory.
 
-`HidrawHeadset` implements `drivers.hid.virtual.Headset`; the device handle is injectable.
+`HidrawHeadset` implements `drivers.hid.interface.Headset`; the device handle is injectable.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The headset interface edge/ uses, and its virtual twin for simulation and tests.
+"""The headset's virtual twin for simulation and tests (the interface is `interface.Headset`).
 
 The twin behaves like a well-mannered telephony headset: it sends requests, shows LEDs.
 """
@@ -6,7 +6,6 @@ The twin behaves like a well-mannered telephony headset: it sends requests, show
 from __future__ import annotations
 
 import threading
-from typing import Protocol
 
 from drivers.base import Sink
 from drivers.hid.events import (
@@ -19,19 +18,6 @@ from drivers.hid.events import (
     PhoneMute,
     Volume,
 )
-
-
-class Headset(Protocol):
-    """A telephony headset as the seat sees it (real hidraw backend or virtual twin)."""
-
-    def start(self, sink: Sink) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def write_leds(self, leds: LedState) -> None: ...
-
-    def info(self) -> HeadsetInfo | None: ...
-
 
 VIRTUAL_INFO = HeadsetInfo(
     vendor_id=0x0B0E,

@@ -7,20 +7,22 @@ from __future__ import annotations
 
 import os
 import re
-import ssl
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import AfterValidator, Field
 
 from edge.base.errors import ConfigError
 from edge.base.files import decode_text, read_small_file
 from edge.base.schema import Duration, Section, Text, netloc
+
+if TYPE_CHECKING:  # paho and ssl load with the first client: reading a config needs neither
+    import ssl
+
+    import paho.mqtt.client as mqtt
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -161,6 +163,8 @@ def read_secret_file(path: str, what: str) -> str:
 
 def tls_context(broker: BrokerSection) -> ssl.SSLContext:
     """The TLS settings of a [broker] section, every file checked and loaded (ConfigError)."""
+    import ssl
+
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if broker.ca_file:
         _regular_file(broker.ca_file, "ca_file")
@@ -196,6 +200,9 @@ def make_client(
     broker: BrokerSection, client_id: str, url: str | None = None, clean_session: bool = True
 ) -> tuple[mqtt.Client, Endpoint]:
     """A paho 2.x client configured for this broker section (not yet connected)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
     endpoint = parse_url(url or broker.url)
     if broker.protocol == "5":
         client = mqtt.Client(

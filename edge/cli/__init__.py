@@ -50,9 +50,48 @@ COMMAND_MODULES = [
     "edge.cli.provision_cmd",
     "edge.cli.doctor_cmd",
 ]
+# Which module registers each command: `seatbox config check` imports config_cmd alone, not the
+# headset, radar and install tools (tests/test_cli_commands.py keeps this in step).
+COMMAND_MODULE = {
+    "config": "edge.cli.config_cmd",
+    "run": "edge.cli.seat_cmd",
+    "simulate": "edge.cli.seat_cmd",
+    "replay": "edge.cli.seat_cmd",
+    "demo": "edge.cli.seat_cmd",
+    "floor": "edge.cli.seat_cmd",
+    "headset": "edge.cli.headset_cmd",
+    "radar": "edge.cli.radar_cmd",
+    "meter": "edge.cli.meter_cmd",
+    "install": "edge.cli.install_cmd",
+    "uninstall": "edge.cli.install_cmd",
+    "provision": "edge.cli.provision_cmd",
+    "doctor": "edge.cli.doctor_cmd",
+}
+# Top-level options that take a value (the command word is the first other bare argument).
+_VALUE_OPTIONS = ("--log-level", "--log-format")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command `argv` names, when it can be told without parsing (else None: any other
+    option before it, such as --help, gets the whole parser)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif arg.startswith(tuple(f"{option}=" for option in _VALUE_OPTIONS)):
+            continue
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given the arguments, only the module of the command they name is
+    imported and registered (the others' help lines are needed only when none is named)."""
     parser = argparse.ArgumentParser(
         prog="seatbox",
         description="Seat box: headset, audio levels, presence and seat norms over MQTT.",
@@ -66,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    word = command_word(argv) if argv is not None else None
+    modules = [COMMAND_MODULE[word]] if word in COMMAND_MODULE else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
@@ -94,15 +135,13 @@ def error_line(args: argparse.Namespace, error: SeatboxError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     from edge.shell.logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)
-    from pydantic import ValidationError
-
-    from edge.base.schema import format_validation_error
-
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
@@ -111,8 +150,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Bad input or a device, broker or step that failed: the sentence, not a traceback.
         print(error_line(args, exc), file=sys.stderr)
         return exit_code(exc)
-    except ValidationError as exc:
+    except Exception as exc:
         # Settings built from arguments; pydantic's own text would repeat the input verbatim.
+        # Only a command that loaded pydantic can raise its ValidationError: the others (headset
+        # describe, radar decode) do not load it just for this except clause.
+        core = sys.modules.get("pydantic_core")
+        if core is None or not isinstance(exc, core.ValidationError):
+            raise
+        from edge.base.schema import format_validation_error
+
         print(format_validation_error(f"seatbox {args.command}", exc), file=sys.stderr)
         return EXIT_USAGE
     return code

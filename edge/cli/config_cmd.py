@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from edge.cli import EXIT_OK
-from edge.shell.config import config_digest, config_profile, load_config, masked
 
 
 def register(sub: Any) -> None:
@@ -32,6 +31,7 @@ def register(sub: Any) -> None:
 
 
 def check_cmd(args: argparse.Namespace) -> int:
+    from edge.shell.config import config_digest
     from edge.shell.config_check import load_seat
 
     setup = load_seat(args.file)
@@ -50,6 +50,8 @@ def _toml_value(value: Any) -> str:
 
 def show_cmd(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    from edge.shell.config import config_digest, config_profile, load_config, masked
 
     config = load_config(args.file)
     profile = config_profile(config, Path(args.file))

@@ -10,7 +10,6 @@ import json
 from typing import Any
 
 from edge.cli import EXIT_FAIL, EXIT_OK
-from edge.ops.doctor import Machine, checks_json, run_checks, worst
 from edge.ops.provision import DEFAULT_OUTPUT
 
 MARK = {"OK": "OK  ", "WARN": "WARN", "FAIL": "FAIL"}
@@ -30,6 +29,8 @@ def register(sub: Any) -> None:
 
 
 def doctor_cmd(args: argparse.Namespace) -> int:
+    from edge.ops.doctor import Machine, checks_json, run_checks, worst
+
     checks = run_checks(args.config, Machine(broker_timeout=args.timeout))
     if args.json:
         print(json.dumps(checks_json(checks), indent=2, ensure_ascii=False))

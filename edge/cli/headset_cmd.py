@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from drivers.hid.descriptor import (
     MAX_DESCRIPTOR_SIZE,
@@ -28,11 +28,12 @@ from drivers.hid.events import (
     MuteLocked,
     PhoneMute,
 )
-from drivers.hid.hidraw import HidrawHeadset, candidate_layout, enumerate_hidraw
 from drivers.hid.layout import TelephonyLayout, telephony_layout
-from drivers.hid.protocol import ProtocolSettings
 from edge.base.errors import DeviceError, ParseError, UsageError
 from edge.cli import EXIT_OK
+
+if TYPE_CHECKING:
+    from drivers.hid.hidraw import HidrawHeadset
 
 
 def register(sub: Any) -> None:
@@ -121,6 +122,8 @@ def describe_cmd(args: argparse.Namespace) -> int:
 
 
 def list_cmd(args: argparse.Namespace) -> int:
+    from drivers.hid.hidraw import candidate_layout, enumerate_hidraw
+
     try:
         candidates = enumerate_hidraw()
     except (ImportError, OSError) as exc:
@@ -201,6 +204,9 @@ class WatchHost:
 
 
 def watch_cmd(args: argparse.Namespace) -> int:
+    from drivers.hid.hidraw import HidrawHeadset
+    from drivers.hid.protocol import ProtocolSettings
+
     settings = ProtocolSettings()
     read_timeout, reconnect_max = 0.2, 10.0
     if args.config:

@@ -45,7 +45,7 @@ def register(sub: Any) -> None:
 
 def meter_cmd(args: argparse.Namespace) -> int:
     # numpy and scipy load here, not when any seatbox command builds its parser.
-    from drivers.wavfile import AudioFileError, read_audio
+    from drivers.audio.wavfile import AudioFileError, read_audio
 
     if args.rate < 600 or args.rate > 384000:
         raise UsageError(f"--rate must be 600..384000 Hz, got {args.rate}")

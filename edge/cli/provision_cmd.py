@@ -9,7 +9,7 @@ import argparse
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.base.errors import ConfigError, UsageError
 from edge.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
@@ -28,7 +28,9 @@ from edge.ops.provision import (
     seat_output,
     write_config,
 )
-from edge.shell.config import SeatConfig
+
+if TYPE_CHECKING:
+    from edge.shell.config import SeatConfig
 
 # Checks of many seats run side by side; a handful keeps a site broker comfortable.
 PARALLEL_CHECKS = 8

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from drivers.ld2410 import (
+from drivers.radar.ld2410 import (
     ALL_GATES,
     MAX_ENERGY,
     MAX_GATE,

@@ -17,10 +17,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from edge.api.broker import BrokerSection
 from edge.base.errors import BrokerError, ConfigError, SeatboxError, UsageError
 from edge.cli import EXIT_FAIL, EXIT_OK, framed
-from edge.shell.config import load_config, load_profile
 from edge.shell.notify import CoreWatchdog, Notifier, WatchdogTicker, watchdog_interval
 
 log = logging.getLogger(__name__)
@@ -200,6 +198,7 @@ def _open_out(stack: ExitStack, target: str | None) -> IO[str] | None:
 
 
 def simulate_cmd(args: argparse.Namespace) -> int:
+    from edge.shell.config import load_profile
     from edge.shell.mqtt.embedded import EmbeddedBroker
     from edge.shell.scenario import load_scenario
     from edge.sim import build as sim
@@ -287,6 +286,8 @@ def demo_cmd(args: argparse.Namespace) -> int:
 
 
 def floor_cmd(args: argparse.Namespace) -> int:
+    from edge.api.broker import BrokerSection
+    from edge.shell.config import load_config
     from floor.view import FloorView
 
     broker = BrokerSection()

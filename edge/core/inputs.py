@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from drivers.audio import AudioLevels, AudioStatus, MixerStatus
+from drivers.audio.events import AudioLevels, AudioStatus, MixerStatus
 from drivers.hid.events import (
     Drop,
     Flash,
@@ -24,8 +24,8 @@ from drivers.hid.events import (
     Redial,
     Volume,
 )
-from drivers.host import HostLeds
-from drivers.radar import RadarReport, RadarStatus
+from drivers.host.events import HostLeds
+from drivers.radar.events import RadarReport, RadarStatus
 from dsp.types import ChannelLevels
 from edge.base.errors import ParseError
 

@@ -7,9 +7,6 @@ A radar target weaker than the profile's energy floor (a neighbour's faint targe
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
-
-from pydantic import Field
 
 from drivers.hid.events import (
     Drop,
@@ -20,21 +17,13 @@ from drivers.hid.events import (
     Redial,
     Volume,
 )
-from edge.base.schema import Duration, Section
 from edge.core.clock import Instant
 from edge.core.effects import Emit
 from edge.core.inputs import Input
+from edge.core.norm_settings import PresenceSettings
 from edge.core.state import Facts, PresencePart
 
 # LD2410 target energies are 0..100 (presence-ld2410.md §4).
-Energy = Annotated[int, Field(ge=0, le=100)]
-
-
-class PresenceSettings(Section):
-    away_after: Duration  # no evidence for this long (radar working) → away
-    away_after_without_radar: Duration  # the same when no radar reports
-    min_moving_energy: Energy  # a moving target weaker than this is not this seat's agent
-    min_still_energy: Energy  # the same for a still target
 
 
 def radar_sees(facts: Facts, settings: PresenceSettings) -> bool:

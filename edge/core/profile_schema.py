@@ -12,8 +12,7 @@ from pydantic import ValidationError
 
 from edge.base.errors import ConfigError
 from edge.base.schema import Duration, Section, format_validation_error
-from edge.core.norms import NORMS
-from edge.core.presence import PresenceSettings
+from edge.core.norm_settings import NORM_SETTINGS, PresenceSettings
 from edge.core.profile import Profile
 
 
@@ -24,7 +23,7 @@ class LevelsSettings(Section):
 SECTIONS: dict[str, type[Any]] = {
     "presence": PresenceSettings,
     "levels": LevelsSettings,
-    **{norm.name: norm.settings for norm in NORMS},
+    **NORM_SETTINGS,
 }
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from drivers.audio import AudioLevels, AudioStatus, MixerStatus
+from drivers.audio.events import AudioLevels, AudioStatus, MixerStatus
 from drivers.hid.events import (
     Drop,
     Flash,
@@ -24,8 +24,8 @@ from drivers.hid.events import (
     Redial,
     Volume,
 )
-from drivers.host import HostLeds
-from drivers.radar import RadarReport, RadarStatus
+from drivers.host.events import HostLeds
+from drivers.radar.events import RadarReport, RadarStatus
 from edge.core import presence
 from edge.core.clock import Instant
 from edge.core.effects import (

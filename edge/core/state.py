@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from drivers.audio import AudioLevels
+from drivers.audio.events import AudioLevels
 from drivers.hid.events import HeadsetInfo
-from drivers.host import HostLeds
+from drivers.host.events import HostLeds
 from dsp.types import SILENCE_DB, ChannelLevels
 from edge.core.clock import Instant
 from edge.core.profile import Profile

@@ -10,16 +10,15 @@ import grp
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tomli_w
-from pydantic import ValidationError
-
-from edge.api.broker import CREDENTIALS_IN_URL, BrokerSection, parse_url
 from edge.base.errors import ConfigError, UsageError
-from edge.base.schema import valid_id
-from edge.ops.broker_check import BrokerConnectError, connect_and_wait
-from edge.shell.config import SeatConfig, load_config
+
+# The config schema, paho and tomli_w load in the functions that use them: `seatbox --help`
+# and `seatbox provision --help` read the defaults below without them.
+if TYPE_CHECKING:
+    from edge.api.broker import BrokerSection
+    from edge.shell.config import SeatConfig
 
 DEFAULT_OUTPUT = Path("/etc/seatbox/seatbox.toml")
 # The stable name 61-seatbox-radar.rules gives the radar's USB-serial adapter.
@@ -104,6 +103,8 @@ def config_data(req: SeatRequest) -> dict[str, Any]:
 
 
 def render(req: SeatRequest) -> str:
+    import tomli_w
+
     header = (
         f"# seatbox seat config for {req.site}/{req.seat}, written by `seatbox provision`.\n"
         "# Every key: config/seatbox.example.toml. Check with `seatbox config check FILE`.\n\n"
@@ -113,6 +114,12 @@ def render(req: SeatRequest) -> str:
 
 def validate_request(req: SeatRequest) -> list[tuple[str, str]]:
     """Problems as (flag or column, message), checked before anything is written."""
+    from pydantic import ValidationError
+
+    from edge.api.broker import CREDENTIALS_IN_URL, parse_url
+    from edge.base.schema import valid_id
+    from edge.shell.config import SeatConfig
+
     problems: list[tuple[str, str]] = []
     for name, value in (("site", req.site), ("seat", req.seat)):
         if not valid_id(value):
@@ -149,6 +156,8 @@ def validate_request(req: SeatRequest) -> list[tuple[str, str]]:
 
 def _validated_in_place(text: str, output: Path) -> SeatConfig:
     """load_config on the text as if it were at `output` (profiles are found next to it)."""
+    from edge.shell.config import load_config
+
     tmp = output.with_name(f".{output.name}.provision-check")
     tmp.write_text(text, encoding="utf-8")
     try:
@@ -207,6 +216,8 @@ def check_broker(
 ) -> BrokerCheck:
     """Connect with these settings and credentials, wait for the CONNACK, disconnect. The
     connect and its failure messages are the seat's own (`edge.ops.broker_check`)."""
+    from edge.ops.broker_check import BrokerConnectError, connect_and_wait
+
     if broker.url == "embedded":
         return BrokerCheck(True, "embedded broker: the service starts its own")
     try:

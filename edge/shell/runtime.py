@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-from drivers.audio import Audio
-from drivers.hid import Headset
-from drivers.host import CallHost
-from drivers.radar import Radar
+from drivers.audio.interface import Audio
+from drivers.hid.interface import Headset
+from drivers.host.interface import CallHost
+from drivers.radar.interface import Radar
 from edge import __version__
 from edge.api.payloads import event_payload
 from edge.core.clock import Clock, Instant

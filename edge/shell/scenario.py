@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from drivers.wavfile import AudioFileError, read_audio
+from drivers.audio.wavfile import AudioFileError, read_audio
 from edge.base.errors import ConfigError
 from edge.base.files import read_toml
 from edge.base.schema import parse_duration, valid_id

@@ -31,14 +31,14 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from drivers.alsa_mixer import RESTORE_FILE_NAME
-from drivers.audio import VirtualAudio
-from drivers.hid import Headset, VirtualHeadset
-from drivers.host import VirtualCallHost
-from drivers.radar import VirtualRadar
+from drivers.audio.virtual import VirtualAudio
+from drivers.hid.interface import Headset
+from drivers.hid.virtual import VirtualHeadset
+from drivers.host.virtual import VirtualCallHost
+from drivers.radar.virtual import VirtualRadar
 from edge.api.topics import Topics
 from edge.base.errors import ConfigError
 from edge.core.clock import Clock
@@ -46,11 +46,13 @@ from edge.core.profile import Profile
 from edge.shell.config import SeatConfig
 from edge.shell.day_store import DayStore
 from edge.shell.dose_store import DoseStore
-from edge.shell.mqtt.embedded import EmbeddedBroker
 from edge.shell.mqtt.link import SeatLink
 from edge.shell.outbox.store import OUTBOX_FILE, Outbox, OutboxError, new_boot_id
 from edge.shell.runtime import Devices, Parts, Runtime
 from edge.shell.tape import Recorder
+
+if TYPE_CHECKING:  # asyncio and amqtt: only a seat on the embedded broker loads them
+    from edge.shell.mqtt.embedded import EmbeddedBroker
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +159,8 @@ def build_devices(config: SeatConfig) -> Devices:
     if audio.backend == "virtual":
         devices.audio = VirtualAudio(period_s=1.0 / audio.levels_hz)
     elif audio.backend == "sounddevice":
-        from drivers.audio import SoundDeviceAudio
+        from drivers.audio.alsa_mixer import RESTORE_FILE_NAME
+        from drivers.audio.capture import SoundDeviceAudio
 
         devices.audio = SoundDeviceAudio(
             audio.tx_device,
@@ -176,7 +179,7 @@ def build_devices(config: SeatConfig) -> Devices:
     if config.radar.backend == "virtual":
         devices.radar = VirtualRadar()
     elif config.radar.backend == "ld2410":
-        from drivers.radar import LD2410Radar
+        from drivers.radar.uart import LD2410Radar
 
         radar = config.radar
         devices.radar = LD2410Radar(
@@ -218,6 +221,8 @@ def start_broker(config: SeatConfig) -> tuple[str | None, EmbeddedBroker | None]
     """The broker URL to use, starting the embedded broker when the config says `embedded`."""
     if config.broker.url != "embedded":
         return config.broker.url, None
+    from edge.shell.mqtt.embedded import EmbeddedBroker
+
     broker = EmbeddedBroker(port=config.broker.embedded_port)
     broker.start()
     return broker.url, broker

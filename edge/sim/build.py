@@ -9,14 +9,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from drivers.audio import Audio, VirtualAudio, VirtualChannel, WavChannel
+from drivers.audio.interface import Audio
+from drivers.audio.virtual import VirtualAudio, VirtualChannel
+from drivers.audio.wavfile import AudioFileError
 from drivers.base import Sink
-from drivers.hid import VirtualHeadset
-from drivers.host import VirtualCallHost
-from drivers.radar import VirtualRadar
-from drivers.wavfile import AudioFileError
+from drivers.hid.virtual import VirtualHeadset
+from drivers.host.virtual import VirtualCallHost
+from drivers.radar.virtual import VirtualRadar
 from edge.api.broker import BrokerSection
 from edge.core.clock import SimClock
 from edge.core.inputs import CtiCommand
@@ -25,6 +26,9 @@ from edge.shell.config import SeatConfig, SeatSection, load_profile
 from edge.shell.runtime import Devices, Runtime
 from edge.shell.scenario import Scenario, Step
 from edge.shell.wiring import build_seat
+
+if TYPE_CHECKING:
+    from drivers.audio.wav import WavChannel  # numpy and scipy: only when a file plays
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ class VirtualSeat:
 
 def _channel(current: VirtualChannel | WavChannel, args: dict[str, Any]) -> VirtualChannel:
     """Generated levels after a step; a step without `file` ends a file the channel played."""
-    if isinstance(current, WavChannel):
+    if not isinstance(current, VirtualChannel):  # a WavChannel
         current = VirtualChannel()
     if args.get("silence"):
         return VirtualChannel(speech=False, noise_dbfs=args.get("noise_dbfs", current.noise_dbfs))

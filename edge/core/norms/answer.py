@@ -10,18 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic import Field
-
-from edge.base.schema import Duration, Section
 from edge.core.clock import Instant
 from edge.core.effects import Emit, Request
+from edge.core.norm_settings import AnswerSettings as Settings
 from edge.core.norms.base import NO_REQUESTS, Ctx, DayTally, Norm
 from edge.core.state import Facts
-
-
-class Settings(Section):
-    ring_limit: int = Field(ge=1)  # rings within which a call must be answered
-    ring_period: Duration  # one ring cadence (on + off)
 
 
 @dataclass(frozen=True, slots=True)

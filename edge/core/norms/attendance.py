@@ -11,20 +11,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.base.schema import Duration
 from edge.core.clock import Instant, iso
 from edge.core.effects import Emit, Flag, Request
 from edge.core.inputs import Tick
+from edge.core.norm_settings import AttendanceSettings as Settings
 from edge.core.norms.base import NO_REQUESTS, Ctx, DayTally, Norm, earliest
-from edge.core.shift import ShiftSettings
 from edge.core.state import Facts
 
 # A box that boots this long after the readiness time does not judge readiness that day.
 READY_CHECK_GRACE_S = 60.0
-
-
-class Settings(ShiftSettings):
-    absent_after: Duration  # late (or early) by more than this counts as absence
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,17 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from edge.base.schema import Duration, Section
 from edge.core.clock import Instant
 from edge.core.effects import Emit, Flag, Request, ScreenLock
+from edge.core.norm_settings import AwaySettings as Settings
 from edge.core.norms.base import NO_REQUESTS, Ctx, DayTally, Norm, due
 from edge.core.state import Facts
-
-
-class Settings(Section):
-    long_after: Duration  # request a screen lock, tell the agent
-    too_long_after: Duration  # tell the supervisor
-    screen_lock: bool  # run the seat's screen-lock hook at `away.long`
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,15 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.base.schema import Duration, Section
 from edge.core.clock import Instant
 from edge.core.effects import Emit, Request
+from edge.core.norm_settings import GreetSettings as Settings
 from edge.core.norms.base import NO_REQUESTS, Ctx, Norm
 from edge.core.state import Facts
-
-
-class Settings(Section):
-    limit: Duration  # answer to first words
 
 
 @dataclass(frozen=True, slots=True)

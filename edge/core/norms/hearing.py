@@ -11,25 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from drivers.audio import AudioLevels
+from drivers.audio.events import AudioLevels
 from dsp.exposure import P0_SQ_PA2
-from edge.base.schema import Section
 from edge.core.clock import Instant
 from edge.core.effects import CapRx, Emit, Request
 from edge.core.inputs import RestoreDose
+from edge.core.norm_settings import HearingSettings as Settings
 from edge.core.norms.base import NO_REQUESTS, Ctx, Norm
 from edge.core.state import Facts
 
 # EU 2003/10/EC art. 2: daily exposure is normalised to a nominal 8-hour working day.
 EIGHT_HOURS_S = 8 * 3600.0
-
-
-class Settings(Section):
-    peak_limit_db_spl: float  # acoustic-shock practice: no peak above this at the ear
-    dose_limit_dba: float  # L_EX,8h limit (lower action value)
-    dose_cap_db: float  # receive gain cap once the day's dose reaches 100 %
-    sensitivity_db_spl: dict[str, float]  # headset model -> dB SPL at the ear for 0 dBFS
-    default_sensitivity_db_spl: float  # for models not in the table
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.base.schema import Section
 from edge.core.clock import Instant
 from edge.core.effects import Emit, ForceMute, Request
+from edge.core.norm_settings import HoldMuteSettings as Settings
 from edge.core.norms.base import NO_REQUESTS, Ctx, Norm
 from edge.core.state import Facts
 
 POLICY = "hold_policy"
-
-
-class Settings(Section):
-    enforce: bool  # the box mutes the mic while the call is on hold
 
 
 @dataclass(frozen=True, slots=True)

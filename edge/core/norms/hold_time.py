@@ -8,16 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.base.schema import Duration, Section
 from edge.core.clock import Instant
 from edge.core.effects import Emit, Flag, Request
+from edge.core.norm_settings import HoldTimeSettings as Settings
 from edge.core.norms.base import NO_REQUESTS, Ctx, Norm, due
 from edge.core.state import Facts
-
-
-class Settings(Section):
-    warn_after: Duration
-    violation_after: Duration
 
 
 @dataclass(frozen=True, slots=True)

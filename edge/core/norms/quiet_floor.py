@@ -9,19 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from drivers.audio import AudioLevels
-from edge.base.schema import Duration, Section
+from drivers.audio.events import AudioLevels
 from edge.core.clock import Instant
 from edge.core.effects import Emit, Flag, Request
+from edge.core.norm_settings import QuietFloorSettings as Settings
 from edge.core.norms.base import NO_REQUESTS, Ctx, Norm, due
 from edge.core.state import Facts
-
-
-class Settings(Section):
-    ambient_dbfs: float  # ambient level at the mic that counts as loud
-    ambient_for: Duration  # for at least this long
-    impact_peak_dbfs: float  # an impact peaks at least this high
-    impact_crest_db: float  # with at least this crest factor (peak over RMS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,22 +10,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pydantic import Field
-
-from drivers.audio import AudioLevels
-from edge.base.schema import Duration, Section
+from drivers.audio.events import AudioLevels
 from edge.core.clock import Instant
 from edge.core.effects import Emit, Request
+from edge.core.norm_settings import SpeechLevelSettings as Settings
 from edge.core.norms.base import NO_REQUESTS, Ctx, Norm
 from edge.core.state import Facts
-
-
-class Settings(Section):
-    min_dbov: float  # quietest acceptable active speech level
-    max_dbov: float  # loudest acceptable active speech level
-    clipping_pct: float = Field(ge=0)  # more clipped samples than this: mic too close
-    unsteady_spread_db: float = Field(gt=0)  # std. deviation of utterance levels over a call
-    min_utterance: Duration  # shorter bursts are not judged
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ def portaudio_devices() -> list[dict[str, Any]]:
 
 def probe_microphone(audio: AudioSection, seconds: float) -> MicReading:
     """Capture `seconds` from the mic through the real audio driver; only levels come back."""
-    import drivers.audio as audio_driver
+    import drivers.audio.capture as audio_driver
 
     driver_class = getattr(audio_driver, "SoundDeviceAudio", None)
     if driver_class is None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from drivers.ld2410 import RadarError
-from drivers.radar import RadarProbe, probe
+from drivers.radar.ld2410 import RadarError
+from drivers.radar.probe import RadarProbe, probe
 from edge.ops.doctor.check import Check
 from edge.ops.doctor.machine import Machine
 from edge.shell.config import RadarSection, SeatConfig

@@ -8,9 +8,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy loads on the first read: `AudioFileError` alone costs nothing
+    import numpy as np
+    import numpy.typing as npt
 
 from drivers.errors import ParseError
 
@@ -32,6 +34,8 @@ class AudioFile:
 
 def read_audio(path: str | Path, raw_rate: int = 16000) -> AudioFile:
     """WAV when the file starts with a RIFF header, else raw 16-bit little-endian mono."""
+    import numpy as np
+
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -82,6 +86,8 @@ def _read_wav(path: Path, data: bytes) -> AudioFile:
 def _decode(
     path: Path, body: bytes, tag: int, channels: int, rate: int, bits: int
 ) -> npt.NDArray[np.float64]:
+    import numpy as np
+
     width = bits // 8 if bits % 8 == 0 else (bits + 7) // 8
     frame = width * channels
     usable = len(body) - len(body) % frame

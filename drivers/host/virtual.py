@@ -1,30 +1,11 @@
-"""The call host: the PC's softphone as seen through the USB gadget bridge.
-
-Its LED output reports (Ring, Off-Hook, Hold, Mute) are the authoritative call state.
-"""
+"""Virtual twin of the call host (the PC's softphone), for simulation and tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import replace
 
 from drivers.base import Sink
-
-
-@dataclass(frozen=True, slots=True)
-class HostLeds:
-    """The full LED state the softphone last wrote to the (bridged) headset."""
-
-    off_hook: bool = False
-    ring: bool = False
-    hold: bool = False
-    mute: bool = False
-
-
-class CallHost(Protocol):
-    def start(self, sink: Sink) -> None: ...
-
-    def stop(self) -> None: ...
+from drivers.host.events import HostLeds
 
 
 class VirtualCallHost:

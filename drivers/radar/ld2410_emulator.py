@@ -1,6 +1,6 @@
 """An HLK-LD2410 on the other end of a serial line: streams frames and answers commands.
 
-Used by the tests over a pseudo-terminal pair, and by hand: `python -m drivers.ld2410_emulator`.
+Used by the tests over a pseudo-terminal pair, and by hand: `python -m drivers.radar.ld2410_emulator`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tty
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from drivers.ld2410 import (
+from drivers.radar.ld2410 import (
     ALL_GATES,
     CMD_ENABLE_CONFIG,
     CMD_END_CONFIG,
@@ -293,7 +293,7 @@ def open_pty(link: str | None = None) -> tuple[int, int, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m drivers.ld2410_emulator",
+        prog="python -m drivers.radar.ld2410_emulator",
         description="Emulate an HLK-LD2410 on a serial device or on a new pseudo-terminal.",
     )
     where = parser.add_mutually_exclusive_group(required=True)
