@@ -32,6 +32,7 @@ class EmbeddedBroker:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self._loop.set_exception_handler(_one_line)
         try:
             self._loop.run_until_complete(self._start())
         except BaseException as exc:  # reported to start()'s caller
@@ -91,3 +92,12 @@ def _port_busy(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
+
+
+def _one_line(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """amqtt leaves a client's handler task failing when the client goes away mid-handshake
+    (a reset, a seat stopping while the broker shuts down): one warning line, not asyncio's
+    traceback on the demo's terminal. The broker serves the other clients either way."""
+    exc = context.get("exception")
+    what = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message", "")
+    log.warning("embedded broker: a client's connection ended with %s", what)
