@@ -240,6 +240,10 @@ def test_simulate_publishes_numbered_events_then_leaves_retained_state_info_offl
 # --- seatbox run -------------------------------------------------------------------------------
 
 
+def start_checks_done(info: Any) -> bool:
+    return all("being checked" not in c["detail"] for c in info["checks"])
+
+
 class RunningSeat:
     """`seatbox run` on virtual devices with CTI call control, and a subscriber started first."""
 
@@ -272,6 +276,9 @@ class RunningSeat:
             "availability online",
         )
         assert self.proc.poll() is None, self.log_text()
+        # Started: the doctor's start checks (run beside the seat) are in `info`, so a test's
+        # own messages are not interleaved with that second `info`.
+        self.sub.wait_for("info", start_checks_done, 0, "info with the start checks done")
 
     def log_text(self) -> str:
         self.log.flush()
@@ -571,3 +578,21 @@ def test_seat_survives_a_broker_restart_and_publishes_its_birth_again(tmp_path: 
         if seat is not None:
             seat.close()
         own.stop()
+
+
+def test_the_start_checks_run_beside_the_seat_and_info_lists_them_all_when_done(
+    seat: RunningSeat,
+) -> None:
+    """The doctor's checks do not hold up the start: `info` first says which are still being
+    checked, and is published again with every check in the doctor's order once they are done
+    (the broker's included), as `seatbox doctor` names them."""
+    from edge.ops.doctor import CHECK_NAMES
+
+    first = seat.sub.of("info")[0]  # at once, some perhaps still being checked: all named
+    assert [c["name"] for c in first["checks"]] == list(CHECK_NAMES[1:])
+    info = seat.sub.wait_for("info", start_checks_done, 0, "info with every start check done")
+    assert [c["name"] for c in info["checks"]] == list(CHECK_NAMES[1:])
+    checks = {c["name"]: c for c in info["checks"]}
+    assert checks["broker"]["status"] == "OK"
+    assert checks["headset"]["detail"].startswith("virtual")
+    assert checks["microphone"]["detail"] == "virtual microphone (simulated seat)"

@@ -118,19 +118,14 @@ def run_cmd(args: argparse.Namespace) -> int:
     except OSError as exc:
         # The embedded broker's port refused us: exit 1 (a ConfigError: 2).
         raise SeatboxError(str(exc)) from exc
-    from edge.ops.doctor import broker_check, checks_json, run_checks_for
+    from edge.ops.doctor.check import checks_json
+    from edge.ops.doctor.start import before_devices, beside_the_seat, pending
     from edge.shell.logs import bind_seat
 
     bind_seat(config.seat.site, config.seat.id)
-    # The doctor's checks at start (before the devices are opened), published in `info`. The
-    # broker's can take its whole timeout: it runs beside the seat, which does not wait.
-    checks = checks_json(run_checks_for(config, broker=False))["checks"]
-    broker_pending = {
-        "name": "broker",
-        "status": "WARN",
-        "detail": "being checked (the seat runs meanwhile)",
-        "fix": "",
-    }
+    # The doctor's checks, published in `info`: the radar's serial probe before the seat opens
+    # the port; the rest (the broker's can take its whole timeout) beside the running seat.
+    early = before_devices(config)
     try:
         runtime = wiring.build_seat(
             config,
@@ -147,10 +142,13 @@ def run_cmd(args: argparse.Namespace) -> int:
         if isinstance(exc, ConfigError):
             raise
         raise SeatboxError(str(exc)) from exc  # a device node or the tape refused us: exit 1
-    runtime.checks = [broker_pending, *checks]
+    runtime.checks = checks_json(pending(early))["checks"]
 
-    def check_the_broker() -> None:
-        runtime.checks = [*checks_json([broker_check(config)])["checks"], *checks]
+    def check_beside_the_seat() -> None:
+        from edge.ops.doctor.start import SeatMicrophone
+
+        checks = beside_the_seat(config, early, SeatMicrophone(runtime.taps))
+        runtime.checks = checks_json(checks)["checks"]
         runtime.publish_info()
 
     _stop_on_signals(runtime.stop)
@@ -170,7 +168,6 @@ def run_cmd(args: argparse.Namespace) -> int:
         # The core runs now: inputs, button presses and events into the outbox do not wait
         # for the broker, which comes when it comes (the link reconnects by itself).
         if link is not None:
-            threading.Thread(target=check_the_broker, name="broker-check", daemon=True).start()
 
             def say_if_offline() -> None:
                 if not link.connected.is_set():
@@ -178,6 +175,7 @@ def run_cmd(args: argparse.Namespace) -> int:
 
             runtime.at(runtime.clock.now().mono + READY_BROKER_WAIT_S, say_if_offline)
         notifier.ready(runtime.status_line())
+        threading.Thread(target=check_beside_the_seat, name="start-checks", daemon=True).start()
         ticker.start()
         runtime.loop()
     finally:

@@ -124,6 +124,9 @@ class Runtime:
         # each from the newest state, so an older snapshot never lands last in the retained slot.
         self._state_lock = threading.Lock()
         self.progress_hooks: list[Callable[[Instant], object]] = []
+        # Read-only looks at the inputs as drivers deliver them (the start's microphone check
+        # listens to the seat's own capture); called on the drivers' threads, must be quick.
+        self.taps: list[Callable[[object], None]] = []
         self.close_hooks: list[
             Callable[[], object]
         ] = []  # first thing at close (dose_store, day_store)
@@ -137,6 +140,8 @@ class Runtime:
     def sink(self, item: object) -> None:
         """Drivers call this from any thread: the input is stamped now and queued."""
         self.queue.put((self.clock.now(), item))  # type: ignore[arg-type]
+        for tap in tuple(self.taps):
+            tap(item)
 
     def on_command(self, command: Command) -> None:
         """A valid command for the core, from the link on paho's network thread: queued,

@@ -9,6 +9,21 @@ from typing import Literal
 Status = Literal["OK", "WARN", "FAIL"]
 
 
+# The probes in the order doctor prints them and `info` lists them.
+CHECK_NAMES = (
+    "config",
+    "broker",
+    "headset",
+    "audio",
+    "microphone",
+    "radar",
+    "clock",
+    "disk",
+    "outbox",
+    "permissions",
+)
+
+
 @dataclass(frozen=True)
 class Check:
     name: str

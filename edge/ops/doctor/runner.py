@@ -6,7 +6,7 @@ import os
 
 from edge.ops.doctor.audio import check_audio, check_microphone
 from edge.ops.doctor.broker import broker_check
-from edge.ops.doctor.check import Check
+from edge.ops.doctor.check import CHECK_NAMES, Check
 from edge.ops.doctor.clock import check_clock
 from edge.ops.doctor.config import check_config
 from edge.ops.doctor.disk import check_disk
@@ -17,42 +17,41 @@ from edge.ops.doctor.permissions import check_permissions
 from edge.ops.doctor.radar import check_radar
 from edge.shell.config import SeatConfig
 
-CHECK_NAMES = (
-    "config",
-    "broker",
-    "headset",
-    "audio",
-    "microphone",
-    "radar",
-    "clock",
-    "disk",
-    "outbox",
-    "permissions",
-)
-
 
 def not_checked(name: str, why: str) -> Check:
     return Check(name, "WARN", f"not checked: {why}", "fix the config first")
 
 
 def run_checks_for(
-    config: SeatConfig, machine: Machine | None = None, *, broker: bool = True
+    config: SeatConfig,
+    machine: Machine | None = None,
+    *,
+    broker: bool = True,
+    skip: frozenset[str] = frozenset(),
 ) -> list[Check]:
     """Every check but `config` on an already-loaded config (the runtime's entry point);
-    `broker=False` leaves out the broker check (it can take its whole timeout)."""
+    `broker=False` leaves out the broker check (it can take its whole timeout), `skip` the
+    checks named (already run)."""
     machine = machine or Machine()
-    checks = [broker_check(config, machine)] if broker else []
-    checks.append(check_headset(config, machine))
-    audio = check_audio(config, machine)
-    checks += [
-        audio,
-        check_microphone(config, machine, audio.status == "OK"),
-        check_radar(config, machine),
-        check_clock(machine),
-        check_disk(config, machine),
-        check_outbox(config, machine),
-        check_permissions(config, machine),
-    ]
+    checks = [broker_check(config, machine)] if broker and "broker" not in skip else []
+    if "headset" not in skip:
+        checks.append(check_headset(config, machine))
+    audio = check_audio(config, machine) if "audio" not in skip else None
+    if audio is not None:
+        checks.append(audio)
+    if "microphone" not in skip:
+        audio_ok = audio is not None and audio.status == "OK"
+        checks.append(check_microphone(config, machine, audio_ok))
+    if "radar" not in skip:
+        checks.append(check_radar(config, machine))
+    if "clock" not in skip:
+        checks.append(check_clock(machine))
+    if "disk" not in skip:
+        checks.append(check_disk(config, machine))
+    if "outbox" not in skip:
+        checks.append(check_outbox(config, machine))
+    if "permissions" not in skip:
+        checks.append(check_permissions(config, machine))
     return checks
 
 
