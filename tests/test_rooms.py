@@ -390,3 +390,28 @@ def test_the_api_is_built_and_parsed_in_one_place() -> None:
     assert not wrong, "the API's builders and parsers belong once in edge/api/:\n" + "\n".join(
         wrong
     )
+
+
+def test_doctor_reads_the_outbox_only_through_its_inspection_api() -> None:
+    """The outbox's tables and file name are its own: doctor imports `edge.shell.outbox.inspect`
+    and nothing else of the outbox, and names no table or file of it, so a change of the
+    outbox's schema is made (and tested) in one room."""
+    wrong = [
+        f"  {imp.where()}: {imp.target}"
+        for name in modules()
+        if _within(name, "edge.ops.doctor")
+        for imp in graph()[name]
+        if _within(imp.target, "edge.shell.outbox") and imp.target != "edge.shell.outbox.inspect"
+    ]
+    assert wrong == [], "doctor reaches into the outbox past its inspection API:\n" + "\n".join(
+        wrong
+    )
+    private = ("outbox.sqlite", "SELECT ", "FROM entry", "FROM meta")
+    spelled = [
+        f"  {path}: {word!r}"
+        for name, path in modules().items()
+        if _within(name, "edge.ops.doctor")
+        for word in private
+        if word in path.read_text()
+    ]
+    assert spelled == [], "doctor spells out the outbox's private layout:\n" + "\n".join(spelled)
