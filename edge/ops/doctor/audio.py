@@ -3,11 +3,10 @@ microphone gives a signal (a second through the real audio driver; only levels c
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from edge.ops.doctor.check import Check
-from edge.ops.doctor.machine import Machine, MicReading
+from edge.ops.doctor.machine import Machine, MicListener, MicReading
 from edge.shell.config import AudioSection, SeatConfig
 
 # Microphone signal: a live headset mic's self-noise and room sound sit well above this;
@@ -29,39 +28,18 @@ def probe_microphone(audio: AudioSection, seconds: float) -> MicReading:
     driver_class = getattr(audio_driver, "SoundDeviceAudio", None)
     if driver_class is None:
         return MicReading(False, detail="this build has no real audio capture driver")
-    levels: list[float] = []
-    failure: list[str] = []
-    enough = threading.Event()
-    wanted = max(1, int(seconds * audio.levels_hz))
-
-    def sink(item: object) -> None:
-        tx = getattr(item, "tx", None)
-        if tx is not None:
-            levels.append(float(tx.rms_dbov))
-            if len(levels) >= wanted:
-                enough.set()
-        elif getattr(item, "ok", True) is False:
-            failure.append(str(getattr(item, "detail", "capture failed")))
-            enough.set()
-
+    listener = MicListener(audio, seconds)
     driver = driver_class(
         tx_device=audio.tx_device,
         samplerate=audio.samplerate,
         block_s=audio.block,
         levels_hz=audio.levels_hz,
     )
-    driver.start(sink)
+    driver.start(listener.feed)
     try:
-        enough.wait(seconds + 5.0)  # device start-up plus the capture itself
+        return listener.reading()
     finally:
         driver.stop()
-    if failure and not levels:
-        return MicReading(False, detail=failure[0])
-    if not levels:
-        return MicReading(
-            False, detail=f"no audio from {audio.tx_device!r} within {seconds + 5:g} s"
-        )
-    return MicReading(True, rms_dbov=max(levels))
 
 
 def check_audio(config: SeatConfig, machine: Machine) -> Check:

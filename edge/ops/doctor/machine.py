@@ -11,12 +11,14 @@ import grp
 import os
 import pwd
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivers.audio.events import AudioStatus
 from edge.shell.config import AudioSection
 
 SERVICE_USER = "seatbox"
@@ -35,6 +37,39 @@ class MicReading:
     ok: bool
     rms_dbov: float = -100.0
     detail: str = ""
+
+
+class MicListener:
+    """Collects the agent channel's levels from what an audio driver delivers (`feed` is its
+    sink, or a tap on the seat's): the first `seconds` of them, or the capture's failure."""
+
+    def __init__(self, audio: AudioSection, seconds: float) -> None:
+        self.audio, self.seconds = audio, seconds
+        self.wanted = max(1, int(seconds * audio.levels_hz))
+        self.levels: list[float] = []
+        self.failure: list[str] = []
+        self.enough = threading.Event()
+
+    def feed(self, item: object) -> None:
+        tx = getattr(item, "tx", None)
+        if tx is not None:
+            if len(self.levels) < self.wanted:
+                self.levels.append(float(tx.rms_dbov))
+            if len(self.levels) >= self.wanted:
+                self.enough.set()
+        elif isinstance(item, AudioStatus) and not item.ok:
+            self.failure.append(item.detail or "capture failed")
+            self.enough.set()
+
+    def reading(self) -> MicReading:
+        """After waiting (device start-up plus the capture itself, 5 s more at most)."""
+        self.enough.wait(self.seconds + 5.0)
+        if self.failure and not self.levels:
+            return MicReading(False, detail=self.failure[0])
+        if not self.levels:
+            where = f"{self.audio.tx_device!r} within {self.seconds + 5:g} s"
+            return MicReading(False, detail=f"no audio from {where}")
+        return MicReading(True, rms_dbov=max(self.levels))
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,10 @@ than by opening the device a second time, so the filters load once, in the audio
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 from edge.ops.doctor.check import CHECK_NAMES, Check
-from edge.ops.doctor.machine import Machine, MicReading
+from edge.ops.doctor.machine import Machine, MicListener, MicReading
 from edge.shell.config import AudioSection, SeatConfig
 
 BEING_CHECKED = "being checked (the seat runs meanwhile)"
@@ -57,30 +56,9 @@ class SeatMicrophone:
         self._taps = taps
 
     def __call__(self, audio: AudioSection, seconds: float) -> MicReading:
-        levels: list[float] = []
-        failure: list[str] = []
-        enough = threading.Event()
-        wanted = max(1, int(seconds * audio.levels_hz))
-
-        def tap(item: object) -> None:
-            tx = getattr(item, "tx", None)
-            if tx is not None and len(levels) < wanted:  # the first second, as doctor's probe
-                levels.append(float(tx.rms_dbov))
-                if len(levels) >= wanted:
-                    enough.set()
-            elif type(item).__name__ == "AudioStatus" and getattr(item, "ok", True) is False:
-                failure.append(str(getattr(item, "detail", "capture failed")))
-                enough.set()
-
-        self._taps.append(tap)
+        listener = MicListener(audio, seconds)
+        self._taps.append(listener.feed)
         try:
-            enough.wait(seconds + 5.0)  # the seat's device start-up plus the capture itself
+            return listener.reading()
         finally:
-            self._taps.remove(tap)
-        if failure and not levels:
-            return MicReading(False, detail=failure[0])
-        if not levels:
-            return MicReading(
-                False, detail=f"no audio from {audio.tx_device!r} within {seconds + 5:g} s"
-            )
-        return MicReading(True, rms_dbov=max(levels))
+            self._taps.remove(listener.feed)
