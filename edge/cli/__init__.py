@@ -49,6 +49,7 @@ COMMAND_MODULES = [
     "edge.cli.install_cmd",
     "edge.cli.provision_cmd",
     "edge.cli.doctor_cmd",
+    "edge.cli.gadget_cmd",
 ]
 # Which module registers each command: `seatbox config check` imports config_cmd alone, not the
 # headset, radar and install tools (tests/test_cli_commands.py keeps this in step).
@@ -66,6 +67,7 @@ COMMAND_MODULE = {
     "uninstall": "edge.cli.install_cmd",
     "provision": "edge.cli.provision_cmd",
     "doctor": "edge.cli.doctor_cmd",
+    "gadget": "edge.cli.gadget_cmd",
 }
 # Top-level options that take a value (the command word is the first other bare argument).
 _VALUE_OPTIONS = ("--log-level", "--log-format")

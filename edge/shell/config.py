@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -102,6 +103,41 @@ class CallSection(Section):
     scenario: Text = ""  # simulate: scenario file played at start
 
 
+def _udc(value: str) -> str:
+    if value != "auto" and (not value or "/" in value or value in (".", "..")):
+        raise ValueError(f"expected auto or a name from /sys/class/udc, got {value[:80]!r}")
+    return value
+
+
+def _hidg(value: str) -> str:
+    if value != "auto" and not re.fullmatch(r"/dev/hidg[0-9]+", value):
+        raise ValueError(f"expected auto or /dev/hidgN, got {value[:80]!r}")
+    return value
+
+
+def _usb_text(value: str) -> str:
+    # A USB string descriptor holds at most 126 UTF-16 code units.
+    if len(value.encode("utf-16-le")) > 252:
+        raise ValueError(f"expected at most 126 UTF-16 characters, got {len(value)}")
+    if "\n" in value:
+        raise ValueError("expected one line")
+    return value
+
+
+class BridgeSection(Section):
+    """The box as a USB telephony headset to the PC (docs/bridge.md); `seatbox gadget up`."""
+
+    udc: Annotated[Text, AfterValidator(_udc)] = "auto"  # auto: the only /sys/class/udc entry
+    hid_device: Annotated[Text, AfterValidator(_hidg)] = "auto"  # auto | /dev/hidgN
+    audio: Literal["uac2", "uac1", "none"] = "none"  # only none is built and tested so far
+    # Default: the Linux Foundation's multifunction composite gadget id (a test id, not a
+    # headset maker's); a deployment sets its own.
+    vendor_id: int = Field(default=0x1D6B, ge=1, le=0xFFFF)
+    product_id: int = Field(default=0x0104, ge=0, le=0xFFFF)
+    # One product string for the HID and the audio function (Zoom web pairs them by name).
+    product: Annotated[NonEmptyText, AfterValidator(_usb_text)] = "Seatbox Headset"
+
+
 class StorageSection(Section):
     state_dir: NonEmptyText = "/var/lib/seatbox"
     # Disk budget of the event outbox, 16 KiB to 1 TiB.
@@ -124,6 +160,7 @@ class SeatConfig(Section):
     audio: AudioSection = AudioSection()
     radar: RadarSection = RadarSection()
     call: CallSection = CallSection()
+    bridge: BridgeSection = BridgeSection()
     storage: StorageSection = StorageSection()
     hooks: HooksSection = HooksSection()
 
