@@ -23,11 +23,13 @@ SEATBOX = [str(Path(sys.executable).parent / "seatbox")]
 DOCUMENTED = [
     "opt/seatbox/venv/bin/seatbox",
     "opt/seatbox/share/doc/operations.md",
+    "opt/seatbox/share/doc/bridge.md",
     "opt/seatbox/share/installed-files",
     "etc/seatbox",
     "etc/seatbox/profiles",
     "etc/systemd/system/seatbox.service",
     "etc/systemd/system/multi-user.target.wants/seatbox.service",
+    "etc/systemd/system/seatbox-gadget.service",
     "etc/tmpfiles.d/seatbox.conf",
     "etc/sysusers.d/seatbox.conf",
     "var/lib/seatbox",

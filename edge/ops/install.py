@@ -28,6 +28,7 @@ CONFIG_DIR = Path("etc/seatbox")
 STATE_DIR = Path("var/lib/seatbox")
 UNIT_DIR = Path("etc/systemd/system")
 UNIT = "seatbox.service"
+GADGET_UNIT = "seatbox-gadget.service"
 WANTS_LINK = UNIT_DIR / "multi-user.target.wants" / UNIT
 UDEV_DIR = Path("etc/udev/rules.d")
 TMPFILES = Path("etc/tmpfiles.d/seatbox.conf")
@@ -166,11 +167,13 @@ def shipped_files(source: Path) -> list[Shipped]:
     systemd = source / "systemd"
     files = [
         Shipped(systemd / "seatbox.service", UNIT_DIR / UNIT),
+        # Installed, not enabled: only a bridged seat runs it (docs/bridge.md).
+        Shipped(systemd / GADGET_UNIT, UNIT_DIR / GADGET_UNIT),
         Shipped(systemd / "seatbox.tmpfiles", TMPFILES),
         Shipped(systemd / "seatbox.sysusers", SYSUSERS),
     ]
     files += [Shipped(rule, UDEV_DIR / rule.name) for rule in sorted(systemd.glob("*.rules"))]
-    for doc in ("docs/operations.md", "README.md"):
+    for doc in ("docs/operations.md", "docs/bridge.md", "README.md"):
         if (source / doc).is_file():
             files.append(Shipped(source / doc, SHARE / "doc" / Path(doc).name))
     config = source / "config"
