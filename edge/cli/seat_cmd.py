@@ -74,6 +74,14 @@ def register(sub: Any) -> None:
     floor.add_argument("--config", help="a seat or supervisor config with [broker] credentials")
     floor.add_argument("--duration", type=float, help="stop after this many seconds")
     floor.set_defaults(func=floor_cmd, error_prefix="")
+    # `seatbox floor` alone stays the terminal view; `seatbox floor serve` is the service.
+    floor_sub = floor.add_subparsers(dest="floor_command", metavar="{serve}")
+    serve = floor_sub.add_parser(
+        "serve", help="the floor service: ingest a site into the store, enforce retention"
+    )
+    serve.add_argument("--config", required=True, help="floor.toml")
+    serve.add_argument("--duration", type=float, help="stop after this many seconds")
+    serve.set_defaults(func=floor_serve_cmd, error_prefix="")
 
 
 def _check_broker_arg(args: argparse.Namespace) -> None:
@@ -309,4 +317,27 @@ def floor_cmd(args: argparse.Namespace) -> int:
         view.show(stop)
     finally:
         view.stop()
+    return EXIT_OK
+
+
+def floor_serve_cmd(args: argparse.Namespace) -> int:
+    """`seatbox floor serve --config floor.toml`: ingest + periodic purge until SIGTERM."""
+    from floor.config import load_floor_config
+    from floor.ingest import Ingest
+    from floor.store import SqliteStore
+
+    config, store_path = load_floor_config(args.config)
+    store = SqliteStore(
+        store_path, raw_s=config.retention.raw_events, rollups_s=config.retention.rollups
+    )
+    try:
+        ingest = Ingest(config.broker, config.site.id, config.client_id, store)
+        stop = threading.Event()
+        _stop_on_signals(stop.set)
+        if args.duration:
+            threading.Timer(args.duration, stop.set).start()
+        log.info("floor service: site %s into %s", config.site.id, store_path)
+        ingest.serve(stop)
+    finally:
+        store.close()
     return EXIT_OK
