@@ -305,3 +305,31 @@ def test_a_bad_floor_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert "[site] id" in run.stderr and "[retention] rollups" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_events_published_while_the_service_is_down_arrive_from_its_session(
+    broker: Mosquitto, store: SqliteStore, protocol: str
+) -> None:
+    """MQTT 3.1.1 clean_session=False, MQTT 5 clean_start=False with a session expiry: the
+    broker queues QoS 1 events for the fixed client id while the service is away."""
+    section = BrokerSection(url=broker.url, protocol=protocol)  # type: ignore[arg-type]
+    client_id = f"seatbox-floor-session-{protocol}"
+    base = f"seatbox/v1/lab/P-{protocol.replace('.', '')}"
+    seat = base.rsplit("/", 1)[1]
+    publisher = Publisher(broker)
+    try:
+        ingest = Ingest(section, "lab", client_id, store)
+        ingest.start()
+        wait_until(ingest.subscribed.is_set, 10, "the ingest's SUBACKs")
+        ingest.stop()
+        for seq in range(3):  # published while no one is connected under client_id
+            publisher.send(f"{base}/event", event(seq))
+        ingest = Ingest(section, "lab", client_id, store)
+        ingest.start()
+        try:
+            wait_until(lambda: len(store.events("lab", seat)) == 3, 10, "the queued events")
+        finally:
+            ingest.stop()
+    finally:
+        publisher.close()
