@@ -263,11 +263,13 @@ def test_seatbox_floor_serve_runs_until_sigterm_and_stores_a_seat(tmp_path: Path
     config.write_text(
         f'[broker]\nurl = "{broker.url}"\nclient_id = "seatbox-floor-cli"\n'
         '[site]\nid = "lab"\n[store]\npath = "store/floor.sqlite"\n'
-        '[retention]\nraw_events = "7d"\nrollups = "90d"\n'
+        # The scenario's events are dated 2026-11-23: a retention they are within, or the
+        # service's purge at start (1 s in) would rightly remove them as they arrive.
+        '[retention]\nraw_events = "3650d"\nrollups = "3650d"\n'
     )
     (tmp_path / "store").mkdir()
     parsed, path = load_floor_config(config)
-    assert parsed.retention.raw_events == 7 * 86400 and path == tmp_path / "store/floor.sqlite"
+    assert parsed.retention.raw_events == 3650 * 86400 and path == tmp_path / "store/floor.sqlite"
     serve = subprocess.Popen(seatbox("floor", "serve", "--config", str(config)), cwd=REPO)
     try:
         wait_until(
