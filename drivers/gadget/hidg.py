@@ -10,7 +10,7 @@ a read returns it once (report ID first), then EAGAIN until the PC writes again.
 raises an OSError: the PC not connected or not configured (write: ESHUTDOWN), the gadget not
 bound yet or removed (no node, ENODEV), a write still pending (EAGAIN) are states the caller
 reads (`pc_connected`, `problem`), so a reader thread never dies of them. The node is opened
-lazily and reopened on the next call after it went away.
+lazily and, after a failure, reopened on the next call (a rebuilt gadget's new node).
 """
 
 from __future__ import annotations
@@ -142,6 +142,8 @@ class HidgDevice:
                 self.problem = "previous input report not yet collected by the PC"
                 return False
             if err.errno in _NOT_CONFIGURED:
+                # Closed too: if the gadget is rebuilt meanwhile, the next call opens its node.
+                self.close()
                 self._down("the PC has not configured the gadget (not connected)")
                 return False
             self._lost(err)
