@@ -253,6 +253,22 @@ def test_dsp_and_drivers_stay_below_edge() -> None:
     )
 
 
+def test_the_gadget_imports_only_what_runs_in_the_guest() -> None:
+    """drivers/gadget runs in the QEMU guest on the stdlib alone: of the project it imports
+    itself, drivers.errors and the input types (drivers/<kind>/events.py, stdlib only)."""
+    wrong = [
+        f"  {imp.where()}: {imp.target}"
+        for name, imports in sorted(graph().items())
+        if _within(name, "drivers.gadget")
+        for imp in imports
+        if not _within(imp.target, "drivers.gadget")
+        and imp.target != "drivers.errors"
+        and not (imp.target.startswith("drivers.") and imp.target.endswith(".events"))
+        and imp.target not in ("drivers", "drivers.hid", "drivers.host")
+    ]
+    assert not wrong, "drivers/gadget imports beyond errors and input types:\n" + "\n".join(wrong)
+
+
 # --- 3. a pure core ----------------------------------------------------------------------------
 
 # The I/O and heavy libraries the core must not load (pydantic is fine: profiles are models).
