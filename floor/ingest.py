@@ -36,6 +36,7 @@ LEAVES = ("availability", "state", "info", "event")  # never `levels`
 SESSION_EXPIRY_S = 24 * 3600
 RESEND_PERIOD_S = 1.0
 PURGE_PERIOD_S = 3600.0
+MAX_LOGGED = 10_000  # (seat, leaf) pairs whose bad payloads were logged once (then counted only)
 
 
 class Ingest:
@@ -109,9 +110,15 @@ class Ingest:
 
     def _bad(self, seat: str, leaf: str, problem: str) -> None:
         self.store.count("invalid")
-        if (seat, leaf) not in self._logged:  # a seat repeating itself: one line
-            self._logged.add((seat, leaf))
-            log.warning("floor ingest: seat %s: bad %s ignored: %s", seat, leaf, problem)
+        if (seat, leaf) in self._logged:  # a seat repeating itself: one line
+            return
+        if len(self._logged) >= MAX_LOGGED:  # a flood of made-up seats: bounded memory
+            if len(self._logged) == MAX_LOGGED:
+                self._logged.add(("…", "…"))
+                log.warning("floor ingest: more than %d seats sent bad payloads", MAX_LOGGED)
+            return
+        self._logged.add((seat, leaf))
+        log.warning("floor ingest: seat %s: bad %s ignored: %s", seat, leaf, problem)
 
     def apply(self, topic: str, payload: bytes, now: float, mono: float) -> None:
         """One message: checked, de-duplicated, stored. `now` is wall time (epoch seconds),
