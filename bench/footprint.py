@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from machine import describe  # noqa: E402  (bench/machine.py)
-from support import Mosquitto  # noqa: E402
+from support import Mosquitto, file_mic_asoundrc  # noqa: E402
 
 PYTHON = sys.executable
 SEATBOX = str(Path(sys.executable).parent / "seatbox")
@@ -294,21 +294,6 @@ def virtual_seat(tmp: Path, seconds: float, starts: int) -> None:
         broker.stop()
 
 
-ASOUNDRC = """pcm.seat_sink {{ type null }}
-pcm.seat_mic_raw {{
-    type file
-    slave.pcm "seat_sink"
-    file "/dev/null"
-    infile "{raw}"
-    format "raw"
-}}
-pcm.seat_mic {{
-    type plug
-    slave {{ pcm "seat_mic_raw" format S16_LE rate 16000 channels 1 }}
-}}
-"""
-
-
 def real_audio_seat(tmp: Path, seconds: float) -> None:
     print(f"seatbox run, real audio backend (PortAudio on an ALSA file PCM), {seconds:g} s")
     probe = subprocess.run(
@@ -323,7 +308,7 @@ def real_audio_seat(tmp: Path, seconds: float) -> None:
     # Eight seconds of low noise (int16 LE); the file PCM repeats its buffer after the end.
     rng = random.Random(1)
     raw.write_bytes(array.array("h", (rng.randint(-300, 300) for _ in range(16000 * 8))).tobytes())
-    (home / ".asoundrc").write_text(ASOUNDRC.format(raw=raw))
+    (home / ".asoundrc").write_text(file_mic_asoundrc(raw))
     broker = Mosquitto(tmp)
     broker.start()
     try:

@@ -89,3 +89,21 @@ def mosquitto(workdir: Path, config: str = "", port: int | None = None) -> Itera
         yield broker
     finally:
         broker.stop()
+
+
+def file_mic_asoundrc(raw: Path, rate: int = 16000) -> str:
+    """An ALSA config whose `seat_mic` PCM plays a raw S16_LE mono file as a microphone
+    (PortAudio reads it through the plug and file plugins) and whose `seat_sink` discards."""
+    return f"""pcm.seat_sink {{ type null }}
+pcm.seat_mic_raw {{
+    type file
+    slave.pcm "seat_sink"
+    file "/dev/null"
+    infile "{raw}"
+    format "raw"
+}}
+pcm.seat_mic {{
+    type plug
+    slave {{ pcm "seat_mic_raw" format S16_LE rate {rate} channels 1 }}
+}}
+"""

@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from schema_support import errors
-from support import Mosquitto, wait_until
+from support import Mosquitto, file_mic_asoundrc, wait_until
 
 from drivers.audio.wavfile import read_audio
 from dsp.meter import ChannelMeter, to_int16
@@ -264,21 +264,7 @@ class CapturedSeat:
         raw = home / "mic.raw"
         samples.astype("<i2").tofile(raw)
         # After the file the PCM repeats its buffer; the file ends in silence, so that is silence.
-        (home / ".asoundrc").write_text(
-            f"""pcm.seat_sink {{ type null }}
-pcm.seat_mic_raw {{
-    type file
-    slave.pcm "seat_sink"
-    file "/dev/null"
-    infile "{raw}"
-    format "raw"
-}}
-pcm.seat_mic {{
-    type plug
-    slave {{ pcm "seat_mic_raw" format S16_LE rate {RATE} channels 1 }}
-}}
-"""
-        )
+        (home / ".asoundrc").write_text(file_mic_asoundrc(raw, RATE))
         # The call: ring and answer at once (before the speech is captured), hang up at 8 s.
         (home / "call.toml").write_text(
             f'[seat]\nsite = "cap"\nid = "{seat}"\nstart = "2026-11-23T08:44:00+08:00"\n'

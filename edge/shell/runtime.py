@@ -140,8 +140,9 @@ class Runtime:
     def sink(self, item: object) -> None:
         """Drivers call this from any thread: the input is stamped now and queued."""
         self.queue.put((self.clock.now(), item))  # type: ignore[arg-type]
-        for tap in tuple(self.taps):
-            tap(item)
+        if self.taps:  # empty but for the start's microphone check: no copy per input
+            for tap in tuple(self.taps):
+                tap(item)
 
     def on_command(self, command: Command) -> None:
         """A valid command for the core, from the link on paho's network thread: queued,
