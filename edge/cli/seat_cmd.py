@@ -112,15 +112,10 @@ def run_cmd(args: argparse.Namespace) -> int:
     from edge.shell import wiring
 
     play = None
-    if "simulate" in config.call.sources and config.call.scenario:
-        from edge.shell.scenario import load_scenario
+    if setup.scenario is not None:  # the `simulate` call source, read by load_seat
         from edge.sim.build import play_on_devices
 
-        try:
-            scenario = load_scenario(Path(args.config).parent / config.call.scenario)
-        except ConfigError as exc:
-            raise ConfigError(f"[call] scenario: {exc}") from exc
-        play = play_on_devices(scenario)
+        play = play_on_devices(setup.scenario)
     try:
         url, broker = wiring.start_broker(config)
     except OSError as exc:

@@ -9,10 +9,14 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.base.errors import ConfigError
 from edge.core.profile import Profile
 from edge.shell.config import SeatConfig, load_config_and_profile
+
+if TYPE_CHECKING:
+    from edge.shell.scenario import Scenario
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class SeatSetup:
     config: SeatConfig
     profile: Profile
     path: Path
+    scenario: Scenario | None = None  # the `simulate` call source's, read once here
 
 
 def load_seat(path: str | os.PathLike[str]) -> SeatSetup:
@@ -31,15 +36,16 @@ def load_seat(path: str | os.PathLike[str]) -> SeatSetup:
     Every failure is one ConfigError, a line per problem naming the file and the key."""
     file = Path(path)
     config, profile = load_config_and_profile(file)
+    scenario, scenario_problems = _scenario(config, file)
     problems = [
         *_device_problems(config),
         *_broker_file_problems(config),
         *_state_dir_problems(config.storage.state_dir),
-        *_scenario_problems(config, file),
+        *scenario_problems,
     ]
     if problems:
         raise ConfigError("\n".join(f"{file}: {problem}" for problem in problems))
-    return SeatSetup(config, profile, file)
+    return SeatSetup(config, profile, file, scenario)
 
 
 def _device_problems(config: SeatConfig) -> list[str]:
@@ -97,13 +103,12 @@ def _state_dir_problems(state_dir: str) -> list[str]:
     return []
 
 
-def _scenario_problems(config: SeatConfig, file: Path) -> list[str]:
+def _scenario(config: SeatConfig, file: Path) -> tuple[Scenario | None, list[str]]:
     if "simulate" not in config.call.sources or not config.call.scenario:
-        return []
+        return None, []
     from edge.shell.scenario import load_scenario
 
     try:
-        load_scenario(file.parent / config.call.scenario)
+        return load_scenario(file.parent / config.call.scenario), []
     except ConfigError as exc:
-        return [f"[call] scenario: {line}" for line in str(exc).splitlines()]
-    return []
+        return None, [f"[call] scenario: {line}" for line in str(exc).splitlines()]
