@@ -141,10 +141,12 @@ def act(seat: VirtualSeat, step: Step, stop: Callable[[], None]) -> None:
         _audio(seat.audio, step)
 
 
-def scenario_config(scenario: Scenario, broker_url: str | None = None) -> SeatConfig:
+def scenario_config(
+    scenario: Scenario, broker_url: str | None = None, keepalive: float = 30.0
+) -> SeatConfig:
     return SeatConfig(
         seat=SeatSection(site=scenario.site, id=scenario.seat, profile=scenario.profile),
-        broker=BrokerSection(url=broker_url or "embedded"),
+        broker=BrokerSection(url=broker_url or "embedded", keepalive=keepalive),
     )
 
 
@@ -161,6 +163,7 @@ def build(
     levels_hz: float = 10.0,
     delay: float = 0.0,
     state_dir: str | None = None,
+    keepalive: float = 30.0,
 ) -> tuple[Runtime, VirtualSeat]:
     """A runtime playing `scenario`; run it with `runtime.run(until=...)` or in a thread."""
     from pathlib import Path
@@ -176,7 +179,7 @@ def build(
         cti=VirtualCti(),
     )
     runtime = build_seat(
-        scenario_config(scenario, broker_url),
+        scenario_config(scenario, broker_url, keepalive),
         profile,
         devices=seat.devices(),
         clock=clock,
