@@ -27,6 +27,9 @@ DEBS_TEST += systemd
 #                  is Debian's linux-image, fetched by the guest builder with apt-get download)
 #   e2fsprogs      mkfs.ext4/e2fsck for the guest's virtual disks
 DEBS_TEST += qemu-system-x86 busybox-static e2fsprogs
+#   chromium       headless browser tests of the floor's web pages (driven by Playwright)
+#   postgresql     the floor store's PostgreSQL tests (a server started by the test in a temp dir)
+DEBS_TEST += chromium postgresql
 # A real box: the venv needs python3-venv; PortAudio for the audio path; amixer (alsa-utils)
 # for mute and receive-cap enforcement on the headset's mixer.
 DEBS_INSTALL := python3-venv libportaudio2 alsa-utils
@@ -64,7 +67,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,floor]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

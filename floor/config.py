@@ -7,21 +7,37 @@ client_id = "seatbox-floor-lab"   # default seatbox-floor-<site>: the persistent
 
 [site]
 id = "lab"
+timezone = "Europe/Berlin"        # report days are local days of the site (IANA name)
+
+[http]
+listen = "127.0.0.1:8080"         # host:port of the web wallboard and the API
 
 [store]
-path = "/var/lib/seatbox/floor.sqlite"   # relative paths are relative to this file
+dir = "/var/lib/seatbox/floor"    # the SQLite store and the accounts file (relative: to this file)
+url = ""                          # "postgresql://user@host:5432/db" for PostgreSQL; "" = SQLite in dir
 
-[retention]         # enforced by the service (purge); see docs/floor.md for why these defaults
-raw_events = "7d"
-rollups = "90d"
+[layout]
+file = "layout.toml"              # seats, teams, floor-plan positions ("" = none)
+
+[roster]
+file = "roster.csv"               # date,seat,agent,team for hot-desking ("" = none)
+
+[privacy]           # enforced by the service; docs/privacy.md explains each switch
+individual_views = true           # false: team-only mode (no seat timeline, no per-seat rows)
+min_group_size = 5                # aggregates over fewer people are not shown
+norms = ["*"]                     # event types shown and stored ("*" all; "hold.*" a family)
+raw_events = "7d"                 # retention of raw events
+rollups = "90d"                   # retention of per seat/agent-day rollups
 ```
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BeforeValidator, Field, ValidationError
 
@@ -52,15 +68,65 @@ def _retention(value: object) -> float:
 Retention = Annotated[float, BeforeValidator(_retention)]
 
 
+def _timezone(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected an IANA time zone name such as Europe/Berlin")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"expected an IANA time zone name such as Europe/Berlin, got {value[:60]!r}"
+        ) from None
+    return value
+
+
+def _listen(value: object) -> str:
+    match = _LISTEN_RE.match(value) if isinstance(value, str) else None
+    if match and 0 < int(match.group(2)) < 65536:
+        return value  # type: ignore[return-value]  # matched: a str
+    raise ValueError('expected host:port, such as "127.0.0.1:8080" or "[::]:8080"')
+
+
+_LISTEN_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
+_NORM_RE = re.compile(r"^(\*|[a-z_]+(\.[a-z_]+)*(\.\*)?)$")
+TimeZone = Annotated[str, BeforeValidator(_timezone)]
+Listen = Annotated[str, BeforeValidator(_listen)]
+NormPattern = Annotated[str, Field(pattern=_NORM_RE.pattern)]
+
+
 class SiteSection(Section):
     id: Id
+    timezone: TimeZone = "UTC"
+
+
+class HttpSection(Section):
+    listen: Listen = "127.0.0.1:8080"
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
 
 
 class StoreSection(Section):
-    path: Annotated[Text, Field(min_length=1)] = "floor.sqlite"
+    dir: Annotated[Text, Field(min_length=1)] = "."
+    url: Text = ""  # "" = SQLite in dir; postgresql://... = PostgreSQL
 
 
-class RetentionSection(Section):
+class FileSection(Section):
+    file: Text = ""  # "" = none
+
+
+class PrivacySection(Section):
+    # false: team-only mode: no individual timeline, no per-seat or per-agent report rows.
+    individual_views: bool = True
+    # Aggregates over fewer people than this are not shown (works agreements ask for 5 or more).
+    min_group_size: Annotated[int, Field(ge=1, le=1000)] = 5
+    # Event types shown and stored: "*" all, "hold.*" a family, "call.dead_air" one type.
+    norms: list[NormPattern] = ["*"]
     # Raw events name one seat minute by minute: kept one week (CNIL: weekly aggregates
     # suffice; its Amazon decision held 31 days of individual indicators excessive).
     raw_events: Retention = 7 * DAY_S
@@ -71,16 +137,30 @@ class RetentionSection(Section):
 class FloorConfig(Section):
     broker: BrokerSection = BrokerSection()
     site: SiteSection
+    http: HttpSection = HttpSection()
     store: StoreSection = StoreSection()
-    retention: RetentionSection = RetentionSection()
+    layout: FileSection = FileSection()
+    roster: FileSection = FileSection()
+    privacy: PrivacySection = PrivacySection()
 
     @property
     def client_id(self) -> str:
         return self.broker.client_id or f"seatbox-floor-{self.site.id}"
 
 
-def load_floor_config(path: str | Path) -> tuple[FloorConfig, Path]:
-    """The config and the store's path (relative to the config file); ConfigError names every
+@dataclass(frozen=True)
+class FloorPaths:
+    """The files a floor config names, resolved against the config file's folder."""
+
+    dir: Path  # the store folder: floor.sqlite (when no url) and accounts.sqlite
+    sqlite: Path
+    accounts: Path
+    layout: Path | None
+    roster: Path | None
+
+
+def load_floor_config(path: str | Path) -> tuple[FloorConfig, FloorPaths]:
+    """The config and its files (relative to the config file); ConfigError names every
     problem. `[broker] url = "embedded"` is refused: the floor service runs beside a broker."""
     path = Path(path)
     data = read_toml(path)
@@ -92,7 +172,20 @@ def load_floor_config(path: str | Path) -> tuple[FloorConfig, Path]:
         raise ConfigError(
             f"{path}: [broker] url: expected the site broker's URL (mqtt://host:port)"
         )
-    store = Path(config.store.path)
-    if not store.is_absolute():
-        store = path.parent / store
-    return config, store
+    if config.store.url and not config.store.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f'{path}: [store] url: expected postgresql://user@host:port/db, or "" for SQLite'
+        )
+
+    def resolve(name: str) -> Path:
+        file = Path(name)
+        return file if file.is_absolute() else path.parent / file
+
+    folder = resolve(config.store.dir)
+    return config, FloorPaths(
+        dir=folder,
+        sqlite=folder / "floor.sqlite",
+        accounts=folder / "accounts.sqlite",
+        layout=resolve(config.layout.file) if config.layout.file else None,
+        roster=resolve(config.roster.file) if config.roster.file else None,
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge.api.broker import BrokerSection, make_client
@@ -29,6 +30,8 @@ from edge.api.topics import parse_topic, site_filter
 from floor.store import Store
 
 log = logging.getLogger(__name__)
+
+Listener = Callable[[str, bytes, float], None]
 
 LEAVES = ("availability", "state", "info", "event")  # never `levels`
 # How long the broker keeps the session (and queues QoS 1 events) while the service is away
@@ -51,8 +54,12 @@ class Ingest:
         *,
         url: str | None = None,
         tracker: StreamTracker | None = None,
+        listeners: Sequence[Listener] = (),
     ) -> None:
         self.site = site
+        # Called with (topic, payload, monotonic now) for every message of this site before the
+        # store sees it (the live floor model): the live floor does not wait for the store.
+        self.listeners = list(listeners)
         self.store = store
         self.broker = broker
         # from_zero: a store wants each boot's events from seq 0, so a stream first seen
@@ -131,6 +138,11 @@ class Ingest:
         seat, leaf = parsed.seat, parsed.kind
         if leaf not in LEAVES:
             return
+        for listener in self.listeners:
+            try:
+                listener(topic, payload, mono)
+            except Exception:  # a listener's bug must not cost the store its event
+                log.exception("floor ingest: listener failed on %.120r", topic)
         try:
             if leaf == "availability":
                 self.store.put_availability(self.site, seat, parse_availability(payload), now)

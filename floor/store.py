@@ -141,7 +141,7 @@ class SqliteStore:
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
-            raise ConfigError(f"[store] path: cannot open {self.path} ({exc})") from None
+            raise ConfigError(f"[store] dir: cannot open {self.path} ({exc})") from None
         self._lock = threading.Lock()
 
     def add_event(self, site: str, seat: str, event: StreamEvent, now: float) -> bool:

@@ -262,14 +262,15 @@ def test_seatbox_floor_serve_runs_until_sigterm_and_stores_a_seat(tmp_path: Path
     config = tmp_path / "floor.toml"
     config.write_text(
         f'[broker]\nurl = "{broker.url}"\nclient_id = "seatbox-floor-cli"\n'
-        '[site]\nid = "lab"\n[store]\npath = "store/floor.sqlite"\n'
+        '[site]\nid = "lab"\n[store]\ndir = "store"\n'
         # The scenario's events are dated 2026-11-23: a retention they are within, or the
         # service's purge at start (1 s in) would rightly remove them as they arrive.
-        '[retention]\nraw_events = "3650d"\nrollups = "3650d"\n'
+        '[privacy]\nraw_events = "3650d"\nrollups = "3650d"\n'
     )
     (tmp_path / "store").mkdir()
     parsed, path = load_floor_config(config)
-    assert parsed.retention.raw_events == 3650 * 86400 and path == tmp_path / "store/floor.sqlite"
+    assert parsed.privacy.raw_events == 3650 * 86400
+    assert path.sqlite == tmp_path / "store/floor.sqlite"
     serve = subprocess.Popen(seatbox("floor", "serve", "--config", str(config)), cwd=REPO)
     try:
         wait_until(
@@ -279,7 +280,7 @@ def test_seatbox_floor_serve_runs_until_sigterm_and_stores_a_seat(tmp_path: Path
         )
         wait_until(lambda: "SUBACK to seatbox-floor-cli" in broker.log.read_text(), 15, "SUBACK")
         played = simulate(broker, "away")
-        reader = SqliteStore(path)
+        reader = SqliteStore(path.sqlite)
         try:
             wait_until(lambda: len(reader.events("lab")) == len(played), 15, "the seat stored")
         finally:
@@ -296,7 +297,7 @@ def test_seatbox_floor_serve_runs_until_sigterm_and_stores_a_seat(tmp_path: Path
 def test_a_bad_floor_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "floor.toml"
     config.write_text(
-        '[broker]\nurl = "mqtt://h:1"\n[site]\nid = "a/b"\n[retention]\nrollups = "0d"\n'
+        '[broker]\nurl = "mqtt://h:1"\n[site]\nid = "a/b"\n[privacy]\nrollups = "0d"\n'
     )
     run = subprocess.run(
         seatbox("floor", "serve", "--config", str(config)),
@@ -305,7 +306,7 @@ def test_a_bad_floor_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
         timeout=30,
     )
     assert run.returncode == 2
-    assert "[site] id" in run.stderr and "[retention] rollups" in run.stderr
+    assert "[site] id" in run.stderr and "[privacy] rollups" in run.stderr
     assert "Traceback" not in run.stderr
 
 

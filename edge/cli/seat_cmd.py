@@ -321,9 +321,13 @@ def floor_serve_cmd(args: argparse.Namespace) -> int:
     from floor.ingest import Ingest
     from floor.store import SqliteStore
 
-    config, store_path = load_floor_config(args.config)
+    config, paths = load_floor_config(args.config)
+    if config.store.url:
+        raise ConfigError(f"{args.config}: [store] url: PostgreSQL is not supported yet")
+    store_path = paths.sqlite
+    store_path.parent.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(
-        store_path, raw_s=config.retention.raw_events, rollups_s=config.retention.rollups
+        store_path, raw_s=config.privacy.raw_events, rollups_s=config.privacy.rollups
     )
     try:
         ingest = Ingest(config.broker, config.site.id, config.client_id, store)
