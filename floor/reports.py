@@ -246,9 +246,11 @@ def _seat_day(
     privacy: Privacy,
 ) -> _SeatDay:
     """A seat's numbers for [lo, hi) from its events (shown ones only) in time order."""
+    # The seat's shift is in its own UTC offset: the one of its last event that day (after
+    # a DST switch at night, which comes before any shift).
     zone: tzinfo = fallback_zone
     if events:
-        zone = datetime.fromisoformat(str(events[0]["ts"])).tzinfo or fallback_zone
+        zone = datetime.fromisoformat(str(events[-1]["ts"])).tzinfo or fallback_zone
     until = min(hi, now)
     counts: dict[str, int] = {}
     for event in events:
