@@ -391,6 +391,16 @@ def test_privacy_norms_hide_event_types_and_their_columns(played: Played) -> Non
     team_only = report(played, individual_views=False)
     assert team_only.rows == [] and team_only.totals["calls"] == 3
     assert team_only.to_csv().splitlines() == [",".join(team_only.columns)]
+    own = daily_report(
+        played.store,
+        "lab",
+        DAY,
+        SITE_TZ,
+        privacy=Privacy(PrivacySection(individual_views=False)),
+        now=END_OF_DAY,
+        self_view="R-02",
+    )
+    assert [row["seat"] for row in own.rows] == ["R-02"]  # an agent's self-view stays
 
 
 def result_privacy(norms: list[str]) -> Privacy:
