@@ -569,8 +569,7 @@ def daily_report(
     # One seat at a time: a site's day is millions of events, a seat's a few hundred.
     for seat in sorted(set(layout.seats) | set(store.seats_between(site, lo, hi))):
         place = layout.seat(seat)
-        entry = roster.on(the_day, seat)
-        team = (entry.team if entry and entry.team else None) or place.team
+        agent, team = roster.assignment(the_day, seat, place.team)
         if (teams is not None and team not in teams) or (self_view not in (None, seat)):
             continue  # not asked for: not read
         events = [
@@ -586,7 +585,7 @@ def daily_report(
         row: dict[str, Any] = {
             "seat": seat,
             "team": team,
-            "agent": entry.agent if entry else None,
+            "agent": agent,
             "label": place.label,
             "in_layout": place.in_layout,
             **seat_day.values,

@@ -94,6 +94,9 @@ def test_roster_maps_seat_and_day_to_agent_and_team(tmp_path: Path) -> None:
     second = roster.on("2026-11-24", "A-01")
     assert second is not None and (second.agent, second.team) == ("agent-9", None)
     assert roster.on("2026-11-25", "A-01") is None
+    assert roster.assignment("2026-11-23", "A-01", "sales") == ("agent-7", "care")
+    assert roster.assignment("2026-11-24", "A-01", "sales") == ("agent-9", "sales")
+    assert roster.assignment("2026-11-25", "A-01", "sales") == (None, "sales")
     assert Roster.load(None).on("2026-11-23", "A-01") is None
 
 
