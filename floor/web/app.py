@@ -45,6 +45,7 @@ TICK_S = 0.5  # diffs at most twice a second
 KEEPALIVE_S = 15.0
 STREAM_QUEUE = 8  # ticks a slow browser may lag before it gets a fresh snapshot instead
 MAX_BODY = 64 * 1024  # nothing the API takes is larger (a login)
+MAX_URL = 2048  # path + query: no request of this API needs more
 # Verifying a password costs 64 MiB and ~0.1 s (Argon2id): a few at a time, whatever comes.
 LOGINS_AT_ONCE = 2
 # A reverse proxy on this host may say the browser's request came over TLS
@@ -637,7 +638,8 @@ class SecurityHeaders:
 
 
 class BodyLimit:
-    """Refuse bodies larger than MAX_BODY (413) before anything reads them."""
+    """Refuse bodies larger than MAX_BODY (413) before anything reads them, and URLs longer
+    than MAX_URL (414)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -645,6 +647,13 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_URL:
+            response = JSONResponse(
+                {"error": f"expected a URL of at most {MAX_URL} bytes", "field": None},
+                status_code=414,
+            )
+            await response(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
         length = headers.get(b"content-length")

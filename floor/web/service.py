@@ -58,7 +58,7 @@ class FloorService:
 
 
 def build_service(config: FloorConfig, paths: FloorPaths, store: Any) -> FloorService:
-    places = Places(config)
+    places = Places.load(config, paths)
     live = LiveFloor(config.site.id, places, places.level)
     return FloorService(
         config=config,
