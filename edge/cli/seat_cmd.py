@@ -319,23 +319,18 @@ def floor_serve_cmd(args: argparse.Namespace) -> int:
     """`seatbox floor serve --config floor.toml`: ingest + periodic purge until SIGTERM."""
     from floor.config import load_floor_config
     from floor.ingest import Ingest
-    from floor.store import SqliteStore
+    from floor.store import open_store
 
     config, paths = load_floor_config(args.config)
-    if config.store.url:
-        raise ConfigError(f"{args.config}: [store] url: PostgreSQL is not supported yet")
-    store_path = paths.sqlite
-    store_path.parent.mkdir(parents=True, exist_ok=True)
-    store = SqliteStore(
-        store_path, raw_s=config.privacy.raw_events, rollups_s=config.privacy.rollups
-    )
+    store = open_store(config, paths)
+    where = getattr(store, "where", None) or str(paths.sqlite)
     try:
         ingest = Ingest(config.broker, config.site.id, config.client_id, store)
         stop = threading.Event()
         _stop_on_signals(stop.set)
         if args.duration:
             threading.Timer(args.duration, stop.set).start()
-        log.info("floor service: site %s into %s", config.site.id, store_path)
+        log.info("floor service: site %s into %s", config.site.id, where)
         ingest.serve(stop)
     finally:
         store.close()
