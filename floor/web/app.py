@@ -599,6 +599,8 @@ def prometheus_text(service: FloorService) -> str:
         "From the latest event's arrival to its row in the store.",
     )
     lines.append(f'seatbox_floor_store_lag_seconds{{site="{site}"}} {service.store_lag():.3f}')
+    family("seatbox_floor_store_queued", "gauge", "Events received, not yet in the store.")
+    lines.append(f'seatbox_floor_store_queued{{site="{site}"}} {service.store_queued()}')
     family("seatbox_floor_events_per_second", "gauge", "Event messages per second (last 10 s).")
     lines.append(f'seatbox_floor_events_per_second{{site="{site}"}} {counters.rate(mono):.2f}')
     return "\n".join(lines) + "\n"
