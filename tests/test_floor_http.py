@@ -31,6 +31,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from payload_samples import valid_state
 from support import Mosquitto, free_port, port_open, wait_until
 
+from floor.accounts import Accounts
+
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "config" / "scenarios"
 TZ = "Europe/Berlin"
@@ -76,6 +78,15 @@ def state(seat: str, call: str = "idle", presence: str = "present", **parts: Any
     payload["violations"] = []
     payload.update(parts)
     return json.dumps(payload).encode()
+
+
+def event(seq: int, kind: str, data: dict[str, Any], boot: str = "5-0a0b0c0d") -> bytes:
+    """A seat's event of today (its own wall clock, the site's offset)."""
+    ts = datetime.now(ZoneInfo(TZ)).isoformat(timespec="milliseconds")
+    return json.dumps({"boot_id": boot, "seq": seq, "ts": ts, "type": kind, "data": data}).encode()
+
+
+RINGING = {"source": "host", "call": 1, "call_id": None}
 
 
 @dataclass
@@ -211,6 +222,9 @@ def floor(broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         seats.online("A-01")
         seats.online("A-02", call="active")
         seats.online("B-01", presence="away")
+        for seat in ("A-01", "B-01"):
+            seats.send(seat, "event", event(0, "call.ringing", RINGING))
+            seats.send(seat, "event", event(1, "hold.too_long", {"hold_s": 181}))
         with running.bearer(tokens["bi"]) as bi:
             wait_until(
                 lambda: (
@@ -455,6 +469,104 @@ def test_a_simulated_seat_outside_the_layout_shows_marked_and_counts_events(
     assert float(events.split()[-1]) >= 10
 
 
+def access_log(floor: Floor) -> list[tuple[str, str, str]]:
+    accounts = Accounts(floor.config.parent / "state" / "accounts.sqlite")
+    try:
+        return [(row["who"], row["role"], row["what"]) for row in accounts.access_log()]
+    finally:
+        accounts.close()
+
+
+def test_timelines_are_refused_outside_the_scope_and_each_view_is_logged(floor: Floor) -> None:
+    day = today()
+    path = f"/api/v1/seats/A-01/timeline?date={day}"
+    with floor.login("boss") as boss:
+
+        def stored() -> bool:
+            return len(boss.get(path).json()["entries"]) == 2
+
+        wait_until(stored, 10, "A-01's events in the store")
+        answer = boss.get(path).json()
+        assert answer["seat"] == "A-01" and answer["date"] == day
+        assert answer["team"] == "A" and answer["agent"] == "agent-a1"
+        assert [e["type"] for e in answer["entries"]] == ["call.ringing", "hold.too_long"]
+        assert answer["entries"][1]["data"] == {"hold_s": 181}
+        missing = boss.get(f"/api/v1/seats/Z-99/timeline?date={day}")
+        assert missing.status_code == 404 and missing.json()["field"] == "seat"
+    with floor.login("sup-a") as sup:
+        assert sup.get(path).status_code == 200
+        refused = sup.get(f"/api/v1/seats/B-01/timeline?date={day}")
+        assert refused.status_code == 403 and "your teams" in refused.json()["error"]
+    with floor.login("sup-b") as sup:
+        assert sup.get(f"/api/v1/seats/B-01/timeline?date={day}").status_code == 200
+    with floor.login("wall") as wall:
+        refused = wall.get(path)
+        assert refused.status_code == 403 and "aggregates" in refused.json()["error"]
+    with floor.bearer(floor.tokens["tv"]) as tv:
+        assert tv.get(path).status_code == 403
+    with floor.login("agent-a1") as agent:
+        assert agent.get(path).status_code == 200
+        assert agent.get(f"/api/v1/seats/A-02/timeline?date={day}").status_code == 403
+        assert agent.get("/api/v1/seats/A-01/timeline?date=2026-01-05").status_code == 403
+    logged = access_log(floor)
+    assert ("boss", "manager", f"timeline A-01 {day}") in logged
+    assert ("sup-b", "supervisor", f"timeline B-01 {day}") in logged
+    assert ("agent-a1", "agent", f"timeline A-01 {day}") in logged
+    assert not any(who in ("wall", "tv") for who, _, _ in logged)  # refused: nothing seen
+    assert ("sup-a", "supervisor", f"timeline B-01 {day}") not in logged
+
+
+REPORT_COLUMNS = ["seat", "team", "agent", "arrival", "late", "early_leave", "absent", "away_count", "away_minutes", "calls", "answered_late", "holds", "holds_too_long", "adherence_pct"]
+
+
+def test_the_daily_report_as_json_and_csv_in_each_roles_scope(floor: Floor) -> None:
+    day = today()
+    path = f"/api/v1/reports/daily?date={day}"
+    with floor.bearer(floor.tokens["bi"]) as bi:  # a BI tool pulling the report
+        wait_until(
+            lambda: len(bi.get(f"/api/v1/seats/B-01/timeline?date={day}").json()["entries"]) == 2,
+            10,
+            "B-01's events in the store",
+        )
+        report = bi.get(path).json()
+        rows = {row["seat"]: row for row in report["rows"]}
+        assert {"A-01", "A-02", "A-03", "B-01"} <= set(rows)
+        assert set(REPORT_COLUMNS) | {"events"} <= set(rows["A-01"])
+        assert rows["A-01"]["calls"] == 1 and rows["A-01"]["holds_too_long"] == 1
+        assert rows["A-01"]["agent"] == "agent-a1" and rows["B-01"]["team"] == "B"
+        assert rows["A-01"]["events"] == {"call.ringing": 1, "hold.too_long": 1}
+        answer = bi.get(path + "&format=csv")
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+        assert answer.headers["content-disposition"] == (
+            f'attachment; filename="seatbox-daily-lab-{day}.csv"'
+        )
+        lines = answer.text.splitlines()
+        header = lines[0].split(",")
+        assert set(REPORT_COLUMNS) <= set(header) and header[0] == "seat"
+        assert "events.hold.too_long" in header
+        assert len(lines) == 1 + len(report["rows"])
+        a01 = dict(
+            zip(
+                header,
+                next(line for line in lines if line.startswith("A-01,")).split(","),
+                strict=True,
+            )
+        )
+        assert a01["calls"] == "1" and a01["events.hold.too_long"] == "1"
+    with floor.login("sup-a") as sup:
+        report = sup.get(path).json()
+        assert {row["team"] for row in report["rows"]} == {"A"}
+        assert [team["team"] for team in report["teams"]] == ["A"]
+        assert sup.get(path + "&team=B").status_code == 403
+    with floor.login("agent-a1") as agent:
+        assert [row["seat"] for row in agent.get(path).json()["rows"]] == ["A-01"]
+    with floor.login("wall") as wall:
+        assert wall.get(path).status_code == 403
+    logged = access_log(floor)
+    assert ("bi", "manager", f"report {day}") in logged
+    assert ("sup-a", "supervisor", f"report {day}") in logged
+
+
 def test_hostile_requests_get_a_4xx_naming_the_problem_never_a_500(floor: Floor) -> None:
     with floor.login("boss") as boss:
         cases: list[tuple[str, str, dict[str, Any]]] = [
@@ -518,6 +630,10 @@ def test_team_only_mode_shows_no_seat_to_anyone(broker: Mosquitto, tmp_path: Pat
 
             wait_until(team_a_online, 10, "team A's aggregate")
             assert boss.get("/api/v1/floor").json()["seats"] == []
+            refused = boss.get(f"/api/v1/seats/A-01/timeline?date={today()}")
+            assert refused.status_code == 403 and "individual views" in refused.json()["error"]
+            report = boss.get(f"/api/v1/reports/daily?date={today()}").json()
+            assert report["rows"] == [] and [t["team"] for t in report["teams"]] == ["A", "B"]
         with running.login("agent-a1") as agent:
             assert agent.get("/api/v1/floor").json()["seats"] == []
     finally:
