@@ -54,7 +54,7 @@ LOGINS_AT_ONCE = 2
 # (X-Forwarded-Proto) and from which address (X-Forwarded-For); nobody else may.
 TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-FIRST_DAY, LAST_DAY = Date(2000, 1, 1), Date(2199, 12, 31)  # anything else is a typo
+FIRST_DAY, LAST_DAY = Date(1970, 1, 1), Date(2999, 12, 31)  # anything else is a typo
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -657,7 +657,15 @@ def valid_date(value: str) -> str:
 
 
 SeatId = Annotated[str, PathParam(pattern=ID_PATTERN, max_length=64)]
-DateQuery = Annotated[str, Query(pattern=DATE_PATTERN, max_length=10)]
+DateQuery = Annotated[
+    str,
+    Query(
+        pattern=DATE_PATTERN,
+        max_length=10,
+        description="a site-local day, YYYY-MM-DD",
+        json_schema_extra={"format": "date"},
+    ),
+]
 TeamQuery = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)]
 FormatQuery = Annotated[Literal["json", "csv"], Query()]
 TableQuery = Annotated[Literal["rows", "teams"], Query()]
