@@ -40,6 +40,8 @@ class ReportStore(Protocol):
         self, site: str, start: float, end: float, seat: str | None = None
     ) -> list[dict[str, Any]]: ...
 
+    def seats_between(self, site: str, start: float, end: float) -> list[str]: ...
+
     def seat(self, site: str, seat: str) -> dict[str, Any] | None: ...
 
 
@@ -554,19 +556,20 @@ def daily_report(
     the_day, zone = _day(day), _zone(tz)
     lo, hi = day_window(the_day, zone)
     now = clock.time() if now is None else now
-    by_seat: dict[str, list[dict[str, Any]]] = {seat: [] for seat in layout.seats}
-    for event in store.events_between(site, lo, hi):
-        if privacy.shows(event["type"]):
-            by_seat.setdefault(event["seat"], []).append(event)
-
     rows: list[dict[str, Any]] = []
     days: list[_SeatDay] = []
     limits: list[Thresholds] = []
-    for seat in sorted(by_seat):
+    # One seat at a time: a site's day is millions of events, a seat's a few hundred.
+    for seat in sorted(set(layout.seats) | set(store.seats_between(site, lo, hi))):
+        events = [
+            event
+            for event in store.events_between(site, lo, hi, seat=seat)
+            if privacy.shows(event["type"])
+        ]
         kept = store.seat(site, seat)
         seat_limits = Thresholds.from_info(kept.get("info") if kept else None)
-        seat_day = _seat_day(by_seat[seat], seat_limits, lo, hi, now, zone, privacy)
-        if not by_seat[seat]:  # nothing heard from this seat that day: no numbers, not zeros
+        seat_day = _seat_day(events, seat_limits, lo, hi, now, zone, privacy)
+        if not events:  # nothing heard from this seat that day: no numbers, not zeros
             seat_day.values = {key: None for key in seat_day.values}
         place = layout.seat(seat)
         entry = roster.on(the_day, seat)

@@ -443,11 +443,15 @@ class SqliteStore:
         keys = ("seat", "boot_id", "seq", "ts", "ts_epoch", "day", "type")
         return [dict(zip(keys, row[:7], strict=True), data=json.loads(row[7])) for row in found]
 
-    def seat_ids(self, site: str) -> list[str]:
-        """Every seat of `site` whose retained state, info or availability is kept."""
+    def seats_between(self, site: str, start: float, end: float) -> list[str]:
+        """The seats of `site` with an event whose own `ts` is in [start, end), sorted."""
         _ids(site, site)
         with self._lock:
-            rows = self._db.execute("SELECT seat FROM seats WHERE site = ? ORDER BY seat", (site,))
+            rows = self._db.execute(
+                "SELECT DISTINCT seat FROM events WHERE site = ? AND ts_epoch >= ? "
+                "AND ts_epoch < ? ORDER BY seat",
+                (site, float(start), float(end)),
+            )
             return [seat for (seat,) in rows.fetchall()]
 
 
