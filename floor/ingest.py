@@ -62,6 +62,7 @@ BATCH_MAX = 5_000  # events in one transaction
 RETRY_FIRST_S = 0.5  # backoff while the store is unavailable: doubled up to RETRY_MAX_S
 RETRY_MAX_S = 10.0
 FLUSH_S = 10.0  # on stop: how long to wait for the queue to reach the store
+DROP_LOG_S = 60.0  # "dropping new ones" is logged at most once a minute
 
 
 class Ingest:
@@ -111,6 +112,7 @@ class Ingest:
         self.store_ok = True  # False from a failed write until the next one succeeds
         self.dropped = 0  # events dropped over max_queued (store_dropped)
         self._dropping = False
+        self._drop_logged = -DROP_LOG_S
 
     # --- MQTT callbacks (paho's thread: nothing may escape) ---------------------------------
 
@@ -225,8 +227,11 @@ class Ingest:
                 return
             self.dropped += 1
             self._counts["store_dropped"] = self._counts.get("store_dropped", 0) + 1
-            first = not self._dropping
+            now_mono = time.monotonic()
+            first = not self._dropping and now_mono - self._drop_logged >= DROP_LOG_S
             self._dropping = True
+            if first:
+                self._drop_logged = now_mono
         with self._lock:  # asked for again (cmd/resend) once the store has caught up
             self.tracker.reopen(self.site, seat, event.boot_id, event.seq, mono)
         if first:
@@ -307,9 +312,9 @@ class Ingest:
             if not self.store_ok:
                 self.store_ok = True
                 log.warning(
-                    "floor store: back after %.0f s; catching up (%d events waiting)",
+                    "floor store: back after %.0f s; catching up (%d events kept meanwhile)",
                     time.monotonic() - down_since,
-                    waiting,
+                    waiting + len(batch.events),
                 )
 
     def seed(self, now: float | None = None, mono: float | None = None) -> int:

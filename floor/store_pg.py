@@ -25,7 +25,7 @@ import psycopg
 
 from edge.api.models import StreamEvent
 from edge.base.errors import ConfigError
-from floor.store import (
+from floor.store_common import (
     ISLANDS_SQL,
     PURGE_MARGIN_S,
     Batch,

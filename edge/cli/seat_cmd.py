@@ -323,14 +323,13 @@ def floor_serve_cmd(args: argparse.Namespace) -> int:
 
     config, paths = load_floor_config(args.config)
     store = open_store(config, paths)
-    where = getattr(store, "where", None) or str(paths.sqlite)
     try:
         ingest = Ingest(config.broker, config.site.id, config.client_id, store)
         stop = threading.Event()
         _stop_on_signals(stop.set)
         if args.duration:
             threading.Timer(args.duration, stop.set).start()
-        log.info("floor service: site %s into %s", config.site.id, where)
+        log.info("floor service: site %s into %s", config.site.id, store.where)
         ingest.serve(stop)
     finally:
         store.close()
