@@ -355,11 +355,32 @@ class Ingest:
             self.count("resend_requests", len(requests))
         return len(requests)
 
-    def start(self) -> None:
+    def start_writer(self) -> None:
+        """The writer thread alone (`start` starts it; benchmarks call `apply` without MQTT)."""
         with self._cond:
             self._stopping = False
         self._writer = threading.Thread(target=self._write_loop, name="floor-store", daemon=True)
         self._writer.start()
+
+    def stop_writer(self, flush_s: float = FLUSH_S) -> None:
+        """Write what is queued (waiting at most `flush_s` for the store), then end the writer."""
+        with self._cond:
+            self._stopping = True
+            self._flush_deadline = time.monotonic() + flush_s
+            self._cond.notify_all()
+        if self._writer is not None:
+            self._writer.join(flush_s + RETRY_MAX_S)
+            self._writer = None
+        left = self.queued
+        if left:
+            log.error(
+                "floor store: stopped with %d events not written (the seats keep them; the "
+                "restarted service asks for them)",
+                left,
+            )
+
+    def start(self) -> None:
+        self.start_writer()
         kwargs: dict[str, Any] = {"keepalive": int(self.broker.keepalive) or 60}
         if self.broker.protocol == "5":
             from paho.mqtt.packettypes import PacketTypes
@@ -375,20 +396,7 @@ class Ingest:
         """Disconnect, then write what is queued (waiting at most `flush_s` for the store)."""
         self.client.disconnect()
         self.client.loop_stop()
-        with self._cond:
-            self._stopping = True
-            self._flush_deadline = time.monotonic() + flush_s
-            self._cond.notify_all()
-        if self._writer is not None:
-            self._writer.join(flush_s + RETRY_MAX_S)
-            self._writer = None
-        left = self.queued
-        if left:
-            log.error(
-                "floor store: stopped with %d events not written (the seats keep them; the "
-                "restarted service asks for them)",
-                left,
-            )
+        self.stop_writer(flush_s)
 
     def serve(
         self,

@@ -119,18 +119,23 @@ class PostgresStore:
 
     def _run(self, work: Any) -> Any:
         """`work(conn)` in one transaction; StoreUnavailable when the server cannot be reached
-        or the transaction fails (then rolled back)."""
+        (or fails as a server: shut down, out of disk); RuntimeError when it refuses a
+        statement. Either way the transaction is rolled back."""
         with self._lock:
             conn = self._connected()
             try:
                 with conn.transaction():
                     return work(conn)
-            except psycopg.Error as exc:
-                if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError):
-                    with contextlib.suppress(psycopg.Error):
-                        conn.close()
-                    self._conn = None
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                # The server went away, refused, ran out of disk: worth retrying later.
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+                self._conn = None
                 raise StoreUnavailable(f"PostgreSQL {self.where}: {_why(exc)}") from None
+            except psycopg.Error as exc:  # a statement the server refused: retrying won't help
+                if conn.broken or conn.closed:
+                    self._conn = None
+                raise RuntimeError(f"PostgreSQL {self.where}: {_why(exc)}") from None
 
     # --- writing ----------------------------------------------------------------------------
 
