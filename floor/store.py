@@ -36,6 +36,7 @@ from floor.store_common import (
     ISLANDS_SQL,
     PURGE_MARGIN_S,
     ROLLUPS,
+    SEED_WINDOW_S,
     Batch,
     Purged,
     SeatColumn,
@@ -45,6 +46,7 @@ from floor.store_common import (
     _ids,
     _moment,
     check_batch,
+    first_runs_past_zero,
     rollup_rows,
     spans,
 )
@@ -76,8 +78,9 @@ class Store(Protocol):
         """All of `batch` in one transaction (event rollups with their events);
         StoreUnavailable (and nothing written) when the store cannot be reached."""
 
-    def streams(self, site: str, now: float) -> list[StreamSpan]:
-        """Per seat and boot, the last seq stored and the gaps below it."""
+    def streams(self, site: str, now: float, window_s: float = SEED_WINDOW_S) -> list[StreamSpan]:
+        """Per seat and boot with events of the last `window_s` (by ts), the last seq stored
+        and the gaps below it."""
 
     def add_event(self, site: str, seat: str, event: StreamEvent, now: float) -> bool:
         """Store one event; False (and counted) if `(site, seat, boot_id, seq)` is known."""
@@ -230,10 +233,17 @@ class SqliteStore:
             raise StoreUnavailable(f"SQLite {self.path}: {exc}") from None
         return Written(stored, duplicates)
 
-    def streams(self, site: str, now: float) -> list[StreamSpan]:
+    def streams(self, site: str, now: float, window_s: float = SEED_WINDOW_S) -> list[StreamSpan]:
         with self._lock:
-            rows = self._db.execute(ISLANDS_SQL.format(p="?"), (site,)).fetchall()
-        return spans(rows, now - self.raw_s + PURGE_MARGIN_S)
+            rows = self._db.execute(ISLANDS_SQL.format(p="?"), (site, now - window_s)).fetchall()
+            lowest = {
+                (seat, boot): self._db.execute(
+                    "SELECT MIN(seq) FROM events WHERE site = ? AND seat = ? AND boot_id = ?",
+                    (site, seat, boot),
+                ).fetchone()[0]
+                for seat, boot in first_runs_past_zero(rows)
+            }
+        return spans(rows, now - self.raw_s + PURGE_MARGIN_S, lowest)
 
     def _upsert_seat(self, site: str, seat: str, column: str, value: Any, now: float) -> None:
         assert column in ("state", "info", "online")  # a name of ours, never from input

@@ -85,18 +85,25 @@ def check_batch(site: str, batch: Batch) -> None:
         assert column in ("state", "info", "online")  # a name of ours, never from input
 
 
-def spans(islands: list[tuple[str, str, int, int, float]], oldest_kept: float) -> list[StreamSpan]:
+def spans(
+    islands: list[tuple[str, str, int, int, float]],
+    oldest_kept: float,
+    lowest: dict[tuple[str, str], int],
+) -> list[StreamSpan]:
     """StreamSpans from the runs of consecutive seqs stored, `(seat, boot_id, first, last,
-    ts_epoch of first)`, ordered by seat, boot and first. Seqs before a boot's first stored one
-    are missing unless that boot's first stored event is older than `oldest_kept` (then
-    retention may have removed them: not asked for again)."""
+    ts_epoch of first)`, ordered by seat, boot and first (the runs of the seeding window).
+    `lowest`: per boot whose first run starts past 0, the lowest seq stored at all. Seqs before
+    a boot's first stored one are missing when that is the first run's start (nothing older
+    stored) and its event is younger than `oldest_kept` (else retention may have removed them:
+    not asked for again)."""
     out: list[StreamSpan] = []
     current: StreamSpan | None = None
     for seat, boot, first, last, first_ts in islands:
         if current is None or (current.seat, current.boot_id) != (seat, boot):
             current = StreamSpan(seat, boot, last, [])
             out.append(current)
-            if first > 0 and first_ts >= oldest_kept:
+            older = lowest.get((seat, boot), first) < first
+            if first > 0 and not older and first_ts >= oldest_kept:
                 current.missing.append((0, first - 1))
         else:
             if first > current.last + 1:
@@ -106,14 +113,30 @@ def spans(islands: list[tuple[str, str, int, int, float]], oldest_kept: float) -
     return out
 
 
+def first_runs_past_zero(islands: list[tuple[str, str, int, int, float]]) -> list[tuple[str, str]]:
+    """The boots whose first stored run (in the window) does not start at seq 0."""
+    seen: set[tuple[str, str]] = set()
+    out: list[tuple[str, str]] = []
+    for seat, boot, first, _last, _ts in islands:
+        if (seat, boot) not in seen:
+            seen.add((seat, boot))
+            if first > 0:
+                out.append((seat, boot))
+    return out
+
+
 # Margin on the retention when deciding whether a boot's early seqs were purged or never came.
 PURGE_MARGIN_S = 86400.0
+# A restarted service seeds its tracker from the events of the last hours only (by their ts):
+# seats keep acknowledged events an hour for resends, so older holes cannot be filled anyway,
+# and a week of a 10,000-seat site would take minutes to read.
+SEED_WINDOW_S = 6 * 3600.0
 
 ISLANDS_SQL = """
 SELECT seat, boot_id, MIN(seq), MAX(seq), MIN(ts_epoch) FROM (
     SELECT seat, boot_id, seq, ts_epoch,
            seq - ROW_NUMBER() OVER (PARTITION BY seat, boot_id ORDER BY seq) AS run
-    FROM events WHERE site = {p}
+    FROM events WHERE site = {p} AND ts_epoch >= {p}
 ) AS numbered GROUP BY seat, boot_id, run ORDER BY seat, boot_id, MIN(seq)
 """
 

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,13 +132,19 @@ def wait_stored(store: Any, site: str, count: int, timeout: float, what: str) ->
     wait_until(lambda: len(store.events(site)) >= count, timeout, what)
 
 
-def event_payload(seq: int, boot: str, kind: str) -> bytes:
-    """An event as a seat publishes it (dated on DAY, within any test retention)."""
+def event_payload(seq: int, boot: str, kind: str, ts: str = "") -> bytes:
+    """An event as a seat publishes it (dated `ts`, by default on DAY)."""
     data: dict[str, Any] = {"source": "host", "call": seq, "call_id": None}
     if kind == "call.ended":
         data = {"call": seq, "talk_s": 2.0, "hold_s": 1.0}
     return json.dumps(
-        {"boot_id": boot, "seq": seq, "ts": f"{DAY}T09:00:00.000+01:00", "type": kind, "data": data}
+        {
+            "boot_id": boot,
+            "seq": seq,
+            "ts": ts or f"{DAY}T09:00:00.000+01:00",
+            "type": kind,
+            "data": data,
+        }
     ).encode()
 
 
@@ -147,13 +154,17 @@ KINDS = ("call.ringing", "call.answered", "call.ended")  # one of each in turn
 
 class SimSeat:
     """A light simulated seat on a real broker: numbered events on the seat's real topic,
-    QoS 1, kept in an outbox it answers `cmd/resend` from (as a seat's outbox does)."""
+    QoS 1, kept in an outbox it answers `cmd/resend` from (as a seat's outbox does). Its events
+    are dated now (UTC), all on `self.day`."""
 
     def __init__(self, port: int, site: str, seat: str, boot: str = "1-0a0b0c0d") -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.site, self.seat, self.boot = site, seat, boot
+        moment = datetime.now(UTC)
+        self.ts = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.day = moment.date().isoformat()
         self.base = f"seatbox/v1/{site}/{seat}"
         self.outbox: dict[int, bytes] = {}
         self.resent = 0
@@ -178,7 +189,7 @@ class SimSeat:
     def publish(self) -> int:
         """The next event; its seq."""
         seq = len(self.outbox)
-        self.outbox[seq] = event_payload(seq, self.boot, KINDS[seq % len(KINDS)])
+        self.outbox[seq] = event_payload(seq, self.boot, KINDS[seq % len(KINDS)], self.ts)
         self.client.publish(f"{self.base}/event", self.outbox[seq], qos=1)
         return seq
 

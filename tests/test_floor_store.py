@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,8 @@ def test_a_restarted_service_asks_only_for_what_the_store_is_missing(store: Any)
         store.add_event(SITE, "A-02", ev(seq, boot="2-0a0b0c0d"), recent)
     tracker = StreamTracker(from_zero=True, reorder_s=0.0)
     ingest = Ingest(BrokerSection(url="mqtt://127.0.0.1:1"), SITE, "t", store, tracker=tracker)
-    assert ingest.seed(mono=0.0) == 2  # retention 10 years: A-02's seqs 0-2 cannot have been purged
+    day = datetime.fromisoformat(f"{DAY}T12:00:00+00:00").timestamp()
+    assert ingest.seed(now=day, mono=0.0) == 2  # retention 10 years: A-02's 0-2 never came
     gaps = [(g.seat, g.boot_id, g.first, g.last) for g in tracker.gaps()]
     assert gaps == [
         ("A-01", "1-0a0b0c0d", 5, 5),
@@ -111,8 +113,12 @@ def test_a_restarted_service_asks_only_for_what_the_store_is_missing(store: Any)
     # A boot whose first stored event is older than retention allows: its early seqs may have
     # been purged, so they are not asked for again.
     islands = [("A-03", "3-0a0b0c0d", 40, 49, 100.0)]
-    assert spans(islands, oldest_kept=50.0)[0].missing == [(0, 39)]
-    assert spans(islands, oldest_kept=150.0)[0].missing == []
+    assert spans(islands, 50.0, {("A-03", "3-0a0b0c0d"): 40})[0].missing == [(0, 39)]
+    assert spans(islands, 150.0, {("A-03", "3-0a0b0c0d"): 40})[0].missing == []
+    # Older seqs of the boot stored before the seeding window: not missing either.
+    assert spans(islands, 50.0, {("A-03", "3-0a0b0c0d"): 0})[0].missing == []
+    # Events older than the seeding window are not read at all.
+    assert ingest.store.streams(SITE, day + 7 * 3600) == []
 
 
 def test_an_unreachable_postgresql_is_one_clear_line_without_the_password(tmp_path: Path) -> None:
@@ -193,10 +199,15 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
             )
             assert keys(check) == expected  # every event, once
             for seat in seats:
-                rollup = check.rollups(SITE, seat.seat, DAY)
+                rollup = check.rollups(SITE, seat.seat, seat.day)
                 assert {k: rollup[k] for k in seat.expected_rollups()} == seat.expected_rollups()
         finally:
             check.close()
+        # Seeded from the store, the restarted service asked the seats only for what the
+        # killed one had not written: fewer than the events published before the kill.
+        resent = sum(seat.resent for seat in seats)
+        assert resent < killed_at * len(seats), resent
+        print(f"events resent by the seats after the restart: {resent}")
         assert serve.poll() is None, log.read_text()[-2000:]
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(20) == 0
@@ -209,7 +220,9 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
         broker.stop()
     text = log.read_text()
     assert "Traceback" not in text
-    assert "streams known from the store" in text  # the restarted service was seeded
+    # The restarted service knew the four seats' streams from the store: it asked only for
+    # what the killed one had not written, not for every event from seq 0 again.
+    assert "floor ingest: 4 streams known from the store" in text
 
 
 def test_the_database_going_away_keeps_the_floor_live_and_the_store_catches_up(
@@ -260,7 +273,7 @@ def test_the_database_going_away_keeps_the_floor_live_and_the_store_catches_up(
             seat.close()
     assert keys(store) == sorted((s.seat, s.boot, q) for s in seats for q in range(200))
     for seat in seats:
-        rollup = store.rollups(SITE, seat.seat, DAY)
+        rollup = store.rollups(SITE, seat.seat, seat.day)
         assert {k: rollup[k] for k in seat.expected_rollups()} == seat.expected_rollups()
     # 300 dropped in the outage; resends answered in bursts may overflow the small bound again.
     assert store.counters()["store_dropped"] == ingest.dropped >= 300
