@@ -25,9 +25,10 @@ import psycopg
 
 from edge.api.models import StreamEvent
 from edge.base.errors import ConfigError
-from floor.store import (
+from floor.store_common import (
     ISLANDS_SQL,
     PURGE_MARGIN_S,
+    SEED_WINDOW_S,
     Batch,
     Purged,
     StoreUnavailable,
@@ -36,6 +37,7 @@ from floor.store import (
     _ids,
     _moment,
     check_batch,
+    first_runs_past_zero,
     rollup_rows,
     spans,
 )
@@ -119,18 +121,23 @@ class PostgresStore:
 
     def _run(self, work: Any) -> Any:
         """`work(conn)` in one transaction; StoreUnavailable when the server cannot be reached
-        or the transaction fails (then rolled back)."""
+        (or fails as a server: shut down, out of disk); RuntimeError when it refuses a
+        statement. Either way the transaction is rolled back."""
         with self._lock:
             conn = self._connected()
             try:
                 with conn.transaction():
                     return work(conn)
-            except psycopg.Error as exc:
-                if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError):
-                    with contextlib.suppress(psycopg.Error):
-                        conn.close()
-                    self._conn = None
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                # The server went away, refused, ran out of disk: worth retrying later.
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+                self._conn = None
                 raise StoreUnavailable(f"PostgreSQL {self.where}: {_why(exc)}") from None
+            except psycopg.Error as exc:  # a statement the server refused: retrying won't help
+                if conn.broken or conn.closed:
+                    self._conn = None
+                raise RuntimeError(f"PostgreSQL {self.where}: {_why(exc)}") from None
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -260,10 +267,25 @@ class PostgresStore:
         result: Purged = self._run(work)
         return result
 
-    def streams(self, site: str, now: float) -> list[StreamSpan]:
-        rows = self._run(lambda conn: conn.execute(ISLANDS_SQL.format(p="%s"), (site,)).fetchall())
-        islands = [(s, b, int(a), int(z), float(t)) for s, b, a, z, t in rows]
-        return spans(islands, now - self.raw_s + PURGE_MARGIN_S)
+    def streams(self, site: str, now: float, window_s: float = SEED_WINDOW_S) -> list[StreamSpan]:
+        def work(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+            rows = conn.execute(ISLANDS_SQL.format(p="%s"), (site, now - window_s)).fetchall()
+            islands = [(s, b, int(a), int(z), float(t)) for s, b, a, z, t in rows]
+            boots = first_runs_past_zero(islands)
+            lowest: list[Any] = []
+            if boots:
+                seats, boot_ids = (list(c) for c in zip(*boots, strict=True))
+                lowest = conn.execute(
+                    "SELECT b.seat, b.boot_id, (SELECT MIN(seq) FROM events e WHERE "
+                    "e.site = %s AND e.seat = b.seat AND e.boot_id = b.boot_id) "
+                    "FROM unnest(%s::text[], %s::text[]) AS b(seat, boot_id)",
+                    (site, seats, boot_ids),
+                ).fetchall()
+            return islands, lowest
+
+        islands, lowest = self._run(work)
+        known = {(seat, boot): int(seq) for seat, boot, seq in lowest}
+        return spans(islands, now - self.raw_s + PURGE_MARGIN_S, known)
 
     # --- reading (reports and tests) -------------------------------------------------------
 
