@@ -14,6 +14,7 @@ import contextlib
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -482,6 +483,18 @@ def test_team_only_mode_shows_no_seat_to_anyone(broker: Mosquitto, tmp_path: Pat
             assert report["rows"] == [] and [t["team"] for t in report["teams"]] == ["A", "B"]
         with running.login("agent-a1") as agent:
             assert agent.get("/api/v1/floor").json()["seats"] == []
+            # SIGTERM with a browser's stream open: the service still stops cleanly, soon.
+            events: list[tuple[str, dict[str, Any]]] = []
+            with agent.stream("GET", "/api/v1/floor/stream") as response:
+                reader = threading.Thread(target=read_events, args=(response, events))
+                reader.start()
+                wait_until(lambda: events, 10, "the snapshot")
+                assert events[0][1]["seats"] == []
+                started = time.monotonic()
+                assert running.stop() == 0
+                assert time.monotonic() - started < 10
+                reader.join(10)
+                assert not reader.is_alive()  # the stream ended with the service
     finally:
         seats.close()
         assert running.stop() == 0
