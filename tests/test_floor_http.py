@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,10 @@ from floor_web_support import (
 from support import Mosquitto, wait_until
 
 from floor.accounts import Accounts
+from floor.config import FloorConfig
+from floor.layout import Layout
+from floor.web.live import LiveFloor
+from floor.web.places import Places
 
 
 @pytest.fixture(scope="module")
@@ -498,3 +502,26 @@ def test_team_only_mode_shows_no_seat_to_anyone(broker: Mosquitto, tmp_path: Pat
     finally:
         seats.close()
         assert running.stop() == 0
+
+
+def test_a_norm_the_site_does_not_show_colours_nothing_and_lists_no_violation() -> None:
+    """[privacy] norms on the live floor: a hold past its limit, flagged by the seat, is red
+    where hold norms are shown and leaves no trace where only call norms are."""
+    held_since = datetime.now(UTC) - timedelta(seconds=200)
+    since = held_since.isoformat(timespec="milliseconds")[:23] + "Z"
+    payload = json.loads(state("A-01", call="held"))
+    payload["call"]["since"] = since
+    payload["violations"] = [{"type": "hold.too_long", "since": since}]
+    rows = {}
+    for norms in (["*"], ["call.*"]):
+        config = FloorConfig.model_validate({"site": {"id": "lab"}, "privacy": {"norms": norms}})
+        places = Places(config, Layout.parse({"seats": {"A-01": {"team": "A"}}}))
+        live = LiveFloor("lab", places, places.level)
+        live.apply("seatbox/v1/lab/A-01/availability", b"online", 0.0)
+        live.apply("seatbox/v1/lab/A-01/state", json.dumps(payload).encode(), 0.0)
+        rows[norms[0]] = live.step(time.time())["A-01"]
+    shown, hidden = rows["*"], rows["call.*"]
+    assert shown["level"] == "violation" and shown["reasons"] == ["hold.violation"]
+    assert shown["since"] == since and shown["violations"][0]["type"] == "hold.too_long"
+    assert hidden["call"] == "hold"  # the state itself is still shown
+    assert hidden["level"] == "ok" and hidden["reasons"] == [] and hidden["violations"] == []

@@ -349,7 +349,10 @@ def create_app(service: FloorService) -> FastAPI:
             found = accounts.verify(body.username, body.password)
         if found is None:
             accounts.failed(body.username, address)
-            log.info("floor web: failed login for %.64r from %s", body.username, address)
+            # A name typed into the wrong field may be a password: only known names are logged.
+            known = accounts.user(body.username) is not None
+            shown = repr(body.username) if known else "an unknown user name"
+            log.info("floor web: failed login for %s from %s", shown, address)
             raise ApiError(401, "wrong user name or password")
         accounts.succeeded(body.username)
         session = accounts.new_session(found)
@@ -445,9 +448,18 @@ def create_app(service: FloorService) -> FastAPI:
         "/api/v1/floor/stream",
         responses=ERRORS | {200: {"content": {"text/event-stream": {}}, "description": "SSE"}},
     )
-    async def floor_stream(who: Who) -> StreamingResponse:
+    async def floor_stream(who: Who, request: Request) -> StreamingResponse:
         """Server-sent events: `floor` (a full snapshot), then `diff`s at most twice a second."""
         queue = hub.subscribe()
+
+        async def still_allowed() -> bool:
+            """The session or token is still valid (a logout, a removed user or a revoked
+            token ends the stream at the next keepalive)."""
+            try:
+                await asyncio.to_thread(principal, request)
+            except ApiError:
+                return False
+            return True
 
         async def events() -> AsyncIterator[str]:
             try:
@@ -455,21 +467,24 @@ def create_app(service: FloorService) -> FastAPI:
                 sent = {row["seat"] for row in snapshot["seats"]}
                 last_aggs = (snapshot["teams"], snapshot["totals"])
                 yield _sse("floor", snapshot)
-                quiet = 0.0
+                last_write = last_check = time.monotonic()
                 while not service.stopping():
+                    if time.monotonic() - last_check >= KEEPALIVE_S:
+                        if not await still_allowed():
+                            return
+                        last_check = time.monotonic()
+                    if time.monotonic() - last_write >= KEEPALIVE_S:
+                        last_write = time.monotonic()
+                        yield ": keepalive\n\n"
                     try:
                         tick = await asyncio.wait_for(queue.get(), 1.0)
                     except TimeoutError:
-                        quiet += 1.0
-                        if quiet >= KEEPALIVE_S:
-                            quiet = 0.0
-                            yield ": keepalive\n\n"
                         continue
-                    quiet = 0.0
                     if tick is None:  # fell behind: start again from a snapshot
                         snapshot = floor_for(who, current_tick())
                         sent = {row["seat"] for row in snapshot["seats"]}
                         last_aggs = (snapshot["teams"], snapshot["totals"])
+                        last_write = time.monotonic()
                         yield _sse("floor", snapshot)
                         continue
                     seats: dict[str, Seat | None] = {}
@@ -485,6 +500,7 @@ def create_app(service: FloorService) -> FastAPI:
                     if not seats and aggs == last_aggs:
                         continue
                     last_aggs = aggs
+                    last_write = time.monotonic()
                     diff = {"ts": iso(tick.ts), "seats": seats, "teams": aggs[0], "totals": aggs[1]}
                     yield _sse("diff", diff)
             finally:
