@@ -132,10 +132,38 @@ def write_config(folder: Path, broker: Mosquitto, **privacy: Any) -> Path:
     return config
 
 
+def add_users(config: Path, users: list[tuple[str, str, list[str]]]) -> None:
+    """Accounts straight into the accounts file (the CLI's own code path, without a process
+    per user: `add_accounts` runs the CLI itself)."""
+    from floor.accounts import Accounts
+
+    accounts = Accounts(config.parent / "state" / "accounts.sqlite")
+    try:
+        for name, role, extra in users:
+            teams = [extra[i + 1] for i, arg in enumerate(extra) if arg == "--team"]
+            seat = extra[extra.index("--seat") + 1] if "--seat" in extra else None
+            accounts.add_user(name, role, PASSWORD, teams, seat)
+    finally:
+        accounts.close()
+
+
+def add_token(config: Path, name: str, role: str) -> str:
+    """`seatbox floor token add`: the token is alone on the last line."""
+    run = subprocess.run(
+        seatbox("floor", "token", "add", name, "--role", role, "--config", str(config)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()[-1]
+
+
 def add_accounts(config: Path) -> dict[str, str]:
+    """USERS (the first two with `seatbox floor user add --password-file`) and two tokens."""
     password = config.parent / "password"
     password.write_text(PASSWORD + "\n")
-    for name, role, extra in USERS:
+    for name, role, extra in USERS[:2]:
         run = subprocess.run(
             seatbox("floor", "user", "add", name, "--role", role, *extra)
             + ["--password-file", str(password), "--config", str(config)],
@@ -144,17 +172,8 @@ def add_accounts(config: Path) -> dict[str, str]:
             timeout=30,
         )
         assert run.returncode == 0, run.stderr
-    tokens = {}
-    for name, role in (("bi", "manager"), ("tv", "wallboard")):
-        run = subprocess.run(
-            seatbox("floor", "token", "add", name, "--role", role, "--config", str(config)),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert run.returncode == 0, run.stderr
-        tokens[name] = run.stdout.splitlines()[-1]  # the token alone on the last line
-    return tokens
+    add_users(config, USERS[2:])
+    return {"bi": add_token(config, "bi", "manager"), "tv": add_token(config, "tv", "wallboard")}
 
 
 def start(config: Path) -> Floor:

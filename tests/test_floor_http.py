@@ -31,6 +31,7 @@ from floor_web_support import (
     Floor,
     Seats,
     add_accounts,
+    add_users,
     event,
     seatbox,
     start,
@@ -457,17 +458,7 @@ MAX_BODY = 64 * 1024
 
 def test_team_only_mode_shows_no_seat_to_anyone(broker: Mosquitto, tmp_path: Path) -> None:
     config = write_config(tmp_path / "teamonly", broker, individual_views=False, min_group_size=1)
-    password = config.parent / "password"
-    password.write_text(PASSWORD)
-    for name, role in (("boss", "manager"), ("agent-a1", "agent")):
-        extra = ["--seat", "A-01"] if role == "agent" else []
-        subprocess.run(
-            seatbox("floor", "user", "add", name, "--role", role, *extra)
-            + ["--password-file", str(password), "--config", str(config)],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
+    add_users(config, [("boss", "manager", []), ("agent-a1", "agent", ["--seat", "A-01"])])
     running = start(config)
     seats = Seats(broker)
     try:
