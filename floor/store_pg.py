@@ -42,7 +42,16 @@ from floor.store_common import (
     spans,
 )
 
-CONNECT_TIMEOUT_S = 5
+# libpq options (the url may set its own): a server that vanished without closing the
+# connection (a network cut, a frozen host) is noticed within about half a minute, not hours.
+CONNECT_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms: data sent and not acknowledged
+}
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS events (
@@ -110,7 +119,7 @@ class PostgresStore:
             return conn
         self._conn = None
         try:
-            conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S)
+            conn = psycopg.connect(self.url, **CONNECT_OPTIONS)
             with conn.transaction():
                 for statement in SCHEMA:
                     conn.execute(statement)
