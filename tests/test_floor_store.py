@@ -93,6 +93,17 @@ def test_a_batch_is_one_transaction_with_copies_counted_once(store: Any) -> None
     assert store.seat(SITE, "A-02") == {"state": {"x": 1}, "info": None, "online": None}
 
 
+def test_seats_and_events_are_listed_in_the_same_order_by_both_stores(store: Any) -> None:
+    seats = ["b-2", "B-1", "_z", "a_1", "Z", "-x", "0"]
+    for seat in seats:
+        store.add_event(SITE, seat, ev(0), 0.0)
+    assert [e["seat"] for e in store.events(SITE)] == sorted(seats)  # byte order, as Python
+    start = datetime.fromisoformat(f"{DAY}T00:00:00+00:00").timestamp()
+    assert store.seats_between(SITE, start, start + 86400) == sorted(seats)
+    assert [e["seat"] for e in store.events_between(SITE, start, start + 86400)] == sorted(seats)
+    assert store.events_between(SITE, start + 86400, start + 2 * 86400) == []
+
+
 def test_a_restarted_service_asks_only_for_what_the_store_is_missing(store: Any) -> None:
     recent = time.time()
     for seq in [0, 1, 2, 3, 4, 6, 7, 8, 9, 12]:  # missing 5 and 10-11
