@@ -349,6 +349,39 @@ class SqliteStore:
         with self._lock:
             self._db.close()
 
+    # --- reading for reports (floor/reports.py; the STORE helper ports these to PostgreSQL) --
+
+    def events_between(
+        self, site: str, start: float, end: float, seat: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Events of `site` (one seat, or all) whose own `ts` is in [start, end) (epoch
+        seconds), in time order: {"seat","boot_id","seq","ts","ts_epoch","day","type","data"}."""
+        _ids(site, site if seat is None else seat)
+        query = (
+            "SELECT seat, boot_id, seq, ts, ts_epoch, day, type, data FROM events "
+            "WHERE site = ? AND ts_epoch >= ? AND ts_epoch < ?"
+        )
+        params: tuple[Any, ...] = (site, float(start), float(end))
+        if seat is not None:
+            query += " AND seat = ?"
+            params += (seat,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY ts_epoch, seat, boot_id, seq", params)
+            found = rows.fetchall()
+        keys = ("seat", "boot_id", "seq", "ts", "ts_epoch", "day", "type")
+        return [dict(zip(keys, row[:7], strict=True), data=json.loads(row[7])) for row in found]
+
+    def seats_between(self, site: str, start: float, end: float) -> list[str]:
+        """The seats of `site` with an event whose own `ts` is in [start, end), sorted."""
+        _ids(site, site)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT seat FROM events WHERE site = ? AND ts_epoch >= ? "
+                "AND ts_epoch < ? ORDER BY seat",
+                (site, float(start), float(end)),
+            )
+            return [seat for (seat,) in rows.fetchall()]
+
 
 def open_store(config: FloorConfig, paths: FloorPaths) -> Store:
     """The store a floor config names: SQLite in `paths.sqlite` when `[store] url` is "",
