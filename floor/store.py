@@ -112,6 +112,12 @@ class Store(Protocol):
 
     def tables(self) -> list[str]: ...
 
+    def events_between(
+        self, site: str, start: float, end: float, seat: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def seats_between(self, site: str, start: float, end: float) -> list[str]: ...
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
