@@ -18,8 +18,9 @@ back it logs one line and catches up. Over the bound new events are dropped and 
 (`store_dropped`): paho acknowledges QoS 1 messages on receipt, so the broker will not send
 them again; instead each dropped seq becomes a gap in the stream tracker again, and once the
 store is back the service asks the seat for it (`cmd/resend`; seats keep acknowledged events
-an hour for this). No resend is asked while the store is down. A restarted service seeds its
-stream tracker from the store (`Store.streams`): it asks only for what is missing.
+an hour for this). No resend is asked while the store is down. A restarted service (`serve`)
+seeds its stream tracker from the store (`Store.streams`, the last hours) in the background: it
+asks only for what is missing; events wait for the seeding, the listeners do not.
 """
 
 from __future__ import annotations
@@ -170,7 +171,8 @@ class Ingest:
         log.warning("floor ingest: seat %s: bad %s ignored: %s", seat, leaf, problem)
 
     def apply(self, topic: str, payload: bytes, now: float, mono: float) -> None:
-        """One message: checked, de-duplicated, stored. `now` is wall time (epoch seconds),
+        """One message: checked, given to the listeners, de-duplicated, queued for the store
+        (written by the writer thread `start` starts). `now` is wall time (epoch seconds),
         `mono` the monotonic clock the tracker times gaps with."""
         parsed = parse_topic(topic)
         if parsed is None or parsed.site != self.site:
@@ -222,7 +224,12 @@ class Ingest:
 
     def _put_seat(self, column: SeatColumn, seat: str, value: str | bool, now: float) -> None:
         with self._cond:
-            self._seats[(column, seat)] = (value, now)  # only the latest counts
+            key = (column, seat)
+            if key not in self._seats and len(self._seats) >= self.max_queued:
+                # Made-up seats by the thousand while the store is away: bounded too.
+                self._counts["store_dropped"] = self._counts.get("store_dropped", 0) + 1
+                return
+            self._seats[key] = (value, now)  # only the latest counts
             self._cond.notify()
 
     def _put_event(self, seat: str, event: StreamEvent, now: float, mono: float) -> None:

@@ -23,6 +23,7 @@ SQL, and every value reaches SQL as a bound parameter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -110,6 +111,12 @@ class Store(Protocol):
     def seat(self, site: str, seat: str) -> dict[str, Any] | None: ...
 
     def tables(self) -> list[str]: ...
+
+    def events_between(
+        self, site: str, start: float, end: float, seat: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def seats_between(self, site: str, start: float, end: float) -> list[str]: ...
 
 
 SCHEMA = """
@@ -229,7 +236,10 @@ class SqliteStore:
                     counts["duplicates"] = counts.get("duplicates", 0) + duplicates
                 for name, by in counts.items():
                     self._count(name, by)
-        except sqlite3.Error as exc:
+        except sqlite3.Error as exc:  # a full or failing disk, a locked file
+            with self._lock, contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:  # a failed COMMIT leaves it open
+                    self._db.rollback()
             raise StoreUnavailable(f"SQLite {self.path}: {exc}") from None
         return Written(stored, duplicates)
 

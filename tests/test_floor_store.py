@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from disk_support import fill, small_tmpfs
 from floor_support import (
     DAY,
     STORES,
@@ -88,6 +91,17 @@ def test_a_batch_is_one_transaction_with_copies_counted_once(store: Any) -> None
     assert store.counters() == {"duplicates": 2, "invalid": 2}
     assert store.seat(SITE, "A-01") == {"state": None, "info": None, "online": True}
     assert store.seat(SITE, "A-02") == {"state": {"x": 1}, "info": None, "online": None}
+
+
+def test_seats_and_events_are_listed_in_the_same_order_by_both_stores(store: Any) -> None:
+    seats = ["b-2", "B-1", "_z", "a_1", "Z", "-x", "0"]
+    for seat in seats:
+        store.add_event(SITE, seat, ev(0), 0.0)
+    assert [e["seat"] for e in store.events(SITE)] == sorted(seats)  # byte order, as Python
+    start = datetime.fromisoformat(f"{DAY}T00:00:00+00:00").timestamp()
+    assert store.seats_between(SITE, start, start + 86400) == sorted(seats)
+    assert [e["seat"] for e in store.events_between(SITE, start, start + 86400)] == sorted(seats)
+    assert store.events_between(SITE, start + 86400, start + 2 * 86400) == []
 
 
 def test_a_restarted_service_asks_only_for_what_the_store_is_missing(store: Any) -> None:
@@ -225,16 +239,50 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
     assert "floor ingest: 4 streams known from the store" in text
 
 
+@pytest.mark.parametrize("kind", STORES)
 def test_the_database_going_away_keeps_the_floor_live_and_the_store_catches_up(
     request: pytest.FixtureRequest,
     broker: Mosquitto,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    kind: str,
 ) -> None:
+    """PostgreSQL: the server stopped, then started again. SQLite: its disk full for real (a
+    small tmpfs filled up), then space freed."""
     monkeypatch.setattr("floor.ingest.RETRY_MAX_S", 1.0)  # retry every second at most
-    pg: PgServer = request.getfixturevalue("own_pg_server")  # stopped and started
     caplog.set_level(logging.INFO, logger="floor")
-    store = PostgresStore(pg.url(), raw_s=3650 * 86400.0)  # the events are dated DAY
+    with ExitStack() as stack:
+        store: Any
+        if kind == "postgresql":
+            pg: PgServer = request.getfixturevalue("own_pg_server")  # stopped and started
+            store = PostgresStore(pg.url(), raw_s=3650 * 86400.0)
+            go_away, come_back = pg.stop, pg.start
+        else:
+            disk = stack.enter_context(small_tmpfs(tmp_path / "disk", 16 * 1024))
+            store = SqliteStore(disk / "floor.sqlite", raw_s=3650 * 86400.0)
+
+            def go_away() -> None:
+                # The WAL's pages already on disk would take a few more writes: checkpoint
+                # and truncate it first, then fill the disk.
+                with closing(sqlite3.connect(disk / "floor.sqlite")) as db:
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                fill(disk, "filler")
+
+            def come_back() -> None:
+                (disk / "filler").unlink()
+
+        stack.callback(store.close)
+        _outage(store, go_away, come_back, broker, caplog)
+
+
+def _outage(
+    store: Any,
+    go_away: Callable[[], object],
+    come_back: Callable[[], object],
+    broker: Mosquitto,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     seen: list[str] = []
     # A small queue bound, so the outage also overflows it: dropped events are asked for again.
     ingest = Ingest(
@@ -256,7 +304,7 @@ def test_the_database_going_away_keeps_the_floor_live_and_the_store_catches_up(
             for seat in seats:
                 seat.publish()
         wait_until(lambda: len(store.events(SITE)) == 150, 10, "the first 150 events")
-        pg.stop()
+        go_away()
         for _ in range(150):  # 450 events while the database is down: 150 kept, 300 dropped
             for seat in seats:
                 seat.publish()
@@ -264,7 +312,7 @@ def test_the_database_going_away_keeps_the_floor_live_and_the_store_catches_up(
         wait_until(lambda: not ingest.store_ok, 10, "the outage noticed")
         wait_until(lambda: ingest.dropped == 300, 10, "events over the bound dropped")
         assert runner.is_alive()
-        pg.start()
+        come_back()
         wait_until(lambda: len(store.events(SITE)) == 600, 40, "the store caught up")
     finally:
         stop.set()
@@ -281,4 +329,3 @@ def test_the_database_going_away_keeps_the_floor_live_and_the_store_catches_up(
     assert len([m for m in lines if "floor store: unavailable" in m]) == 1, lines
     assert len([m for m in lines if "floor store: back after" in m]) == 1, lines
     assert len([m for m in lines if "dropping new ones" in m]) == 1, lines
-    store.close()
