@@ -116,6 +116,86 @@ class Me(BaseModel):
     individual_views: bool
 
 
+class Violation(BaseModel):
+    type: str
+    since: str
+
+
+class SeatRow(BaseModel):
+    """A seat on the live floor (docs/floor-api.md)."""
+
+    seat: str
+    team: str | None
+    agent: str | None
+    label: str
+    x: float | None
+    y: float | None
+    in_layout: bool
+    online: bool | None
+    call: str = Field(description="idle | ringing | active | hold")
+    call_since: str | None
+    presence: str = Field(description="present | away | unknown")
+    presence_since: str | None
+    muted: bool
+    headset_ok: bool | None
+    radar_ok: bool | None
+    level: str = Field(description="ok | warn | fault | violation | offline")
+    reasons: list[str]
+    since: str | None
+    violations: list[Violation]
+
+
+class Aggregate(BaseModel):
+    """Counts over a team (or the scope's totals, without `team`); null when suppressed."""
+
+    team: str | None = None
+    seats: int
+    online: int | None
+    on_call: int | None
+    ringing: int | None
+    on_hold: int | None
+    away: int | None
+    violations: int | None
+    longest_hold_s: int | None
+    longest_ring_s: int | None
+    suppressed: bool
+
+
+class FloorBody(BaseModel):
+    site: str
+    ts: str
+    seats: list[SeatRow]
+    teams: list[Aggregate]
+    totals: Aggregate
+
+
+class TimelineEntry(BaseModel):
+    ts: str
+    type: str
+    data: dict[str, Any]
+
+
+class TimelineBody(BaseModel):
+    seat: str
+    date: str
+    team: str | None
+    agent: str | None
+    entries: list[TimelineEntry]
+
+
+class ReportBody(BaseModel):
+    """floor.reports.daily_report (docs/floor.md, "Reports", defines the columns)."""
+
+    site: str
+    date: str
+    timezone: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    teams: list[dict[str, Any]]
+    totals: dict[str, Any] | None
+    distributions: dict[str, Any]
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in (
@@ -438,7 +518,11 @@ def create_app(service: FloorService) -> FastAPI:
             "totals": totals,
         }
 
-    @app.get("/api/v1/floor", responses=ERRORS)
+    @app.get(
+        "/api/v1/floor",
+        response_model=None,
+        responses=ERRORS | {200: {"model": FloorBody, "description": "the live floor"}},
+    )
     def get_floor(who: Who) -> dict[str, Any]:
         """The live floor: seats in scope (none for a wallboard or in team-only mode), team
         aggregates and totals."""
@@ -526,7 +610,12 @@ def create_app(service: FloorService) -> FastAPI:
         if who.role == "agent" and day != places.day(time.time()):
             raise ApiError(403, "an agent sees their own seat today only", "date")
 
-    @app.get("/api/v1/seats/{seat}/timeline", responses=ERRORS | {404: ERRORS[403]})
+    @app.get(
+        "/api/v1/seats/{seat}/timeline",
+        response_model=None,
+        responses=ERRORS
+        | {404: ERRORS[403], 200: {"model": TimelineBody, "description": "the seat's day"}},
+    )
     def get_timeline(who: Who, seat: SeatId, date: DateQuery) -> dict[str, Any]:
         """A seat's events of a site-local day (norms the site does not show left out)."""
         day = valid_date(date)
@@ -556,7 +645,15 @@ def create_app(service: FloorService) -> FastAPI:
 
     @app.get(
         "/api/v1/reports/daily",
-        responses=ERRORS | {200: {"content": {"application/json": {}, "text/csv": {}}}},
+        response_model=None,
+        responses=ERRORS
+        | {
+            200: {
+                "model": ReportBody,
+                "description": "JSON, or CSV with format=csv",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
     )
     def get_daily_report(
         who: Who,
