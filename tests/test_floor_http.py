@@ -235,48 +235,55 @@ def read_events(response: httpx.Response, out: list[tuple[str, dict[str, Any]]])
 def test_the_stream_sends_a_snapshot_then_a_diff_when_a_seat_changes(
     floor: Floor, broker: Mosquitto
 ) -> None:
-    events: list[tuple[str, dict[str, Any]]] = []
+    """Two browsers at once: a supervisor of team A and a manager (the whole site)."""
+    ours: list[tuple[str, dict[str, Any]]] = []
+    site: list[tuple[str, dict[str, Any]]] = []
     seats = Seats(broker)
-    login = floor.login("sup-a")
-    client = login.thing
-    try:
-        with client.stream("GET", "/api/v1/floor/stream") as response:
+    with (
+        floor.login("sup-a") as sup,
+        floor.bearer(floor.tokens["bi"]) as bi,
+        sup.stream("GET", "/api/v1/floor/stream") as response,
+        bi.stream("GET", "/api/v1/floor/stream") as site_response,
+    ):
+        try:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
-            reader = threading.Thread(target=read_events, args=(response, events), daemon=True)
-            reader.start()
-            wait_until(lambda: events, 10, "the snapshot")
-            kind, snapshot = events[0]
-            assert kind == "floor" and {s["seat"] for s in snapshot["seats"]} == {
-                "A-01",
-                "A-02",
-                "A-03",
-            }
+            for stream, out in ((response, ours), (site_response, site)):
+                threading.Thread(target=read_events, args=(stream, out), daemon=True).start()
+            wait_until(lambda: ours and site, 10, "the snapshots")
+            kind, snapshot = ours[0]
+            assert kind == "floor"
+            assert {s["seat"] for s in snapshot["seats"]} == {"A-01", "A-02", "A-03"}
+            assert site[0][0] == "floor" and len(site[0][1]["seats"]) >= 4
             seats.send("A-03", "availability", b"online")
             seats.send("A-03", "state", state("A-03", call="ringing"))
             seats.send("B-01", "state", state("B-01", call="ringing"))  # not sup-a's team
 
-            def ringing() -> bool:
+            def ringing(events: list[tuple[str, dict[str, Any]]], seat: str) -> bool:
                 return any(
-                    k == "diff" and (d["seats"].get("A-03") or {}).get("call") == "ringing"
+                    k == "diff" and (d["seats"].get(seat) or {}).get("call") == "ringing"
                     for k, d in events
                 )
 
-            wait_until(ringing, 10, "a diff with A-03 ringing")
-            diffs = [d for k, d in events if k == "diff"]
+            wait_until(lambda: ringing(ours, "A-03"), 10, "a diff with A-03 ringing")
+            wait_until(lambda: ringing(site, "B-01"), 10, "the manager's diff with B-01")
+            assert ringing(site, "A-03")
+            diffs = [d for k, d in ours if k == "diff"]
             assert all("B-01" not in d["seats"] for d in diffs)
             assert diffs[-1]["teams"][0]["team"] == "A" and diffs[-1]["teams"][0]["ringing"] >= 1
             # At most two diffs a second.
-            stamps = [datetime.fromisoformat(d["ts"]) for d in diffs]
-            assert all(
-                (b - a).total_seconds() >= 0.45 for a, b in zip(stamps, stamps[1:], strict=False)
-            )
+            for events in (ours, site):
+                stamps = [datetime.fromisoformat(d["ts"]) for k, d in events if k == "diff"]
+                assert all(
+                    (b - a).total_seconds() >= 0.45
+                    for a, b in zip(stamps, stamps[1:], strict=False)
+                )
+        finally:
             response.close()
-    finally:
-        client.close()
-        seats.send("A-03", "state", state("A-03"))
-        seats.send("B-01", "state", state("B-01", presence="away"))
-        seats.close()
+            site_response.close()
+            seats.send("A-03", "state", state("A-03"))
+            seats.send("B-01", "state", state("B-01", presence="away"))
+            seats.close()
 
 
 def test_a_simulated_seat_outside_the_layout_shows_marked_and_counts_events(
