@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from floor_support import PgServer, own_pg_server  # noqa: F401
 from floor_web_support import (
     PASSWORD,
     REPO,
@@ -523,3 +524,47 @@ def test_a_norm_the_site_does_not_show_colours_nothing_and_lists_no_violation() 
     assert shown["since"] == since and shown["violations"][0]["type"] == "hold.too_long"
     assert hidden["call"] == "hold"  # the state itself is still shown
     assert hidden["level"] == "ok" and hidden["reasons"] == [] and hidden["violations"] == []
+
+
+def test_with_postgresql_gone_the_live_floor_goes_on_and_the_store_catches_up(
+    broker: Mosquitto, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    pg: PgServer = request.getfixturevalue("own_pg_server")  # stopped and started here
+    config = write_config(tmp_path / "pg", broker, pg.new_database(), min_group_size=1)
+    add_users(config, [("boss", "manager", [])])
+    running = start(config)
+    seats = Seats(broker)
+    timeline = f"/api/v1/seats/A-01/timeline?date={today()}"
+    try:
+        with running.login("boss") as boss:
+            seats.online("A-01")
+            seats.send("A-01", "event", event(0, "call.ringing", RINGING, boot="6-0a0b0c0d"))
+            wait_until(lambda: len(boss.get(timeline).json()["entries"]) == 1, 10, "stored")
+
+            pg.stop()
+            seats.online("A-02", call="ringing")
+            seats.send("A-01", "event", event(1, "hold.too_long", {}, boot="6-0a0b0c0d"))
+
+            def ringing() -> bool:
+                rows = {s["seat"]: s for s in boss.get("/api/v1/floor").json()["seats"]}
+                return rows["A-02"]["call"] == "ringing"
+
+            wait_until(ringing, 10, "the live floor without its database")
+            refused = boss.get(timeline)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "10"
+            assert "store is unavailable" in refused.json()["error"]
+            assert boss.get(f"/api/v1/reports/daily?date={today()}").status_code == 503
+
+            pg.start()
+            wait_until(
+                lambda: (
+                    boss.get(timeline).status_code == 200
+                    and len(boss.get(timeline).json()["entries"]) == 2
+                ),
+                30,
+                "the store caught up",
+            )
+    finally:
+        seats.close()
+        assert running.stop() == 0
+    assert "Traceback" not in running.log.read_text()
