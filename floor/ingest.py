@@ -107,6 +107,7 @@ class Ingest:
         self._seats: dict[tuple[SeatColumn, str], tuple[str | bool, float]] = {}
         self._counts: dict[str, int] = {}
         self._inflight = 0  # events taken by the writer, not yet written
+        self._oldest_inflight = 0.0  # arrival (wall) of the first of them
         self._stopping = False
         self._flush_deadline = 0.0
         self._writer: threading.Thread | None = None
@@ -260,6 +261,17 @@ class Ingest:
         with self._cond:
             return len(self._events) + self._inflight
 
+    def store_lag_s(self, now: float | None = None) -> float:
+        """How long the oldest event not yet in the store has waited (seconds; 0 when none):
+        `seatbox_floor_store_lag_seconds`."""
+        with self._cond:
+            oldest = self._oldest_inflight if self._inflight else None
+            if oldest is None and self._events:
+                oldest = self._events[0][2]
+        if oldest is None:
+            return 0.0
+        return max(0.0, (time.time() if now is None else now) - oldest)
+
     def _take(self) -> Batch | None:
         """The next batch, waiting for one; None when stopping and nothing is left."""
         with self._cond:
@@ -272,6 +284,7 @@ class Ingest:
             batch = Batch(events, self._seats, self._counts)
             self._seats, self._counts = {}, {}
             self._inflight = count
+            self._oldest_inflight = events[0][2] if events else 0.0
             return batch
 
     def _give_back(self, batch: Batch) -> None:

@@ -329,3 +329,30 @@ def _outage(
     assert len([m for m in lines if "floor store: unavailable" in m]) == 1, lines
     assert len([m for m in lines if "floor store: back after" in m]) == 1, lines
     assert len([m for m in lines if "dropping new ones" in m]) == 1, lines
+
+
+def test_a_dropped_event_becomes_a_gap_again_merged_with_its_neighbours() -> None:
+    tracker = StreamTracker(from_zero=True, reorder_s=0.0)
+    for seq in range(10):
+        tracker.accept(SITE, "A-01", ev(seq), 0.0)
+    for seq in (4, 5, 3, 8):  # dropped before they reached the store
+        tracker.reopen(SITE, "A-01", "1-0a0b0c0d", seq, 1.0)
+    tracker.reopen(SITE, "A-01", "1-0a0b0c0d", 42, 1.0)  # never seen: nothing to ask
+    assert [(g.first, g.last) for g in tracker.gaps()] == [(3, 5), (8, 8)]
+    assert [(r.from_seq, r.to_seq) for r in tracker.due_resends(2.0)] == [(3, 5), (8, 8)]
+    assert tracker.accept(SITE, "A-01", ev(4), 3.0).verdict.value == "new"  # the resend
+    assert tracker.accept(SITE, "A-01", ev(4), 3.0).verdict.value == "duplicate"
+
+
+def test_the_store_lag_is_the_age_of_the_oldest_event_not_written(store: Any) -> None:
+    ingest = Ingest(BrokerSection(url="mqtt://127.0.0.1:1"), SITE, "lag", store)
+    assert ingest.store_lag_s(now=100.0) == 0.0
+    for seq in range(3):
+        ingest.apply(
+            f"seatbox/v1/{SITE}/L-01/event", event_payload(seq, "1-0a0b0c0d", "x.y"), 50.0, 0
+        )
+    assert ingest.queued == 3 and ingest.store_lag_s(now=100.0) == 50.0  # no writer yet
+    ingest.start_writer()
+    wait_until(lambda: ingest.queued == 0, 10, "the writer")
+    ingest.stop_writer()
+    assert ingest.store_lag_s(now=100.0) == 0.0 and len(store.events(SITE)) == 3
