@@ -66,6 +66,13 @@ FLUSH_S = 10.0  # on stop: how long to wait for the queue to reach the store
 DROP_LOG_S = 60.0  # "dropping new ones" is logged at most once a minute
 
 
+def _what(part: Batch) -> str:
+    if part.events:
+        seat, event, _ = part.events[0]
+        return f"seat {seat} boot {event.boot_id} seq {event.seq} ({event.type})"
+    return "seat states and counters"
+
+
 class Ingest:
     """Subscribes to one site and writes what seats publish to `store`."""
 
@@ -323,10 +330,12 @@ class Ingest:
                     self._cond.wait(backoff)  # woken early only by stop()
                 backoff = min(backoff * 2, RETRY_MAX_S)
                 continue
-            except Exception:  # a bug, or a bad id past the checks: this batch is lost
-                with self._cond:
-                    self._inflight = 0
-                log.exception("floor store: a batch of %d events not written", len(batch.events))
+            except Exception:  # the store refused something in it (a bug): find what
+                log.exception(
+                    "floor store: a batch of %d events refused; writing them one by one",
+                    len(batch.events),
+                )
+                self._write_singly(batch)
                 continue
             with self._cond:
                 self._inflight = 0
@@ -350,6 +359,34 @@ class Ingest:
             return
         self.dropped += 1  # not seen by the tracker: a later event of the seat shows the gap
         self.count("store_dropped")
+
+    def _write_singly(self, batch: Batch) -> None:
+        """A refused batch, one part at a time: only what the store refuses is lost (counted
+        `store_refused`, the first of each batch logged); an outage meanwhile gives the rest
+        back to the queue."""
+        parts = [Batch([], batch.seats, batch.counts)] + [
+            Batch([item], {}, {}) for item in batch.events
+        ]
+        refused = 0
+        for index, part in enumerate(parts):
+            try:
+                written = self.store.write_batch(self.site, part)
+            except StoreUnavailable:
+                self._give_back(Batch([p.events[0] for p in parts[max(index, 1) :]], {}, {}))
+                if index == 0:
+                    self._give_back(Batch([], batch.seats, batch.counts))
+                return
+            except Exception as exc:
+                refused += len(part.events)
+                if refused == 1:
+                    log.error("floor store: refused %s: %s", _what(part), exc)
+                continue
+            with self._cond:
+                self.stored += written.stored
+        with self._cond:
+            self._inflight = 0
+            if refused:
+                self._counts["store_refused"] = self._counts.get("store_refused", 0) + refused
 
     def seed(self, now: float | None = None, mono: float | None = None) -> int:
         """Seed the stream tracker from what the store holds (a restarted service asks only

@@ -365,3 +365,33 @@ def test_the_store_lag_is_the_age_of_the_oldest_event_not_written(store: Any) ->
     wait_until(lambda: ingest.queued == 0, 10, "the writer")
     ingest.stop_writer()
     assert ingest.store_lag_s(now=100.0) == 0.0 and len(store.events(SITE)) == 3
+
+
+class _Refusing(SqliteStore):
+    """A real SQLite store that refuses one kind of event (as a server refuses a statement)."""
+
+    def write_batch(self, site: str, batch: Batch) -> Any:
+        if any(event.type == "bad.kind" for _seat, event, _now in batch.events):
+            raise RuntimeError("value out of range")
+        return super().write_batch(site, batch)
+
+
+def test_an_event_the_store_refuses_costs_only_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _Refusing(tmp_path / "floor.sqlite")
+    ingest = Ingest(BrokerSection(url="mqtt://127.0.0.1:1"), SITE, "refused", store)
+    try:
+        for seq in range(10):
+            kind = "bad.kind" if seq == 4 else "call.ringing"
+            topic = f"seatbox/v1/{SITE}/R-01/event"
+            ingest.apply(topic, event_payload(seq, "1-0a0b0c0d", kind), 0.0, 0.0)
+        ingest.start_writer()  # all ten in one batch: refused, then written one by one
+        wait_until(lambda: ingest.queued == 0, 10, "the writer")
+        ingest.stop_writer()
+        assert [e["seq"] for e in store.events(SITE)] == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+        assert store.counters()["store_refused"] == 1
+        assert ingest.store_ok  # not an outage
+        assert "refused seat R-01 boot 1-0a0b0c0d seq 4 (bad.kind)" in caplog.text
+    finally:
+        store.close()
