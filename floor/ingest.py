@@ -118,6 +118,7 @@ class Ingest:
         self._stopping = False
         self._flush_deadline = 0.0
         self._writer: threading.Thread | None = None
+        self._wake = threading.Event()  # set by stop_writer: ends a backoff wait
         self.store_ok = True  # False from a failed write until the next one succeeds
         self.dropped = 0  # events dropped over max_queued (store_dropped)
         self._dropping = False
@@ -325,9 +326,13 @@ class Ingest:
                         self.max_queued,
                     )
                 with self._cond:
-                    if self._stopping and time.monotonic() > self._flush_deadline:
-                        return
-                    self._cond.wait(backoff)  # woken early only by stop()
+                    stopping, left = self._stopping, self._flush_deadline - time.monotonic()
+                if stopping and left <= 0:
+                    return
+                if stopping:  # flushing: one more try before the deadline
+                    time.sleep(min(backoff, left))
+                else:
+                    self._wake.wait(backoff)  # not new messages: only stop() cuts it short
                 backoff = min(backoff * 2, RETRY_MAX_S)
                 continue
             except Exception:  # the store refused something in it (a bug): find what
@@ -468,6 +473,7 @@ class Ingest:
         """The writer thread alone (`start` starts it; benchmarks call `apply` without MQTT)."""
         with self._cond:
             self._stopping = False
+        self._wake.clear()
         self._writer = threading.Thread(target=self._write_loop, name="floor-store", daemon=True)
         self._writer.start()
 
@@ -477,6 +483,7 @@ class Ingest:
             self._stopping = True
             self._flush_deadline = time.monotonic() + flush_s
             self._cond.notify_all()
+        self._wake.set()
         if self._writer is not None:
             self._writer.join(flush_s + RETRY_MAX_S)
             self._writer = None

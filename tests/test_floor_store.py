@@ -201,36 +201,40 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
     log = tmp_path / "serve.log"
     seats = [SimSeat(broker.port, SITE, f"K-{n:02d}") for n in range(4)]
     subscribed = "seatbox/v1/lab/+/event"
+    (tmp_path / "store").mkdir()
+    check = PostgresStore(url) if url else SqliteStore(tmp_path / "store" / "floor.sqlite")
     serve = _serve(config, log)
     try:
-        wait_until(lambda: subscribed in broker.log.read_text(), 20, "the SUBSCRIBE")
-        per_seat, killed_at = 400, 120
+        wait_until(lambda: subscribed in broker.log.read_text(), 30, "the SUBSCRIBE")
+        per_seat, killed_at, lost_at = 400, 120, 300
         for i in range(per_seat):
             for seat in seats:
-                seat.publish()
+                seat.publish(lose=seat is seats[0] and i == lost_at)
             if i == killed_at:  # mid-burst: whatever the service held in memory is gone
+                wait_until(
+                    lambda: {e["seat"] for e in check.events(SITE)} >= {s.seat for s in seats},
+                    30,
+                    "some events of each seat stored before the kill",
+                )
                 serve.send_signal(signal.SIGKILL)
                 serve.wait(10)
                 serve = _serve(config, log)
             time.sleep(0.004)  # a burst at about 1,000 events/s from four seats
         total = per_seat * len(seats)
-        check = PostgresStore(url) if url else SqliteStore(tmp_path / "store" / "floor.sqlite")
-        try:
-            wait_until(lambda: len(check.events(SITE)) >= total, 40, f"{total} events stored")
-            expected = sorted(
-                (seat.seat, seat.boot, seq) for seat in seats for seq in range(per_seat)
-            )
-            assert keys(check) == expected  # every event, once
-            for seat in seats:
-                rollup = check.rollups(SITE, seat.seat, seat.day)
-                assert {k: rollup[k] for k in seat.expected_rollups()} == seat.expected_rollups()
-        finally:
-            check.close()
+        wait_until(lambda: len(check.events(SITE)) >= total, 60, f"{total} events stored")
+        expected = sorted((seat.seat, seat.boot, seq) for seat in seats for seq in range(per_seat))
+        assert keys(check) == expected  # every event, once
+        for seat in seats:
+            rollup = check.rollups(SITE, seat.seat, seat.day)
+            assert {k: rollup[k] for k in seat.expected_rollups()} == seat.expected_rollups()
         # Seeded from the store, the restarted service asked the seats only for what the
-        # killed one had not written: fewer than the events published before the kill.
-        resent = sum(seat.resent for seat in seats)
-        assert resent < killed_at * len(seats), resent
-        print(f"events resent by the seats after the restart: {resent}")
+        # killed one had not written, not for all they had published before the kill. (Its
+        # request for seq 300, lost on the way after the restart, has come: any gap it saw at
+        # the restart was due before that. The broker may also have dropped some of what it
+        # queued for the service meanwhile: those come later in the seqs.)
+        assert lost_at in seats[0].resent_seqs
+        early = [seq for seat in seats for seq in seat.resent_seqs if seq <= killed_at]
+        assert len(early) < (killed_at + 1) * len(seats) // 2, early
         assert serve.poll() is None, log.read_text()[-2000:]
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(20) == 0
@@ -241,6 +245,7 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
         for seat in seats:
             seat.close()
         broker.stop()
+        check.close()
     text = log.read_text()
     assert "Traceback" not in text
     # The restarted service knew the four seats' streams from the store: it asked only for
