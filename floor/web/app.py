@@ -354,7 +354,7 @@ def create_app(service: FloorService) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(part) for part in first.get("loc", ())]
         where = loc[1:] if loc and loc[0] in ("query", "path", "body", "header", "cookie") else loc
-        name = ".".join(where) or None
+        name = ".".join(where)[:64] or None  # a body's key names come from the client
         if name in EXPECTED:
             message = f"{name}: expected {EXPECTED[name]}"
         elif first.get("type") == "missing" and name:
