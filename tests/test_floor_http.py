@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -459,6 +460,22 @@ def test_hostile_requests_get_a_4xx_naming_the_problem_never_a_500(floor: Floor)
         answer = boss.get("/api/v1/seats/" + "A" * 300 + "/timeline?date=2026-12-03")
         assert answer.status_code == 400 and answer.json()["field"] == "seat"
         assert boss.get("/api/v1/me").status_code == 200  # the service is still there
+    # Path traversal as sent on the wire (an HTTP client would normalise the dots away).
+    port = int(floor.url.rsplit(":", 1)[1])
+    for target in (
+        "/static/../../../pyproject.toml",
+        "/static/..%2f..%2f..%2fpyproject.toml",
+        "/static/%2e%2e/%2e%2e/%2e%2e/floor/accounts.py",
+        "/static//etc/passwd",
+    ):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := raw.recv(65536):
+                answer += chunk
+        status = int(answer.split(b" ", 2)[1])
+        assert 400 <= status < 500, (target, answer[:200])
+        assert b"[project]" not in answer and b"argon2" not in answer and b"root:" not in answer
 
 
 MAX_BODY = 64 * 1024
