@@ -1,8 +1,10 @@
 """The floor's store: what the floor service keeps of what seats publish, and for how long.
 
-`Store` is the interface the ingest writes to; `SqliteStore` the one implementation today
-(stdlib sqlite3, WAL; nothing to set up). PostgreSQL (`[store] url = "postgresql://..."`) is not
-in this step: a second class with the same methods.
+`Store` is the interface the ingest writes to; `SqliteStore` (stdlib sqlite3, WAL; nothing to
+set up) and `floor.store_pg.PostgresStore` (`[store] url = "postgresql://..."`) implement it with
+the same tables and the same semantics; `open_store(config, paths)` picks one. The ingest writes
+in batches (`write_batch`: many events in one transaction); a store that cannot be reached raises
+`StoreUnavailable`, which the ingest answers by keeping the batch and retrying.
 
 Kept:
 - `events`: every event once, keyed `(site, seat, boot_id, seq)`; a second copy (QoS 1
@@ -21,44 +23,65 @@ SQL, and every value reaches SQL as a bound parameter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.api.models import StreamEvent
-from edge.base.errors import ConfigError, ParseError
-from edge.base.schema import valid_id
+from edge.base.errors import ConfigError
+from floor.store_common import (
+    ISLANDS_SQL,
+    PURGE_MARGIN_S,
+    ROLLUPS,
+    SEED_WINDOW_S,
+    Batch,
+    Purged,
+    SeatColumn,
+    StoreUnavailable,
+    StreamSpan,
+    Written,
+    _ids,
+    _moment,
+    check_batch,
+    first_runs_past_zero,
+    rollup_rows,
+    spans,
+)
 
-# name -> (event type, data key or None to count, how): what each rollup is and where it
-# comes from. "count" adds 1 per event; "sum" adds data[key] (seconds) when it is a number.
-ROLLUPS: dict[str, tuple[str, str | None, str]] = {
-    "calls": ("call.ringing", None, "count"),  # calls offered: rang at the seat
-    "answered": ("call.answered", None, "count"),
-    "answer_s": ("call.answered", "answer_s", "sum"),  # ring to answer, summed
-    "answered_late": ("answer.late", None, "count"),  # past the profile's ring limit
-    "holds": ("call.hold", None, "count"),
-    "hold_s": ("call.ended", "hold_s", "sum"),  # each call's total hold, at hang-up
-    "holds_too_long": ("hold.too_long", None, "count"),
-    "talk_s": ("call.ended", "talk_s", "sum"),
-    "away_count": ("presence.away", None, "count"),
-    "away_s": ("presence.present", "away_s", "sum"),  # each absence, when the agent is back
-}
-# Besides ROLLUPS, every event type is counted as `events.<type>` (conduct events by type).
+if TYPE_CHECKING:
+    from floor.config import FloorConfig, FloorPaths
 
-
-@dataclass(frozen=True)
-class Purged:
-    events: int
-    rollups: int
-    seats: int
+__all__ = [
+    "ROLLUPS",
+    "Batch",
+    "Purged",
+    "SeatColumn",
+    "SqliteStore",
+    "Store",
+    "StoreUnavailable",
+    "StreamSpan",
+    "Written",
+    "day_of",
+    "open_store",
+    "rollup_rows",
+    "spans",
+]
 
 
 class Store(Protocol):
     """What the ingest needs of a store (and reports will read)."""
+
+    def write_batch(self, site: str, batch: Batch) -> Written:
+        """All of `batch` in one transaction (event rollups with their events);
+        StoreUnavailable (and nothing written) when the store cannot be reached."""
+
+    def streams(self, site: str, now: float, window_s: float = SEED_WINDOW_S) -> list[StreamSpan]:
+        """Per seat and boot with events of the last `window_s` (by ts), the last seq stored
+        and the gaps below it."""
 
     def add_event(self, site: str, seat: str, event: StreamEvent, now: float) -> bool:
         """Store one event; False (and counted) if `(site, seat, boot_id, seq)` is known."""
@@ -77,6 +100,23 @@ class Store(Protocol):
     def purge(self, now: float) -> Purged: ...
 
     def close(self) -> None: ...
+
+    # reading (reports, the web app, tests)
+    where: str  # the store for messages: a file, or the PostgreSQL url without its password
+
+    def events(self, site: str, seat: str | None = None) -> list[dict[str, Any]]: ...
+
+    def rollups(self, site: str, seat: str, day: str) -> dict[str, float]: ...
+
+    def seat(self, site: str, seat: str) -> dict[str, Any] | None: ...
+
+    def tables(self) -> list[str]: ...
+
+    def events_between(
+        self, site: str, start: float, end: float, seat: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def seats_between(self, site: str, start: float, end: float) -> list[str]: ...
 
 
 SCHEMA = """
@@ -102,31 +142,6 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
-def _ids(site: str, seat: str) -> None:
-    for what, value in (("site", site), ("seat", seat)):
-        if not (isinstance(value, str) and valid_id(value)):
-            raise ParseError(f"{what} id {str(value)[:70]!r}: expected 1-64 of A-Z a-z 0-9 _ -")
-
-
-def _moment(ts: str) -> datetime:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00"))  # models checked the format
-
-
-def rollup_rows(event: StreamEvent) -> list[tuple[str, float]]:
-    """The (name, amount) an event adds to its seat-day."""
-    rows: list[tuple[str, float]] = [(f"events.{event.type}", 1.0)]
-    for name, (kind, key, how) in ROLLUPS.items():
-        if event.type != kind:
-            continue
-        if how == "count":
-            rows.append((name, 1.0))
-            continue
-        value = event.data.get(key) if key else None
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            rows.append((name, float(value)))
-    return rows
-
-
 class SqliteStore:
     """The store in one SQLite file (WAL). Safe to call from several threads (one lock)."""
 
@@ -134,6 +149,7 @@ class SqliteStore:
         self, path: str | Path, *, raw_s: float = 7 * 86400.0, rollups_s: float = 90 * 86400.0
     ) -> None:
         self.path = str(path)
+        self.where = self.path
         self.raw_s, self.rollups_s = raw_s, rollups_s
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -175,16 +191,86 @@ class SqliteStore:
             )
             return True
 
+    def write_batch(self, site: str, batch: Batch) -> Written:
+        check_batch(site, batch)
+        stored = duplicates = 0
+        try:
+            with self._lock, self._db:
+                self._db.execute("BEGIN")
+                totals: dict[tuple[str, str, str], float] = {}
+                for seat, event, now in batch.events:
+                    moment = _moment(event.ts)
+                    day = moment.date().isoformat()
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            site,
+                            seat,
+                            event.boot_id,
+                            event.seq,
+                            event.ts,
+                            moment.timestamp(),
+                            day,
+                            event.type,
+                            json.dumps(event.data, separators=(",", ":")),
+                            now,
+                        ),
+                    )
+                    if cursor.rowcount == 0:
+                        duplicates += 1
+                        continue
+                    stored += 1
+                    for name, amount in rollup_rows(event):
+                        key = (seat, day, name)
+                        totals[key] = totals.get(key, 0.0) + amount
+                self._db.executemany(
+                    "INSERT INTO rollups VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (site, seat, day, name) "
+                    "DO UPDATE SET value = value + excluded.value",
+                    [(site, *key, amount) for key, amount in totals.items()],
+                )
+                for (column, seat), (value, now) in batch.seats.items():
+                    self._upsert_seat(site, seat, column, value, now)
+                counts = dict(batch.counts)
+                if duplicates:
+                    counts["duplicates"] = counts.get("duplicates", 0) + duplicates
+                for name, by in counts.items():
+                    self._count(name, by)
+        except sqlite3.Error as exc:  # a full or failing disk, a locked file
+            with self._lock, contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:  # a failed COMMIT leaves it open
+                    self._db.rollback()
+            raise StoreUnavailable(f"SQLite {self.path}: {exc}") from None
+        return Written(stored, duplicates)
+
+    def streams(self, site: str, now: float, window_s: float = SEED_WINDOW_S) -> list[StreamSpan]:
+        with self._lock:
+            rows = self._db.execute(ISLANDS_SQL.format(p="?"), (site, now - window_s)).fetchall()
+            lowest = {
+                (seat, boot): self._db.execute(
+                    "SELECT MIN(seq) FROM events WHERE site = ? AND seat = ? AND boot_id = ?",
+                    (site, seat, boot),
+                ).fetchone()[0]
+                for seat, boot in first_runs_past_zero(rows)
+            }
+        return spans(rows, now - self.raw_s + PURGE_MARGIN_S, lowest)
+
+    def _upsert_seat(self, site: str, seat: str, column: str, value: Any, now: float) -> None:
+        assert column in ("state", "info", "online")  # a name of ours, never from input
+        if column == "online":
+            value = int(bool(value))
+        self._db.execute(
+            f"INSERT INTO seats (site, seat, {column}, updated) VALUES (?, ?, ?, ?) "
+            f"ON CONFLICT (site, seat) DO UPDATE SET {column} = excluded.{column}, "
+            "updated = excluded.updated",
+            (site, seat, value, now),
+        )
+
     def _put(self, site: str, seat: str, column: str, value: Any, now: float) -> None:
         _ids(site, seat)
         assert column in ("state", "info", "online")  # a name of ours, never from input
         with self._lock, self._db:
-            self._db.execute(
-                f"INSERT INTO seats (site, seat, {column}, updated) VALUES (?, ?, ?, ?) "
-                f"ON CONFLICT (site, seat) DO UPDATE SET {column} = excluded.{column}, "
-                "updated = excluded.updated",
-                (site, seat, value, now),
-            )
+            self._upsert_seat(site, seat, column, value, now)
 
     def put_state(self, site: str, seat: str, payload: bytes, now: float) -> None:
         self._put(site, seat, "state", payload.decode("utf-8"), now)
@@ -301,6 +387,22 @@ class SqliteStore:
                 (site, float(start), float(end)),
             )
             return [seat for (seat,) in rows.fetchall()]
+
+
+def open_store(config: FloorConfig, paths: FloorPaths) -> Store:
+    """The store a floor config names: SQLite in `paths.sqlite` when `[store] url` is "",
+    else PostgreSQL at that url. ConfigError (naming the url without its password) when it
+    cannot be opened."""
+    raw_s, rollups_s = config.privacy.raw_events, config.privacy.rollups
+    if config.store.url:
+        from floor.store_pg import PostgresStore
+
+        return PostgresStore(config.store.url, raw_s=raw_s, rollups_s=rollups_s)
+    try:
+        paths.sqlite.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"[store] dir: cannot create {paths.sqlite.parent} ({exc})") from None
+    return SqliteStore(paths.sqlite, raw_s=raw_s, rollups_s=rollups_s)
 
 
 def day_of(ts: str) -> str:

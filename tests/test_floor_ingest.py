@@ -19,6 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from floor_support import STORES, open_test_store, pg_server  # noqa: F401
 from paho.mqtt.enums import CallbackAPIVersion
 from support import Mosquitto, wait_until
 
@@ -84,9 +85,10 @@ class Publisher:
         self.client.loop_stop()
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "floor.sqlite")
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqliteStore]:
+    """Each store in turn (SQLite, PostgreSQL): the same behaviour expected of both."""
+    opened = open_test_store(request.param, tmp_path, request)
     try:
         yield opened
     finally:
@@ -214,8 +216,11 @@ def test_a_gap_is_filled_by_resend_and_hostile_payloads_are_counted_and_ignored(
     assert store.seat("lab", seat) is None or store.seat("lab", seat)["state"] is None  # type: ignore[index]
 
 
-def test_purge_removes_only_what_is_past_retention(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "floor.sqlite", raw_s=7 * 86400, rollups_s=90 * 86400)
+@pytest.mark.parametrize("kind", STORES)
+def test_purge_removes_only_what_is_past_retention(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    store = open_test_store(kind, tmp_path, request, raw_s=7 * 86400, rollups_s=90 * 86400)
     now = datetime(2026, 12, 31, 12, tzinfo=UTC).timestamp()
     try:
         for day, seq in (
