@@ -15,6 +15,7 @@ dummy_hcd), which plays the same scenario (tests/bridge_script.py).
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import queue
@@ -38,6 +39,7 @@ from drivers.hid.hidraw import HidrawHeadset
 from drivers.hid.protocol import ProtocolSettings
 from drivers.host.events import BridgeStatus
 from edge.api.models import parse_event, parse_state
+from edge.cli.headset_cmd import BridgedWatch
 from edge.core.clock import Clock
 from edge.core.inputs import Tick
 from edge.shell.config import (
@@ -398,3 +400,62 @@ def test_the_monitor_decides_by_time_given() -> None:
     monitor.disconnected(80.0, "unplugged")
     monitor.connected(90.0, "configured")  # a new connection: waiting again, no bad report
     assert monitor.changed(90.0) == BridgeStatus(True, "configured", "waiting", 60.0, "")
+
+
+class Lines(io.StringIO):
+    """`watch`'s output, written by the bridge's and the headset's threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            return super().write(text)
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return [line.split(" ", 1)[1] for line in self.getvalue().splitlines()]
+
+
+def test_headset_watch_shows_both_sides_of_a_bridged_seat(tmp_path: Path) -> None:
+    """`seatbox headset watch --bridge` without a seat: the PC's LED reports shown on the
+    headset, the headset's requests sent to the PC, every report printed."""
+    model = MODELS[0]
+    gadget = FakeGadget(tmp_path)
+    nodes = PcNodes()
+    bridge = GadgetBridge(
+        "/dev/hidg0", root=gadget.root, udc_class=gadget.udc_class, opener=nodes.open, poll=0.05
+    )
+    bus = FakeBus(model.descriptor)
+    headset = HidrawHeadset(
+        bus.candidate.path,
+        ProtocolSettings(echo_window=0.0, debounce_window=0.0),
+        read_timeout=0.05,
+        enumerate=bus.enumerate,
+        opener=bus.open,
+        hotplug=False,
+    )
+    out = Lines()
+    watch = BridgedWatch(headset, bridge, out)
+    watch.start()
+    try:
+        device = SocketEnd(bus.ends.get(timeout=WAIT))
+        assert device.recv(WAIT).hex() == "020000"  # the whole (idle) state on plug
+        softphone = SocketEnd(nodes.ends.get(timeout=WAIT))
+        softphone.send(bytes.fromhex("0202"))
+        assert device.recv(WAIT).hex() == model.ring[0]
+        device.send(bytes.fromhex(model.hook_off))
+        assert softphone.recv(WAIT).hex() == "0101"
+        wait_until(lambda: any("input report" in line for line in out.lines()), WAIT, "printed")
+    finally:
+        watch.stop()
+    lines = out.lines()
+    assert (
+        f"PC connected: controller {UDC} configured by the PC; softphone LED writes waiting"
+        in lines
+    )
+    assert lines.index("PC -> output report 02 02") < lines.index("PC LEDs: ring")
+    assert "headset <- LEDs 02 24 00" in lines
+    assert "headset -> HookSwitch(off_hook=True)" in lines
+    assert "PC <- input report 01 01 (sent)" in lines

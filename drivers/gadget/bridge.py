@@ -237,6 +237,7 @@ class GadgetBridge:
                 self._look(now)
                 next_poll = now + self.poll
             fd = self.pc.fileno()
+            self._report()  # before waiting: the seat knows the PC side as soon as it is known
             watched = [self._wake_r] + ([fd] if fd is not None else [])
             wake_at = min(t for t in (next_poll, self.monitor.next_check()) if t is not None)
             try:
