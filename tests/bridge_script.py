@@ -221,18 +221,26 @@ class Script:
         self.log.append(f"{step}: events {' '.join(types[:want])}")
 
     def state(self, step: str, call: str, muted: bool, by: str | None = None) -> None:
+        expected = (call, muted, by, True, "seen")
         deadline = self.clock() + self.timeout
         while True:
             snap = self.seat.state()
-            now = (snap.get("call", {}).get("state"), snap.get("mute", {}).get("muted"))
-            if now == (call, muted) and (by is None or snap["mute"]["by"] == by):
+            bridge = snap.get("bridge") or {}
+            now = (
+                snap.get("call", {}).get("state"),
+                snap.get("mute", {}).get("muted"),
+                snap.get("mute", {}).get("by") if by is not None else None,
+                bridge.get("pc_connected"),
+                bridge.get("led_writes"),
+            )
+            if now == expected:
                 break
             if self.clock() >= deadline:
-                raise AssertionError(f"{step}: state call/mute {now}, expected {(call, muted)}")
+                raise AssertionError(
+                    f"{step}: state (call, muted, by, bridge.pc_connected, bridge.led_writes) "
+                    f"{now}, expected {expected}"
+                )
             time.sleep(0.01)
-        bridge = snap.get("bridge") or {}
-        assert bridge.get("pc_connected") is True, f"{step}: state bridge {bridge}"
-        assert bridge.get("led_writes") == "seen", f"{step}: state bridge {bridge}"
 
     # --- the two sides ---------------------------------------------------------------------
 

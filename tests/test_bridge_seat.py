@@ -18,6 +18,7 @@ import errno
 import io
 import json
 import logging
+import os
 import queue
 import socket
 import threading
@@ -149,7 +150,10 @@ class FakeGadget:
         self.set_state("configured")
 
     def set_state(self, state: str) -> None:
-        (self.udc_class / UDC / "state").write_text(f"{state}\n")
+        # Replaced whole, as sysfs shows it: the bridge never reads a half-written file.
+        tmp = self.udc_class / "state.tmp"
+        tmp.write_text(f"{state}\n")
+        os.replace(tmp, self.udc_class / UDC / "state")
 
 
 @dataclass
@@ -287,6 +291,17 @@ def test_pc_states_silent_softphone_malformed_reports_and_replug(
         assert w.types("bridge.") == ["bridge.pc_connected", "bridge.no_led_writes"]
         assert w.of("bridge.no_led_writes") == [{"after_s": 0.3}]
         wait_until(lambda: bridge_state().get("led_writes") == "missing", WAIT, "missing")
+        # A softphone that does not drive the headset: the headset acts alone (the box answers
+        # it), and the PC still gets the requests.
+        seat.headset.send(bytes.fromhex(model.hook_off))
+        assert seat.headset.recv(WAIT).hex() == "020100"
+        assert seat.pc.recv(WAIT).hex() == "0101"
+        wait_until(lambda: w.types("call.") == ["call.started"], WAIT, "call.started")
+        assert w.of("call.started")[-1]["source"] == "headset"
+        seat.headset.send(bytes.fromhex(model.hook_on))
+        assert seat.headset.recv(WAIT).hex() == "020000"
+        assert seat.pc.recv(WAIT).hex() == "0100"
+        wait_until(lambda: w.types("call.")[-1:] == ["call.ended"], WAIT, "call.ended")
 
         # Malformed output reports: ignored, logged once, one event, shown in state.
         seat.pc.send(bytes.fromhex("0301"))

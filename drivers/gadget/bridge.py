@@ -293,6 +293,7 @@ class GadgetBridge:
             self.monitor.connected(now, "the softphone wrote an LED report")
         self.monitor.led_report(now)
         self._last_led_wall = time.time()
+        self._report()  # the seat learns the softphone drives the headset before its LEDs
         host: HostLeds = leds.host()
         self.reports.seen(host)
         self._emit(host)
