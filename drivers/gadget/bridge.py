@@ -231,6 +231,9 @@ class GadgetBridge:
 
     def _run(self) -> None:
         next_poll = self.clock()
+        # A node that says readable and then has nothing is not watched until the next look
+        # (f_hid does not do that; a thread spinning on it would take a core).
+        quiet_until = float("-inf")
         while not self._stopping.is_set():
             now = self.clock()
             if now >= next_poll:
@@ -238,7 +241,8 @@ class GadgetBridge:
                 next_poll = now + self.poll
             fd = self.pc.fileno()
             self._report()  # before waiting: the seat knows the PC side as soon as it is known
-            watched = [self._wake_r] + ([fd] if fd is not None else [])
+            watch_fd = fd is not None and now >= quiet_until
+            watched = [self._wake_r] + ([fd] if fd is not None and watch_fd else [])
             wake_at = min(t for t in (next_poll, self.monitor.next_check()) if t is not None)
             try:
                 ready, _, _ = select.select(watched, [], [], max(0.0, wake_at - self.clock()))
@@ -248,8 +252,8 @@ class GadgetBridge:
             if self._wake_r in ready:
                 with contextlib.suppress(OSError):
                     os.read(self._wake_r, 4096)
-            if fd is not None and fd in ready:
-                self._read()
+            if fd is not None and fd in ready and not self._read():
+                quiet_until = next_poll
             self._send()
             self._report()
 
@@ -271,13 +275,15 @@ class GadgetBridge:
         elif not self.monitor.pc_connected and self.monitor.detail == "not looked at yet":
             self.monitor.detail = "waiting for the PC (no controller state to read)"
 
-    def _read(self) -> None:
+    def _read(self) -> bool:
+        """One report from the PC; False when the node had none after all."""
         data = self.pc.read_report()
         now = self.clock()
         if data is None:
             if self.pc.fileno() is None:
                 self.monitor.disconnected(now, self.pc.problem)
-            return
+                return True
+            return False
         if self.on_pc_read is not None:
             self.on_pc_read(data)
         try:
@@ -288,7 +294,7 @@ class GadgetBridge:
                 self._logged.add(str(exc))
                 log.warning("PC output report ignored: %s", why)
             self.monitor.malformed(now, why)
-            return
+            return True
         if not self.monitor.pc_connected and self._udc is None:
             self.monitor.connected(now, "the softphone wrote an LED report")
         self.monitor.led_report(now)
@@ -297,6 +303,7 @@ class GadgetBridge:
         host: HostLeds = leds.host()
         self.reports.seen(host)
         self._emit(host)
+        return True
 
     def _send(self) -> None:
         while True:
