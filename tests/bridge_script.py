@@ -333,6 +333,58 @@ class Script:
         return self.log
 
 
+class MqttSeat:
+    """`SeatView` over MQTT: everything a seat publishes under `seatbox/v1/<site>/<seat>/`
+    (events in order, the latest state). paho is imported here, not with the module."""
+
+    def __init__(self, host: str, port: int, site: str, seat: str, timeout: float = 10.0) -> None:
+        import json
+        import threading
+
+        import paho.mqtt.client as mqtt
+
+        self.base = f"seatbox/v1/{site}/{seat}"
+        self._json = json
+        self._events: list[dict[str, Any]] = []
+        self._state: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"script-{seat}")
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{self.base}/#", qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(host, port)
+        self.client.loop_start()
+        if not subscribed.wait(timeout):
+            self.stop()
+            raise AssertionError(f"could not subscribe to {self.base}/# on {host}:{port}")
+
+    def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
+        with self._lock:
+            if msg.topic == f"{self.base}/event":
+                self._events.append(self._json.loads(msg.payload))
+            elif msg.topic == f"{self.base}/state":
+                self._state = self._json.loads(msg.payload)
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._events)
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return self._state
+
+    def types(self, prefix: str = "") -> list[str]:
+        return [e["type"] for e in self.events() if e["type"].startswith(prefix)]
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e["data"] for e in self.events() if e["type"] == kind]
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
 def run(
     model: Model, pc: Endpoint, headset: Endpoint, seat: SeatView, timeout: float = 10.0
 ) -> list[str]:

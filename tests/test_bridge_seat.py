@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from bridge_script import MODELS, Model, Script
+from bridge_script import MODELS, Model, MqttSeat, Script
 from hid_support import FakeBus, recv
 from schema_support import validate
 from support import Mosquitto, mosquitto, wait_until
@@ -58,51 +57,12 @@ from edge.shell.runtime import Devices, Runtime
 from edge.shell.wiring import build_devices, build_seat
 
 SITE, SEAT = "itest", "seat-bridge"
-BASE = f"seatbox/v1/{SITE}/{SEAT}"
 WAIT = 10.0
 UDC = "dummy_udc.0"
 
 
-class Subscriber:
-    """Everything the seat publishes: events in order, the latest state."""
-
-    def __init__(self, port: int) -> None:
-        self._events: list[dict[str, Any]] = []
-        self._state: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="itest-bridge")
-        self.client.on_connect = lambda c, *_: c.subscribe(f"{BASE}/#", qos=1)
-        self.client.on_subscribe = lambda *_: subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert subscribed.wait(10), "subscriber could not subscribe"
-
-    def _on_message(self, _client: Any, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            if msg.topic == f"{BASE}/event":
-                self._events.append(json.loads(msg.payload))
-            elif msg.topic == f"{BASE}/state":
-                self._state = json.loads(msg.payload)
-
-    def events(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._events)
-
-    def state(self) -> dict[str, Any]:
-        with self._lock:
-            return self._state
-
-    def types(self, prefix: str = "") -> list[str]:
-        return [e["type"] for e in self.events() if e["type"].startswith(prefix)]
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [e["data"] for e in self.events() if e["type"] == kind]
-
-    def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+def Subscriber(port: int) -> MqttSeat:  # noqa: N802 (the watcher, as a class would read)
+    return MqttSeat("127.0.0.1", port, SITE, SEAT)
 
 
 class PcNodes:
@@ -163,7 +123,7 @@ class Bridged:
     nodes: PcNodes
     gadget: FakeGadget
     bus: FakeBus
-    watcher: Subscriber
+    watcher: MqttSeat
     pc: SocketEnd
     headset: SocketEnd
 
@@ -265,7 +225,7 @@ def test_a_softphone_and_an_agent_through_the_bridge(tmp_path: Path, model: Mode
         check_payloads(seat.watcher)
 
 
-def check_payloads(watcher: Subscriber) -> None:
+def check_payloads(watcher: MqttSeat) -> None:
     """What the bridged seat published is valid v1 (docs/schemas) and parses for the floor."""
     state = watcher.state()
     validate("state", state)
