@@ -61,10 +61,6 @@ WAIT = 10.0
 UDC = "dummy_udc.0"
 
 
-def Subscriber(port: int) -> MqttSeat:  # noqa: N802 (the watcher, as a class would read)
-    return MqttSeat("127.0.0.1", port, SITE, SEAT)
-
-
 class PcNodes:
     """Opens "/dev/hidg0": each open a new SOCK_SEQPACKET pair, the seat's end non-blocking as
     the relay opens the node; the test keeps the softphone's end. `present` False: ENOENT."""
@@ -186,7 +182,7 @@ def _bridged(tmp: Path, broker: Mosquitto, model: Model, led_wait_s: float) -> I
         opener=bus.open,
         hotplug=False,
     )
-    watcher = Subscriber(broker.port)
+    watcher = MqttSeat("127.0.0.1", broker.port, SITE, SEAT)
     runtime = build_seat(
         config,
         load_profile("default"),
@@ -340,7 +336,7 @@ def test_build_seat_on_a_machine_without_a_gadget_runs_and_says_so(tmp_path: Pat
     assert devices.host.pc.hid_device == "auto"
     assert devices.host.status_file == tmp_path / STATUS_FILE_NAME
     with mosquitto(tmp_path) as broker:
-        watcher = Subscriber(broker.port)
+        watcher = MqttSeat("127.0.0.1", broker.port, SITE, SEAT)
         runtime = build_seat(
             config, load_profile("default"), devices=devices, clock=Clock(), broker_url=broker.url
         )
