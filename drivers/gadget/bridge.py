@@ -169,6 +169,7 @@ class GadgetBridge:
         self.gadget, self.root, self.udc_class = gadget, Path(root), Path(udc_class)
         self.monitor = BridgeMonitor(led_wait_s)
         self.reports = PcReports()
+        self._reports_lock = threading.Lock()  # the headset's thread (relay) and this one (seen)
         self.poll = poll
         self.write_timeout = write_timeout
         self.clock = clock
@@ -214,8 +215,9 @@ class GadgetBridge:
     def relay(self, item: object) -> None:
         """A tap on the seat's inputs (any thread): the headset's requests go to the PC."""
         if isinstance(item, REQUESTS):
-            for report in self.reports.reports(item):
-                self._out.put(report)
+            with self._reports_lock:
+                for report in self.reports.reports(item):
+                    self._out.put(report)
             self._wake()
 
     def _wake(self) -> None:
@@ -301,7 +303,8 @@ class GadgetBridge:
         self._last_led_wall = time.time()
         self._report()  # the seat learns the softphone drives the headset before its LEDs
         host: HostLeds = leds.host()
-        self.reports.seen(host)
+        with self._reports_lock:
+            self.reports.seen(host)
         self._emit(host)
         return True
 
