@@ -309,6 +309,28 @@ def test_pc_states_silent_softphone_malformed_reports_and_replug(
         assert seat.headset.recv(WAIT).hex() == model.ring[0]
         wait_until(lambda: w.types("call.")[-1:] == ["call.ringing"], WAIT, "ringing")
         assert seat.runtime.state.facts.bridge is not None  # the seat never stopped
+
+        # The headset unplugged mid-call and plugged back: it is told the whole state again,
+        # and its requests reach the PC again.
+        softphone.send(bytes.fromhex("0201"))
+        assert seat.headset.recv(WAIT).hex() == "020100"
+        wait_until(lambda: w.types("call.")[-1:] == ["call.answered"], WAIT, "answered")
+        seat.headset.sock.close()
+        seat.headset = SocketEnd(seat.bus.ends.get(timeout=WAIT))
+        assert seat.headset.recv(WAIT).hex() == "020100"
+        wait_until(
+            lambda: w.types("headset.")[-2:] == ["headset.disconnected", "headset.connected"],
+            WAIT,
+            "replug",
+        )
+        seat.headset.send(bytes.fromhex(model.hook_off))  # its first report: hook 1
+        assert recv(softphone, WAIT).hex() == "0101"
+        seat.headset.send(bytes.fromhex(model.hook_on))  # the agent hangs up
+        assert recv(softphone, WAIT).hex() == "0100"
+        softphone.send(bytes.fromhex("0200"))
+        assert seat.headset.recv(WAIT).hex() == "020000"
+        wait_until(lambda: w.types("call.")[-1:] == ["call.ended"], WAIT, "ended")
+        assert w.of("call.ended")[-1]["source"] == "host"
         check_payloads(w)
 
 
