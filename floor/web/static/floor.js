@@ -4,7 +4,9 @@
 import { api, toLogin } from "./api.js";
 import { clock, duration, fill, h, param, parseTime, setParams } from "./util.js";
 
-// Most severe first. A fault (headset or radar lost) outranks a warning: the box cannot judge.
+// The severity sort: what a supervisor acts on first. A violation (a norm broken now), then a
+// fault (headset or radar lost: the box cannot judge), then a warning; offline seats (often
+// empty desks) after those, before the seats that are fine.
 const RANK = { violation: 0, fault: 1, warn: 2, offline: 3, ok: 4 };
 export const LEVEL_TEXT = {
   ok: "OK",
@@ -25,6 +27,11 @@ const REASON_TEXT = {
   speech_on_hold: "speech while on hold",
   "headset.lost": "headset lost",
   "radar.lost": "radar lost",
+  "audio.lost": "audio lost",
+  "shift.absent": "absent from the shift",
+  "floor.loud": "loud floor",
+  "state.bad": "seat state unreadable",
+  "state.unknown": "no state from the seat",
   offline: "seat offline",
 };
 const CALL_TEXT = {
