@@ -390,6 +390,9 @@ export function floorPage(main, me) {
     sort = { key, dir };
     sortSelect.value = key;
     setParams({ sort: key === "level" ? "" : key, dir: dir === -1 ? "desc" : "" });
+    const focused = document.activeElement && document.activeElement.dataset.sort;
+    header();
+    if (focused) headRow.querySelector(`[data-sort="${focused}"]`)?.focus();
     render(false);
   }
 
@@ -441,7 +444,9 @@ export function floorPage(main, me) {
     const rowTime = h("td", { class: "time" });
     v.times = [tileTime, rowTime];
     v.since = sinceOf(seat);
+    const flashing = v.tile.classList.contains("flash"); // a running alert survives a redraw
     v.tile.className = `seat level-${level}${seat.in_layout === false ? " unplaced" : ""}`;
+    v.tile.classList.toggle("flash", flashing);
     v.tile.dataset.level = level;
     v.tile.title = `${seat.label || seat.seat}: ${LEVEL_TEXT[level]}${reasons ? ` (${reasons})` : ""}`;
     fill(
@@ -453,7 +458,7 @@ export function floorPage(main, me) {
       reasons ? h("span", { class: "reasons" }, reasons) : null,
       seat.in_layout === false ? h("span", { class: "note" }, "not in layout") : null,
     );
-    v.row.className = `level-${level}`;
+    v.row.className = `level-${level}${flashing ? " flash" : ""}`;
     v.row.dataset.level = level;
     fill(
       v.row,
@@ -566,7 +571,6 @@ export function floorPage(main, me) {
       }
     else for (const seat of state.seats.values()) draw(seat);
     teamsChoice();
-    header();
     drawTotals();
     const all = [...state.seats.values()].sort(compare("seat", 0));
     const shown = all.filter((s) => !team || s.team === team);
@@ -670,7 +674,7 @@ export function wallboardPage(main, me) {
         h(
           "tr",
           { class: agg.violations ? "alarm" : null },
-          h("th", { scope: "row" }, agg.team, agg.suppressed ? h("span", { class: "note" }, " (group too small)") : null),
+          h("th", { scope: "row" }, agg.team || "(no team)", agg.suppressed ? h("span", { class: "note" }, " (group too small)") : null),
           [agg.online, agg.on_call, agg.ringing, agg.on_hold, agg.away, agg.violations].map((v) =>
             h("td", {}, count(v)),
           ),
