@@ -18,10 +18,10 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date as Date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
@@ -34,6 +34,8 @@ from starlette.staticfiles import StaticFiles
 
 from edge.base.schema import ID_PATTERN, valid_id
 from floor.accounts import MAX_PASSWORD, SESSION_S, Accounts, Principal, same_secret
+from floor.reports import daily_report, timeline
+from floor.store import StoreUnavailable
 from floor.web.live import Seat, aggregate, iso, team_aggregates
 from floor.web.service import FloorService
 
@@ -45,12 +47,14 @@ TICK_S = 0.5  # diffs at most twice a second
 KEEPALIVE_S = 15.0
 STREAM_QUEUE = 8  # ticks a slow browser may lag before it gets a fresh snapshot instead
 MAX_BODY = 64 * 1024  # nothing the API takes is larger (a login)
+MAX_URL = 2048  # path + query: no request of this API needs more
 # Verifying a password costs 64 MiB and ~0.1 s (Argon2id): a few at a time, whatever comes.
 LOGINS_AT_ONCE = 2
 # A reverse proxy on this host may say the browser's request came over TLS
 # (X-Forwarded-Proto) and from which address (X-Forwarded-For); nobody else may.
 TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+FIRST_DAY, LAST_DAY = Date(2000, 1, 1), Date(2199, 12, 31)  # anything else is a typo
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -69,6 +73,7 @@ EXPECTED = {
     "team": "a team id (1-64 of A-Z a-z 0-9 _ -)",
     "date": "a date YYYY-MM-DD",
     "format": "json or csv",
+    "table": "rows or teams",
     "username": "a user name (a string of 1-64 characters)",
     "password": f"a password (a string of at most {MAX_PASSWORD} characters)",
 }
@@ -290,6 +295,15 @@ def create_app(service: FloorService) -> FastAPI:
             {"error": detail, "field": field}, status_code=exc.status_code, headers=exc.headers
         )
 
+    @app.exception_handler(StoreUnavailable)
+    async def store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.warning("floor web: %s: the store is unavailable (%s)", request.url.path[:120], exc)
+        return JSONResponse(
+            {"error": "the store is unavailable; the live floor goes on: try again", "field": None},
+            status_code=503,
+            headers={"Retry-After": "10"},
+        )
+
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("floor web: %s %s failed", request.method, request.url.path[:120])
@@ -482,6 +496,106 @@ def create_app(service: FloorService) -> FastAPI:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    # --- timelines and reports (floor.reports) ---------------------------------------------
+
+    def refuse_individual(who: Principal) -> None:
+        if who.role == "wallboard":
+            raise ApiError(403, "a wallboard account sees aggregates only")
+        if not places.individual_views:
+            raise ApiError(
+                403, "individual views are off at this site ([privacy] individual_views)"
+            )
+
+    def agent_today(who: Principal, day: str) -> None:
+        if who.role == "agent" and day != places.day(time.time()):
+            raise ApiError(403, "an agent sees their own seat today only", "date")
+
+    @app.get("/api/v1/seats/{seat}/timeline", responses=ERRORS | {404: ERRORS[403]})
+    def get_timeline(who: Who, seat: SeatId, date: DateQuery) -> dict[str, Any]:
+        """A seat's events of a site-local day (norms the site does not show left out)."""
+        day = valid_date(date)
+        refuse_individual(who)
+        place = places.place_on(seat, day)
+        if who.role == "agent" and seat != who.seat:
+            raise ApiError(403, "an agent sees their own seat only", "seat")
+        agent_today(who, day)
+        if who.role == "supervisor" and place.team not in who.teams:
+            raise ApiError(403, "not a seat of your teams on that day", "seat")
+        known = (
+            places.known(seat)
+            or seat in service.live.model.seats
+            or service.store.seat(service.site, seat) is not None
+        )
+        if not known:
+            raise ApiError(404, f"seat {seat}: not in the layout and never heard of", "seat")
+        entries = timeline(service.store, service.site, seat, day, places.tz, places.privacy)
+        accounts.log_access(who, f"timeline {seat} {day}")
+        return {
+            "seat": seat,
+            "date": day,
+            "team": place.team,
+            "agent": place.agent,
+            "entries": entries,
+        }
+
+    @app.get(
+        "/api/v1/reports/daily",
+        responses=ERRORS | {200: {"content": {"application/json": {}, "text/csv": {}}}},
+    )
+    def get_daily_report(
+        who: Who,
+        date: DateQuery,
+        format: FormatQuery = "json",
+        team: TeamQuery = None,
+        table: TableQuery = "rows",
+    ) -> Response:
+        """The daily report of a site-local day: rows per seat (and agent), team aggregates,
+        distributions; `format=csv` one table (`table=rows|teams`) as CSV."""
+        day = valid_date(date)
+        if who.role == "wallboard":
+            raise ApiError(403, "a wallboard account sees the live aggregates only")
+        if who.role == "supervisor" and team is not None and team not in who.teams:
+            raise ApiError(403, f"team {team}: not one of your teams", "team")
+        agent_today(who, day)
+        report = daily_report(
+            service.store,
+            service.site,
+            day,
+            places.tz,
+            places.layout,
+            places.roster,
+            places.privacy,
+        )
+        rows, teams = report.rows, report.teams
+        site_scope = who.role == "manager" and team is None
+        if who.role == "agent":
+            rows = [row for row in rows if row["seat"] == who.seat]
+            teams = []
+        elif not site_scope:  # a supervisor's teams, or the one team asked for
+            allowed = {team} if team is not None else set(who.teams)
+            rows = [row for row in rows if row["team"] in allowed]
+            teams = [agg for agg in teams if agg["team"] in allowed]
+        scoped = replace(report, rows=rows, teams=teams)
+        if rows:
+            accounts.log_access(who, f"report {day}" + (f" team {team}" if team else ""))
+        if format == "csv":
+            name = f"seatbox-daily-{service.site}-{day}" + ("-teams" if table == "teams" else "")
+            return Response(
+                scoped.to_csv(table),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            )
+        body = scoped.to_json()
+        if not site_scope:
+            body["totals"] = None  # the site's totals are for a manager
+            shown = {agg["team"] for agg in teams}
+            body["distributions"] = {
+                "teams": {
+                    k: v for k, v in report.distributions.get("teams", {}).items() if k in shown
+                }
+            }
+        return JSONResponse(body)
+
     # --- /metrics --------------------------------------------------------------------------
 
     @app.get("/metrics", response_class=PlainTextResponse, responses=ERRORS)
@@ -534,15 +648,19 @@ def valid_date(value: str) -> str:
     if not re.fullmatch(DATE_PATTERN, value):
         raise ApiError(400, f"date: expected {EXPECTED['date']}", "date")
     try:
-        Date.fromisoformat(value)
+        day = Date.fromisoformat(value)
     except ValueError:
         raise ApiError(400, f"date: expected {EXPECTED['date']} (a real day)", "date") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ApiError(400, f"date: expected a day from {FIRST_DAY} to {LAST_DAY}", "date")
     return value
 
 
 SeatId = Annotated[str, PathParam(pattern=ID_PATTERN, max_length=64)]
 DateQuery = Annotated[str, Query(pattern=DATE_PATTERN, max_length=10)]
 TeamQuery = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)]
+FormatQuery = Annotated[Literal["json", "csv"], Query()]
+TableQuery = Annotated[Literal["rows", "teams"], Query()]
 
 
 # --- /metrics text -------------------------------------------------------------------------------
@@ -598,6 +716,8 @@ def prometheus_text(service: FloorService) -> str:
         "From the latest event's arrival to its row in the store.",
     )
     lines.append(f'seatbox_floor_store_lag_seconds{{site="{site}"}} {service.store_lag():.3f}')
+    family("seatbox_floor_store_queued", "gauge", "Events received, not yet in the store.")
+    lines.append(f'seatbox_floor_store_queued{{site="{site}"}} {service.store_queued()}')
     family("seatbox_floor_events_per_second", "gauge", "Event messages per second (last 10 s).")
     lines.append(f'seatbox_floor_events_per_second{{site="{site}"}} {counters.rate(mono):.2f}')
     return "\n".join(lines) + "\n"
@@ -637,7 +757,8 @@ class SecurityHeaders:
 
 
 class BodyLimit:
-    """Refuse bodies larger than MAX_BODY (413) before anything reads them."""
+    """Refuse bodies larger than MAX_BODY (413) before anything reads them, and URLs longer
+    than MAX_URL (414)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -645,6 +766,13 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_URL:
+            response = JSONResponse(
+                {"error": f"expected a URL of at most {MAX_URL} bytes", "field": None},
+                status_code=414,
+            )
+            await response(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
         length = headers.get(b"content-length")

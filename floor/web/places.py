@@ -1,17 +1,20 @@
-"""Where the web app meets the site's layout, roster, privacy switches and severity rules: one
-place that answers "which team and agent is this seat, today", "may this event type be shown"
-and "what colour is this seat".
+"""Where the web app meets the site's layout, roster, privacy switches and severity rules
+(floor.layout, floor.roster, floor.privacy, floor.severity): one place that answers "which
+team and agent is this seat today", "may this event type be shown" and "what colour is it".
 """
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from floor.config import FloorConfig
+from floor.config import FloorConfig, FloorPaths
+from floor.layout import Layout
 from floor.model import SeatView
+from floor.privacy import Privacy
+from floor.roster import Roster
+from floor.severity import RANK, REASONS, Thresholds, severity
 
 
 @dataclass(frozen=True)
@@ -27,46 +30,89 @@ class Place:
 class Places:
     """The site's seats as the layout and roster describe them, and its privacy switches."""
 
-    def __init__(self, config: FloorConfig) -> None:
+    def __init__(
+        self,
+        config: FloorConfig,
+        layout: Layout | None = None,
+        roster: Roster | None = None,
+    ) -> None:
         self.site = config.site.id
         self.timezone = config.site.timezone
         self.tz = ZoneInfo(config.site.timezone)
-        self.individual_views = config.privacy.individual_views
-        self.min_group_size = config.privacy.min_group_size
-        self._norms = list(config.privacy.norms)
+        self.layout = layout or Layout()
+        self.roster = roster or Roster()
+        self.privacy = Privacy(config.privacy)
+
+    @classmethod
+    def load(cls, config: FloorConfig, paths: FloorPaths) -> Places:
+        """The layout and roster files the config names (ConfigError naming a bad one)."""
+        return cls(config, Layout.load(paths.layout), Roster.load(paths.roster))
+
+    @property
+    def individual_views(self) -> bool:
+        return self.privacy.individual_views
+
+    @property
+    def min_group_size(self) -> int:
+        return self.privacy.min_group_size
 
     def day(self, now: float) -> str:
         """The site's local date at wall time `now`."""
         return datetime.fromtimestamp(now, UTC).astimezone(self.tz).date().isoformat()
 
-    def place(self, seat: str, now: float) -> Place:
-        return Place(team=None, agent=None, label=seat, x=None, y=None, in_layout=False)
-
-    def layout_seats(self) -> list[str]:
-        return []
-
-    def teams(self) -> list[str]:
-        return []
-
-    def shows(self, event_type: str) -> bool:
-        """[privacy] norms: whether an event type (or violation) may be shown and stored."""
-        return any(
-            pattern == "*" or fnmatch.fnmatchcase(event_type, pattern) for pattern in self._norms
+    def place_on(self, seat: str, day: str) -> Place:
+        """The seat on a local day: the roster's agent and team (if it says), else the
+        layout's team."""
+        entry = self.layout.seat(seat)
+        sitting = self.roster.on(day, seat)
+        team = entry.team
+        if sitting is not None and sitting.team:
+            team = sitting.team
+        return Place(
+            team=team,
+            agent=sitting.agent if sitting else None,
+            label=entry.label,
+            x=entry.x,
+            y=entry.y,
+            in_layout=entry.in_layout,
         )
 
+    def place(self, seat: str, now: float) -> Place:
+        return self.place_on(seat, self.day(now))
+
+    def layout_seats(self) -> list[str]:
+        return list(self.layout.seats)
+
+    def known(self, seat: str) -> bool:
+        return seat in self.layout.seats
+
+    def shows(self, event_type: str) -> bool:
+        """[privacy] norms: whether an event type (or violation) may be shown."""
+        return self.privacy.shows(event_type)
+
     def level(self, view: SeatView, now: float) -> tuple[str, list[str], str | None]:
-        """(level, reasons, since) from what the seat itself reports: offline; fault (headset
-        or radar lost); violation (the seat's own open violations, by its profile's limits)."""
-        if view.online is False:
-            return "offline", ["offline"], None
-        state = view.state
-        if state is None:
+        """(level, reasons, since) by the seat's own published thresholds (floor.severity);
+        reasons about norms the site does not show are left out."""
+        found = severity(view, Thresholds.from_info(view.info), now)
+        reasons = [r for r in found.reasons if r in _ALWAYS or self.shows(_NORM.get(r, r))]
+        if reasons == found.reasons:
+            return found.level, found.reasons, found.since
+        if not reasons:
             return "ok", [], None
-        if not state.headset.connected:
-            return "fault", ["headset.lost"], state.headset.since
-        if state.radar.ok is False:
-            return "fault", ["radar.lost"], state.radar.since
-        shown = [v for v in state.violations if self.shows(v.type)]
-        if shown:
-            return "violation", [v.type for v in shown], min(v.since for v in shown)
-        return "ok", [], None
+        # A hidden norm was among them: the colour is that of the most urgent shown one (its
+        # start is not kept apart by floor.severity: none is given).
+        level = max((REASONS[r] for r in reasons), key=RANK.__getitem__)
+        return level, reasons, None
+
+
+# Reasons that are not norms (the box's own health): always shown.
+_ALWAYS = {"offline", "state.unknown", "headset.lost", "radar.lost", "audio.lost", "state.bad"}
+# Reason key -> the event type a [privacy] norms pattern names.
+_NORM = {
+    "ring.late": "answer.late",
+    "hold.violation": "hold.too_long",
+    "hold.warn": "hold.long",
+    "away.15min": "away.too_long",
+    "away.5min": "away.long",
+    "speech_on_hold": "hold.unmuted_speech",
+}

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from edge.base.errors import ConfigError, SeatboxError
+from edge.base.errors import SeatboxError
 from floor.config import load_floor_config
 
 log = logging.getLogger(__name__)
@@ -35,32 +35,22 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _open_store(config: Any, paths: Any) -> Any:
-    if config.store.url:
-        raise ConfigError("[store] url: PostgreSQL is not supported yet")
-    from floor.store import SqliteStore
-
-    paths.sqlite.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteStore(
-        paths.sqlite, raw_s=config.privacy.raw_events, rollups_s=config.privacy.rollups
-    )
-
-
 def serve(config_path: str | Path, duration: float | None = None) -> int:
     import uvicorn
 
     from floor.ingest import Ingest
+    from floor.store import open_store
     from floor.web.app import create_app
     from floor.web.service import TimedStore, build_service
 
     config, paths = load_floor_config(config_path)
-    store = _open_store(config, paths)
+    store = open_store(config, paths)
+    where = getattr(store, "where", None) or str(paths.sqlite)
     service = build_service(config, paths, store)
     stop = threading.Event()
     try:
         sock = _listen(config.http.host, config.http.port)
-        timed = TimedStore(store, service.live)
-        service.store_lag = lambda: timed.lag_s
+        timed = TimedStore(store)
         ingest = Ingest(
             config.broker,
             config.site.id,
@@ -68,6 +58,9 @@ def serve(config_path: str | Path, duration: float | None = None) -> int:
             timed,  # a Store: add_event timed, every other method passed through
             listeners=[service.live.apply],
         )
+        timed.ingest = ingest
+        service.store_lag = timed.lag_s
+        service.store_queued = lambda: ingest.queued
         app = create_app(service)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -98,7 +91,7 @@ def serve(config_path: str | Path, duration: float | None = None) -> int:
             config.site.id,
             host,
             config.http.port,
-            paths.sqlite if not config.store.url else "PostgreSQL",
+            where,
         )
         try:
             server.run(sockets=[sock])
