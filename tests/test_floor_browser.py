@@ -74,6 +74,9 @@ Q-01 = { team = "beta", label = "Q1", x = 0, y = 1 }
 Q-02 = { team = "beta", label = "Q2", x = 1, y = 1 }
 """
 
+# Who sits where today (the roster): the page and the report name the agent.
+AGENTS = {"P-01": "amy", "P-02": "ben", "P-03": "chen", "Q-01": "dana"}
+
 # The default profile with hold limits in seconds: warn at 4 s, violation at 9 s.
 SHORT_HOLD = """
 name = "short-hold"
@@ -170,6 +173,11 @@ class SeatPublisher:
 def floor(broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Floor]:
     work = tmp_path_factory.mktemp("floor")
     (work / "layout.toml").write_text(LAYOUT)
+    today = datetime.now(UTC).date().isoformat()
+    (work / "roster.csv").write_text(
+        "date,seat,agent,team\n"
+        + "".join(f"{today},{seat},{agent},\n" for seat, agent in AGENTS.items())
+    )
     port = free_port()
     config = work / "floor.toml"
     config.write_text(
@@ -178,6 +186,7 @@ def floor(broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         f'[http]\nlisten = "127.0.0.1:{port}"\n'
         '[store]\ndir = "store"\n'
         '[layout]\nfile = "layout.toml"\n'
+        '[roster]\nfile = "roster.csv"\n'
         "[privacy]\nmin_group_size = 1\n"
     )
     password = work / "password"
@@ -312,6 +321,7 @@ def test_a_supervisor_watches_a_long_hold_turn_amber_then_red_opens_the_timeline
         assert tile.evaluate("el => getComputedStyle(el).backgroundColor") == AMBER
         expect(tile).to_contain_text("on hold past the warning limit")
         expect(row).to_contain_text("Warning")
+        expect(row.locator("td").first).to_have_text("amy")
         # Time in state ticks on the page, from the hold's start.
         ticking = row.locator("td.time")
         before = ticking.inner_text()
@@ -328,7 +338,7 @@ def test_a_supervisor_watches_a_long_hold_turn_amber_then_red_opens_the_timeline
             else floor.workdir / "floor.png"
         )
         shot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shot))
+        page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size < 200_000
         # The call ends; the seat goes back to ok and the simulation exits.
         expect(tile).to_have_attribute("data-level", "ok", timeout=20_000)
@@ -369,7 +379,7 @@ def test_a_supervisor_watches_a_long_hold_turn_amber_then_red_opens_the_timeline
     assert len(held) == 1, rows
     for key in ("calls", "holds", "holds_too_long"):
         assert float(held[0][key]) == rollup[key], (key, held[0], rollup)
-    assert held[0]["team"] == "alpha"
+    assert (held[0]["team"], held[0]["agent"]) == ("alpha", "amy")
     # The page's table shows the rows the CSV holds.
     shown = page.locator("#rows tbody th").all_inner_texts()
     assert sorted(shown) == sorted(row["seat"] for row in rows)

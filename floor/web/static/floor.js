@@ -53,7 +53,7 @@ export function levelOf(seat) {
 }
 
 function stateText(seat) {
-  if (seat.online === false) return "offline";
+  if (seat.online === false || seat.level === "offline") return "offline";
   const call = seat.call || "idle";
   let text = CALL_TEXT[call] || call;
   if (call === "idle") {
@@ -343,6 +343,7 @@ export function floorPage(main, me) {
 
   const totals = h("dl", { class: "totals", id: "totals", "aria-label": "Totals" });
   const map = h("div", { class: "map", id: "map" });
+  const plan = h("div", { class: "plan-area" });
   const offPlan = h("div", { class: "grid" });
   const offPlanSection = h(
     "section",
@@ -451,10 +452,9 @@ export function floorPage(main, me) {
     v.tile.title = `${seat.label || seat.seat}: ${LEVEL_TEXT[level]}${reasons ? ` (${reasons})` : ""}`;
     fill(
       v.tile,
-      h("span", { class: "label" }, seat.label || seat.seat),
-      h("span", { class: "agent" }, seat.agent || ""),
-      h("span", { class: "state" }, stateText(seat), " ", tileTime),
-      levelBadge(seat),
+      h("span", { class: "top" }, h("span", { class: "label" }, seat.label || seat.seat), tileTime),
+      h("span", { class: "state" }, seat.agent ? `${seat.agent} · ` : "", stateText(seat)),
+      h("span", { class: "why" }, levelBadge(seat)),
       reasons ? h("span", { class: "reasons" }, reasons) : null,
       seat.in_layout === false ? h("span", { class: "note" }, "not in layout") : null,
     );
@@ -525,31 +525,31 @@ export function floorPage(main, me) {
     const unplaced = seats.filter((s) => !(Number.isFinite(s.x) && Number.isFinite(s.y)));
     if (!placed.length) {
       map.className = "grid";
-      map.style.paddingBottom = "";
       fill(map, seats.map((s) => view(s.seat).tile));
       for (const s of seats) view(s.seat).tile.style.left = view(s.seat).tile.style.top = "";
       offPlanSection.hidden = true;
       return;
     }
-    const xs = placed.map((s) => s.x);
-    const ys = placed.map((s) => s.y);
-    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-    const spanX = x1 - x0 || 1;
-    const ratio = Math.min(1.5, Math.max(0.15, (y1 - y0) / spanX));
+    // Positions are grid units of the layout: one unit is a tile and a gap; the plan scrolls
+    // when the floor is wider than the screen.
+    const x0 = Math.min(...placed.map((s) => s.x));
+    const y0 = Math.min(...placed.map((s) => s.y));
+    const spanX = Math.max(...placed.map((s) => s.x)) - x0;
+    const spanY = Math.max(...placed.map((s) => s.y)) - y0;
     map.className = "map plan";
-    // Tiles are placed in the map's padding box: its height is `ratio` of its width, plus a tile.
-    map.style.paddingBottom = `calc(${(ratio * 100).toFixed(3)}% + var(--tile-h))`;
+    map.style.paddingBottom = "";
+    plan.style.width = `calc(${spanX} * var(--unit-x) + var(--tile-w))`;
+    plan.style.height = `calc(${spanY} * var(--unit-y) + var(--tile-h))`;
     fill(
-      map,
+      plan,
       placed.map((s) => {
         const tile = view(s.seat).tile;
-        const fx = (s.x - x0) / spanX;
-        const fy = y1 === y0 ? 0 : (s.y - y0) / (y1 - y0);
-        tile.style.left = `calc(${fx.toFixed(4)} * (100% - var(--tile-w)))`;
-        tile.style.top = `calc(${fy.toFixed(4)} * (100% - var(--tile-h)))`;
+        tile.style.left = `calc(${s.x - x0} * var(--unit-x))`;
+        tile.style.top = `calc(${s.y - y0} * var(--unit-y))`;
         return tile;
       }),
     );
+    fill(map, plan);
     offPlanSection.hidden = unplaced.length === 0;
     fill(
       offPlan,
