@@ -65,9 +65,10 @@ export const api = {
   report: (date, team) => request(reportUrl(date, team, "json")),
 };
 
-export function reportUrl(date, team, format) {
+export function reportUrl(date, team, format, table = "rows") {
   const query = new URLSearchParams({ date, format });
   if (team) query.set("team", team);
+  if (format === "csv" && table !== "rows") query.set("table", table);
   return `/api/v1/reports/daily?${query}`;
 }
 

@@ -5,31 +5,40 @@ import { api, reportUrl, toLogin } from "./api.js";
 import { clock, DATE_RE, fill, h, localDate, param, setParams, toCsv } from "./util.js";
 import { refusal } from "./timeline.js";
 
-const ROW_COLUMNS = [
-  ["seat", "Seat"],
-  ["agent", "Agent"],
-  ["team", "Team"],
-  ["arrival", "Arrival"],
-  ["late", "Late"],
-  ["early_leave", "Early leave"],
-  ["absent", "Absent"],
-  ["away_count", "Away (times)"],
-  ["away_minutes", "Away (min)"],
-  ["calls", "Calls"],
-  ["answered_late", "Answered late"],
-  ["holds", "Holds"],
-  ["holds_too_long", "Holds too long"],
-  ["adherence_pct", "Adherence %"],
-];
-const TEAM_TITLES = {
+// Column titles; the columns themselves and their order are the server's (`columns`, the CSV's).
+const TITLES = {
+  seat: "Seat",
+  agent: "Agent",
   team: "Team",
+  arrival: "Arrival",
+  late: "Late (min)",
+  early_leave: "Early leave (min)",
+  absent: "Absent",
+  away_count: "Away (times)",
+  away_minutes: "Away (min)",
+  calls: "Calls",
+  answered: "Answered",
+  answered_late: "Answered late",
+  holds: "Holds",
+  holds_too_long: "Holds too long",
+  scheduled_minutes: "Scheduled (min)",
+  adherence_pct: "Adherence %",
+  people: "People",
   seats: "Seats",
-  agents: "Agents",
-  suppressed: "Suppressed",
+  suppressed: "Too small to show",
 };
+// In the CSV, not on the page: the seat's label and layout flag, its thresholds (an object).
+const HIDDEN = new Set(["label", "in_layout", "thresholds"]);
+const DEFAULT_COLUMNS = [
+  "seat", "team", "agent", "arrival", "late", "early_leave", "absent", "away_count",
+  "away_minutes", "calls", "answered", "answered_late", "holds", "holds_too_long",
+  "scheduled_minutes", "adherence_pct",
+];
 
 function title(key) {
-  return TEAM_TITLES[key] || key.replaceAll("_", " ").replace(/^./, (c) => c.toUpperCase());
+  if (TITLES[key]) return TITLES[key];
+  if (key.startsWith("events.")) return key.slice("events.".length);
+  return key.replaceAll("_", " ").replace(/^./, (c) => c.toUpperCase());
 }
 
 function show(value, timeZone) {
@@ -83,69 +92,84 @@ function table(id, caption, header, rows, timeZone, link) {
   );
 }
 
-/** Distributions: {name: {bucket: count}} tables, or plain figures (a share, a limit). */
-function distributions(dist, site, date) {
-  const parts = [];
-  const figures = [];
-  for (const [name, value] of Object.entries(dist || {})) {
-    let pairs = null;
-    if (Array.isArray(value))
-      pairs = value.map((b) => [b.bucket ?? b.label ?? b.le ?? JSON.stringify(b), b.count ?? b.n ?? ""]);
-    else if (value && typeof value === "object") {
-      const entries = Object.entries(value);
-      if (entries.every(([, v]) => typeof v === "number" || v === null)) pairs = entries;
-      else {
-        // {buckets: {...}, within_limit_pct: 93.2, ...}: a table and its figures.
-        for (const [key, inner] of entries) {
-          if (inner && typeof inner === "object" && !Array.isArray(inner))
-            parts.push(distTable(`${name} ${key}`, Object.entries(inner), site, date));
-          else if (Array.isArray(inner))
-            parts.push(
-              distTable(
-                `${name} ${key}`,
-                inner.map((b) => [b.bucket ?? b.label ?? b.le ?? JSON.stringify(b), b.count ?? b.n ?? ""]),
-                site,
-                date,
-              ),
-            );
-          else figures.push([`${name} ${key}`, inner]);
-        }
-        continue;
-      }
-    } else {
-      figures.push([name, value]);
-      continue;
-    }
-    parts.push(distTable(name, pairs, site, date));
-  }
-  return [
-    figures.length
-      ? h(
-          "dl",
-          { class: "figures", id: "dist-figures" },
-          figures.map(([k, v]) => h("div", {}, h("dt", {}, title(k)), h("dd", {}, show(v)))),
-        )
-      : null,
-    ...parts,
-  ];
+function bucketName(bucket) {
+  const from = bucket.from_s ?? 0;
+  return bucket.to_s === null || bucket.to_s === undefined
+    ? `${from} s or more`
+    : `${from}–${bucket.to_s} s`;
 }
 
-let distCount = 0;
-function distTable(name, pairs, site, date) {
-  const id = `dist-${++distCount}`;
-  const slug = name.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
-  const rows = pairs.map(([bucket, n]) => ({ bucket, count: n }));
+/** One table per kind (answer, hold): a row per bucket and figure, a column per scope (the
+ * site, then each team big enough to show). */
+function distributionTable(kind, caption, figures, scopes, site, date) {
+  const shown = scopes.filter(([, dist]) => dist && dist[kind]);
+  if (!shown.length) return null;
+  const header = [["name", kind === "answer" ? "Answer time" : "Hold time"]];
+  for (const [name] of shown) header.push([name, name]);
+  const rows = [];
+  const buckets = shown[0][1][kind].buckets || [];
+  buckets.forEach((bucket, i) => {
+    const row = { name: bucketName(bucket) };
+    for (const [name, dist] of shown) row[name] = (dist[kind].buckets || [])[i]?.count ?? null;
+    rows.push(row);
+  });
+  for (const [key, label] of figures) {
+    const row = { name: label };
+    for (const [name, dist] of shown) row[name] = dist[kind][key] ?? null;
+    rows.push(row);
+  }
+  const id = `dist-${kind}`;
   return table(
     id,
-    title(name),
-    [
-      ["bucket", "Bucket"],
-      ["count", "Count"],
-    ],
+    caption,
+    header,
     rows,
     null,
-    blobLink(`seatbox-daily-${site}-${date}-${slug}.csv`, ["bucket", "count"], pairs, `${id}-csv`),
+    blobLink(
+      `seatbox-daily-${site}-${date}-${kind}-times.csv`,
+      header.map(([key]) => (key === "name" ? "bucket" : key)),
+      rows.map((row) => header.map(([key]) => raw(row[key]))),
+      `${id}-csv`,
+    ),
   );
+}
+
+function distributions(dist, site, date) {
+  if (!dist) return [h("p", { class: "empty" }, "No distributions.")];
+  const scopes = [];
+  if (!dist.suppressed && (dist.answer || dist.hold)) scopes.push(["Site", dist]);
+  for (const [team, inner] of Object.entries(dist.teams || {})) scopes.push([team, inner]);
+  const out = [
+    distributionTable(
+      "answer",
+      "Answer times (ring to answer)",
+      [
+        ["count", "Answered calls"],
+        ["within_limit", "Answered within the limit"],
+        ["within_limit_pct", "Share within the limit %"],
+        ["mean_s", "Mean answer time (s)"],
+      ],
+      scopes,
+      site,
+      date,
+    ),
+    distributionTable(
+      "hold",
+      "Hold times",
+      [
+        ["count", "Holds"],
+        ["over_warn", "Past the warning limit"],
+        ["over_violation", "Past the violation limit"],
+        ["longest_s", "Longest (s)"],
+      ],
+      scopes,
+      site,
+      date,
+    ),
+  ].filter(Boolean);
+  if (dist.suppressed)
+    out.unshift(h("p", { class: "note" }, "Groups too small to show are left out."));
+  return out.length ? out : [h("p", { class: "empty" }, "Nothing to show.")];
 }
 
 export function reportPage(main, me) {
@@ -217,18 +241,32 @@ export function reportPage(main, me) {
     for (const row of rows) if (row.team) known.add(row.team);
     for (const agg of report.teams || []) if (agg.team) known.add(agg.team);
     teams();
-    // One column per conduct event type seen, as the CSV's `events.<type>` columns.
+    // The server's columns (the CSV's), events as one column per type (`events.<type>`).
     const types = [...new Set(rows.flatMap((r) => Object.keys(r.events || {})))].sort();
-    const flat = rows.map((r) => {
-      const out = { ...r };
-      for (const type of types) out[`events.${type}`] = (r.events || {})[type] ?? 0;
+    const flatten = (item) => {
+      const out = { ...item };
+      for (const type of types) out[`events.${type}`] = item.events ? (item.events[type] ?? 0) : null;
       return out;
-    });
-    const rowHeader = [...ROW_COLUMNS, ...types.map((t) => [`events.${t}`, t])];
-    const teamRows = report.teams || [];
-    const teamKeys = [...new Set(teamRows.flatMap((t) => Object.keys(t)))];
-    const teamHeader = teamKeys.map((k) => [k, title(k)]);
+    };
+    const columns = (report.columns || DEFAULT_COLUMNS).filter(
+      (c) => !HIDDEN.has(c) && !c.startsWith("events."),
+    );
+    const rowHeader = [...columns, ...types.map((t) => `events.${t}`)].map((c) => [c, title(c)]);
+    const flat = rows.map(flatten);
+    const teamRows = (report.teams || []).map(flatten);
+    if (report.totals && teamRows.length > 1) teamRows.push({ ...flatten(report.totals), team: "All" });
+    const teamKeys = [
+      ...new Set((report.teams || []).flatMap((t) => Object.keys(t).filter((k) => k !== "events"))),
+      ...types.map((t) => `events.${t}`),
+    ];
+    const teamHeader = teamKeys.map((k) => [k, k === "team" ? "Team" : title(k)]);
     const site = report.site || me.site;
+    const csvLink = (which, id) =>
+      h(
+        "a",
+        { href: reportUrl(report.date, team, "csv", which), download: "", class: "csv", id },
+        "Download CSV",
+      );
     fill(
       body,
       h("h1", {}, `Daily report ${site}, ${report.date}${team ? `, team ${team}` : ""}`),
@@ -238,11 +276,7 @@ export function reportPage(main, me) {
         rowHeader,
         flat,
         me.timezone,
-        h(
-          "a",
-          { href: reportUrl(report.date, team, "csv"), download: "", class: "csv", id: "rows-csv" },
-          "Download CSV",
-        ),
+        csvLink("rows", "rows-csv"),
       ),
       me.role === "agent"
         ? null
@@ -252,12 +286,7 @@ export function reportPage(main, me) {
             teamHeader,
             teamRows,
             me.timezone,
-            blobLink(
-              `seatbox-daily-${site}-${report.date}-teams.csv`,
-              teamKeys,
-              teamRows.map((t) => teamKeys.map((k) => raw(t[k]))),
-              "teams-csv",
-            ),
+            csvLink("teams", "teams-csv"),
           ),
       h(
         "section",
