@@ -38,6 +38,8 @@ playwright_sync = pytest.importorskip(
 )
 Page = playwright_sync.Page
 expect = playwright_sync.expect
+# Two shared cores: a page may wait on a busy service for more than Playwright's 5 s.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
