@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -313,6 +314,10 @@ def test_a_supervisor_watches_a_long_hold_turn_amber_then_red_opens_the_timeline
     assert page.locator('[data-seat="X-09"]').count() == 0
     expect(page.locator('#map [data-seat="P-03"]')).to_contain_text("away over 5 min")
 
+    # Alerts are off until asked for: she turns on the flash for a new violation.
+    flash = page.get_by_label("flash")
+    assert not flash.is_checked()
+    flash.check()
     seat = held_call(floor.workdir, broker)
     try:
         tile = page.locator(f'#map .seat[data-seat="{HELD}"]')
@@ -333,6 +338,8 @@ def test_a_supervisor_watches_a_long_hold_turn_amber_then_red_opens_the_timeline
         expect(tile).to_have_attribute("data-level", "violation", timeout=20_000)
         assert tile.evaluate("el => getComputedStyle(el).backgroundColor") == RED
         expect(tile).to_contain_text("on hold too long")
+        expect(tile).to_have_class(re.compile(r"\bflash\b"))
+        expect(page.locator("#last-alert")).to_contain_text("New violation at P1: on hold too long")
         expect(page.locator("#seat-list tbody tr").first).to_have_attribute("data-seat", HELD)
         shot = (
             REPO / "docs" / "img" / "floor.png"

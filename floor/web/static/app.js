@@ -132,6 +132,14 @@ async function start() {
       window.location.replace(home(me));
       return;
     }
+    if (me.individual_views === false) {
+      // Team-only mode (a site's [privacy] switch): no seat is shown to anyone; team figures.
+      wallboardPage(main, me);
+      main.prepend(
+        h("p", { class: "message", role: "note" }, "This site runs in team-only mode: team figures only, no individual seats."),
+      );
+      return;
+    }
     floorPage(main, me);
   } else if (path === "/wallboard") wallboardPage(main, me);
   else if (path === "/report") reportPage(main, me);
