@@ -398,6 +398,11 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def user_add(args: argparse.Namespace) -> int:
+    if getattr(args, "password", None) is not None:
+        raise UsageError(
+            "--password: a password on the command line is seen by every user of this machine "
+            "(ps, shell history); give --password-file FILE or type it when asked"
+        )
     # Checked before the password is asked for: a typo in --role costs no typing.
     if not valid_name(args.name):
         raise UsageError(f"NAME: expected 1-64 of A-Z a-z 0-9 . _ @ -, got {args.name[:70]!r}")

@@ -18,8 +18,9 @@ back it logs one line and catches up. Over the bound new events are dropped and 
 (`store_dropped`): paho acknowledges QoS 1 messages on receipt, so the broker will not send
 them again; instead each dropped seq becomes a gap in the stream tracker again, and once the
 store is back the service asks the seat for it (`cmd/resend`; seats keep acknowledged events
-an hour for this). No resend is asked while the store is down. A restarted service seeds its
-stream tracker from the store (`Store.streams`): it asks only for what is missing.
+an hour for this). No resend is asked while the store is down. A restarted service (`serve`)
+seeds its stream tracker from the store (`Store.streams`, the last hours) in the background: it
+asks only for what is missing; events wait for the seeding, the listeners do not.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ BATCH_MAX = 5_000  # events in one transaction
 RETRY_FIRST_S = 0.5  # backoff while the store is unavailable: doubled up to RETRY_MAX_S
 RETRY_MAX_S = 10.0
 FLUSH_S = 10.0  # on stop: how long to wait for the queue to reach the store
+DROP_LOG_S = 60.0  # "dropping new ones" is logged at most once a minute
 
 
 class Ingest:
@@ -111,6 +113,10 @@ class Ingest:
         self.store_ok = True  # False from a failed write until the next one succeeds
         self.dropped = 0  # events dropped over max_queued (store_dropped)
         self._dropping = False
+        self._drop_logged = -DROP_LOG_S
+        # While `serve` seeds the tracker from the store (in the background), events wait here.
+        self._seeding = False
+        self._parked: list[tuple[str, StreamEvent, float]] = []
 
     # --- MQTT callbacks (paho's thread: nothing may escape) ---------------------------------
 
@@ -165,7 +171,8 @@ class Ingest:
         log.warning("floor ingest: seat %s: bad %s ignored: %s", seat, leaf, problem)
 
     def apply(self, topic: str, payload: bytes, now: float, mono: float) -> None:
-        """One message: checked, de-duplicated, stored. `now` is wall time (epoch seconds),
+        """One message: checked, given to the listeners, de-duplicated, queued for the store
+        (written by the writer thread `start` starts). `now` is wall time (epoch seconds),
         `mono` the monotonic clock the tracker times gaps with."""
         parsed = parse_topic(topic)
         if parsed is None or parsed.site != self.site:
@@ -196,6 +203,9 @@ class Ingest:
             else:
                 event = parse_event(payload)
                 with self._lock:
+                    if self._seeding:  # the tracker is being seeded from the store: park it
+                        self._park(seat, event, now)
+                        return
                     accepted = self.tracker.accept(self.site, seat, event, mono)
                 if accepted.verdict is Verdict.DUPLICATE:
                     self.count("duplicates")
@@ -214,7 +224,12 @@ class Ingest:
 
     def _put_seat(self, column: SeatColumn, seat: str, value: str | bool, now: float) -> None:
         with self._cond:
-            self._seats[(column, seat)] = (value, now)  # only the latest counts
+            key = (column, seat)
+            if key not in self._seats and len(self._seats) >= self.max_queued:
+                # Made-up seats by the thousand while the store is away: bounded too.
+                self._counts["store_dropped"] = self._counts.get("store_dropped", 0) + 1
+                return
+            self._seats[key] = (value, now)  # only the latest counts
             self._cond.notify()
 
     def _put_event(self, seat: str, event: StreamEvent, now: float, mono: float) -> None:
@@ -225,8 +240,11 @@ class Ingest:
                 return
             self.dropped += 1
             self._counts["store_dropped"] = self._counts.get("store_dropped", 0) + 1
-            first = not self._dropping
+            now_mono = time.monotonic()
+            first = not self._dropping and now_mono - self._drop_logged >= DROP_LOG_S
             self._dropping = True
+            if first:
+                self._drop_logged = now_mono
         with self._lock:  # asked for again (cmd/resend) once the store has caught up
             self.tracker.reopen(self.site, seat, event.boot_id, event.seq, mono)
         if first:
@@ -307,22 +325,68 @@ class Ingest:
             if not self.store_ok:
                 self.store_ok = True
                 log.warning(
-                    "floor store: back after %.0f s; catching up (%d events waiting)",
+                    "floor store: back after %.0f s; catching up (%d events kept meanwhile)",
                     time.monotonic() - down_since,
-                    waiting,
+                    waiting + len(batch.events),
                 )
+
+    def _park(self, seat: str, event: StreamEvent, now: float) -> None:
+        """An event that came while the tracker is seeded (under `_lock`): kept for after."""
+        if len(self._parked) < self.max_queued:
+            self._parked.append((seat, event, now))
+            return
+        self.dropped += 1  # not seen by the tracker: a later event of the seat shows the gap
+        self.count("store_dropped")
 
     def seed(self, now: float | None = None, mono: float | None = None) -> int:
         """Seed the stream tracker from what the store holds (a restarted service asks only
-        for what is missing, not every boot from seq 0 again); the number of streams."""
+        for what is missing, not every boot from seq 0 again), then take the events parked
+        meanwhile; the number of streams. StoreUnavailable if the store cannot be read."""
         spans = self.store.streams(self.site, time.time() if now is None else now)
         at = time.monotonic() if mono is None else mono
+        fresh: list[tuple[str, StreamEvent, float]] = []
+        duplicates = 0
         with self._lock:
             for span in spans:
                 self.tracker.resume(self.site, span.seat, span.boot_id, span.last, span.missing, at)
+            for seat, event, wall in self._parked:
+                accepted = self.tracker.accept(self.site, seat, event, at)
+                if accepted.verdict is Verdict.DUPLICATE:
+                    duplicates += 1
+                else:
+                    fresh.append((seat, event, wall))
+            self._parked = []
+            self._seeding = False
+        for seat, event, wall in fresh:  # outside `_lock`: _put_event may take it
+            self._put_event(seat, event, wall, at)
+        if duplicates:
+            self.count("duplicates", duplicates)
         gaps = sum(len(span.missing) for span in spans)
         log.info("floor ingest: %d streams known from the store (%d gaps)", len(spans), gaps)
         return len(spans)
+
+    def _seed_until_done(self, stop: threading.Event) -> None:
+        """Seed in the background (the live floor does not wait for it), retrying while the
+        store cannot be read."""
+        delay = RETRY_FIRST_S
+        while not stop.is_set():
+            try:
+                self.seed()
+                return
+            except StoreUnavailable as exc:
+                log.error("floor ingest: stream tracker not seeded from the store yet: %s", exc)
+            except Exception:  # a bug: go on unseeded rather than park events forever
+                log.exception("floor ingest: stream tracker not seeded from the store")
+                break
+            stop.wait(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+        with self._lock:
+            parked, self._parked, self._seeding = self._parked, [], False
+        for seat, event, wall in parked:
+            with self._lock:
+                accepted = self.tracker.accept(self.site, seat, event, time.monotonic())
+            if accepted.verdict is Verdict.NEW:
+                self._put_event(seat, event, wall, time.monotonic())
 
     # --- resends, purge, life --------------------------------------------------------------
 
@@ -350,26 +414,15 @@ class Ingest:
             self.count("resend_requests", len(requests))
         return len(requests)
 
-    def start(self) -> None:
+    def start_writer(self) -> None:
+        """The writer thread alone (`start` starts it; benchmarks call `apply` without MQTT)."""
         with self._cond:
             self._stopping = False
         self._writer = threading.Thread(target=self._write_loop, name="floor-store", daemon=True)
         self._writer.start()
-        kwargs: dict[str, Any] = {"keepalive": int(self.broker.keepalive) or 60}
-        if self.broker.protocol == "5":
-            from paho.mqtt.packettypes import PacketTypes
-            from paho.mqtt.properties import Properties
 
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = SESSION_EXPIRY_S
-            kwargs.update(clean_start=False, properties=properties)
-        self.client.connect_async(self.endpoint.host, self.endpoint.port, **kwargs)
-        self.client.loop_start()
-
-    def stop(self, flush_s: float = FLUSH_S) -> None:
-        """Disconnect, then write what is queued (waiting at most `flush_s` for the store)."""
-        self.client.disconnect()
-        self.client.loop_stop()
+    def stop_writer(self, flush_s: float = FLUSH_S) -> None:
+        """Write what is queued (waiting at most `flush_s` for the store), then end the writer."""
         with self._cond:
             self._stopping = True
             self._flush_deadline = time.monotonic() + flush_s
@@ -385,6 +438,25 @@ class Ingest:
                 left,
             )
 
+    def start(self) -> None:
+        self.start_writer()
+        kwargs: dict[str, Any] = {"keepalive": int(self.broker.keepalive) or 60}
+        if self.broker.protocol == "5":
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            kwargs.update(clean_start=False, properties=properties)
+        self.client.connect_async(self.endpoint.host, self.endpoint.port, **kwargs)
+        self.client.loop_start()
+
+    def stop(self, flush_s: float = FLUSH_S) -> None:
+        """Disconnect, then write what is queued (waiting at most `flush_s` for the store)."""
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.stop_writer(flush_s)
+
     def serve(
         self,
         stop: threading.Event,
@@ -393,11 +465,13 @@ class Ingest:
     ) -> None:
         """Run until `stop` is set: ingest, resend requests every second, purge hourly (and
         once at the start)."""
-        try:
-            self.seed()
-        except StoreUnavailable as exc:  # the store went away since it was opened
-            log.error("floor ingest: stream tracker not seeded from the store: %s", exc)
+        with self._lock:
+            self._seeding = True  # events wait for the seeding; the live floor does not
         self.start()
+        seeding = threading.Thread(
+            target=self._seed_until_done, args=(stop,), name="floor-seed", daemon=True
+        )
+        seeding.start()
         next_purge = time.monotonic()
         try:
             while not stop.wait(resend_period_s):
@@ -411,4 +485,5 @@ class Ingest:
                     log.info("floor ingest: purged %s", purged)
                     next_purge = time.monotonic() + purge_period_s
         finally:
+            seeding.join(RETRY_MAX_S)
             self.stop()

@@ -25,9 +25,10 @@ import psycopg
 
 from edge.api.models import StreamEvent
 from edge.base.errors import ConfigError
-from floor.store import (
+from floor.store_common import (
     ISLANDS_SQL,
     PURGE_MARGIN_S,
+    SEED_WINDOW_S,
     Batch,
     Purged,
     StoreUnavailable,
@@ -36,29 +37,45 @@ from floor.store import (
     _ids,
     _moment,
     check_batch,
+    first_runs_past_zero,
     rollup_rows,
     spans,
 )
 
-CONNECT_TIMEOUT_S = 5
+# libpq options (the url may set its own): a server that vanished without closing the
+# connection (a network cut, a frozen host) is noticed within about half a minute, not hours.
+CONNECT_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms: data sent and not acknowledged
+}
 
+# Text columns sort as bytes (COLLATE "C"), as in SQLite, whatever the database's locale:
+# both stores list seats and events in the same order.
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS events (
-        site TEXT NOT NULL, seat TEXT NOT NULL, boot_id TEXT NOT NULL, seq BIGINT NOT NULL,
-        ts TEXT NOT NULL, ts_epoch DOUBLE PRECISION NOT NULL, day TEXT NOT NULL,
-        type TEXT NOT NULL, data TEXT NOT NULL, stored_at DOUBLE PRECISION NOT NULL,
+        site TEXT COLLATE "C" NOT NULL, seat TEXT COLLATE "C" NOT NULL,
+        boot_id TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL,
+        ts TEXT COLLATE "C" NOT NULL, ts_epoch DOUBLE PRECISION NOT NULL,
+        day TEXT COLLATE "C" NOT NULL, type TEXT COLLATE "C" NOT NULL, data TEXT NOT NULL,
+        stored_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (site, seat, boot_id, seq))""",
     "CREATE INDEX IF NOT EXISTS events_ts ON events (ts_epoch)",
     "CREATE INDEX IF NOT EXISTS events_day ON events (site, day, seat)",
     """CREATE TABLE IF NOT EXISTS seats (
-        site TEXT NOT NULL, seat TEXT NOT NULL,
+        site TEXT COLLATE "C" NOT NULL, seat TEXT COLLATE "C" NOT NULL,
         state TEXT, info TEXT, online BOOLEAN, updated DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (site, seat))""",
     """CREATE TABLE IF NOT EXISTS rollups (
-        site TEXT NOT NULL, seat TEXT NOT NULL, day TEXT NOT NULL, name TEXT NOT NULL,
+        site TEXT COLLATE "C" NOT NULL, seat TEXT COLLATE "C" NOT NULL,
+        day TEXT COLLATE "C" NOT NULL, name TEXT COLLATE "C" NOT NULL,
         value DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (site, seat, day, name))""",
-    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS counters (
+        name TEXT COLLATE "C" PRIMARY KEY, value BIGINT NOT NULL)""",
 ]
 
 _EVENT_COLUMNS = "site, seat, boot_id, seq, ts, ts_epoch, day, type, data, stored_at"
@@ -108,7 +125,7 @@ class PostgresStore:
             return conn
         self._conn = None
         try:
-            conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S)
+            conn = psycopg.connect(self.url, **CONNECT_OPTIONS)
             with conn.transaction():
                 for statement in SCHEMA:
                     conn.execute(statement)
@@ -119,18 +136,23 @@ class PostgresStore:
 
     def _run(self, work: Any) -> Any:
         """`work(conn)` in one transaction; StoreUnavailable when the server cannot be reached
-        or the transaction fails (then rolled back)."""
+        (or fails as a server: shut down, out of disk); RuntimeError when it refuses a
+        statement. Either way the transaction is rolled back."""
         with self._lock:
             conn = self._connected()
             try:
                 with conn.transaction():
                     return work(conn)
-            except psycopg.Error as exc:
-                if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError):
-                    with contextlib.suppress(psycopg.Error):
-                        conn.close()
-                    self._conn = None
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                # The server went away, refused, ran out of disk: worth retrying later.
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+                self._conn = None
                 raise StoreUnavailable(f"PostgreSQL {self.where}: {_why(exc)}") from None
+            except psycopg.Error as exc:  # a statement the server refused: retrying won't help
+                if conn.broken or conn.closed:
+                    self._conn = None
+                raise RuntimeError(f"PostgreSQL {self.where}: {_why(exc)}") from None
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -260,10 +282,25 @@ class PostgresStore:
         result: Purged = self._run(work)
         return result
 
-    def streams(self, site: str, now: float) -> list[StreamSpan]:
-        rows = self._run(lambda conn: conn.execute(ISLANDS_SQL.format(p="%s"), (site,)).fetchall())
-        islands = [(s, b, int(a), int(z), float(t)) for s, b, a, z, t in rows]
-        return spans(islands, now - self.raw_s + PURGE_MARGIN_S)
+    def streams(self, site: str, now: float, window_s: float = SEED_WINDOW_S) -> list[StreamSpan]:
+        def work(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+            rows = conn.execute(ISLANDS_SQL.format(p="%s"), (site, now - window_s)).fetchall()
+            islands = [(s, b, int(a), int(z), float(t)) for s, b, a, z, t in rows]
+            boots = first_runs_past_zero(islands)
+            lowest: list[Any] = []
+            if boots:
+                seats, boot_ids = (list(c) for c in zip(*boots, strict=True))
+                lowest = conn.execute(
+                    "SELECT b.seat, b.boot_id, (SELECT MIN(seq) FROM events e WHERE "
+                    "e.site = %s AND e.seat = b.seat AND e.boot_id = b.boot_id) "
+                    "FROM unnest(%s::text[], %s::text[]) AS b(seat, boot_id)",
+                    (site, seats, boot_ids),
+                ).fetchall()
+            return islands, lowest
+
+        islands, lowest = self._run(work)
+        known = {(seat, boot): int(seq) for seat, boot, seq in lowest}
+        return spans(islands, now - self.raw_s + PURGE_MARGIN_S, known)
 
     # --- reading (reports and tests) -------------------------------------------------------
 
@@ -310,6 +347,39 @@ class PostgresStore:
             ).fetchall()
         )
         return sorted(name for (name,) in rows)
+
+    # --- reading for reports (as SqliteStore's section of the same name) --------------------
+
+    def events_between(
+        self, site: str, start: float, end: float, seat: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Events of `site` (one seat, or all) whose own `ts` is in [start, end) (epoch
+        seconds), in time order: {"seat","boot_id","seq","ts","ts_epoch","day","type","data"}."""
+        _ids(site, site if seat is None else seat)
+        query = (
+            "SELECT seat, boot_id, seq, ts, ts_epoch, day, type, data FROM events "
+            "WHERE site = %s AND ts_epoch >= %s AND ts_epoch < %s"
+        )
+        params: tuple[Any, ...] = (site, float(start), float(end))
+        if seat is not None:
+            query += " AND seat = %s"
+            params += (seat,)
+        query += " ORDER BY ts_epoch, seat, boot_id, seq"
+        found = self._run(lambda conn: conn.execute(query, params).fetchall())
+        keys = ("seat", "boot_id", "seq", "ts", "ts_epoch", "day", "type")
+        return [dict(zip(keys, row[:7], strict=True), data=json.loads(row[7])) for row in found]
+
+    def seats_between(self, site: str, start: float, end: float) -> list[str]:
+        """The seats of `site` with an event whose own `ts` is in [start, end), sorted."""
+        _ids(site, site)
+        rows = self._run(
+            lambda conn: conn.execute(
+                "SELECT DISTINCT seat FROM events WHERE site = %s AND ts_epoch >= %s "
+                "AND ts_epoch < %s ORDER BY seat",
+                (site, float(start), float(end)),
+            ).fetchall()
+        )
+        return [seat for (seat,) in rows]
 
     def close(self) -> None:
         with self._lock:

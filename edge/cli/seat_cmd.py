@@ -103,7 +103,9 @@ def _register_floor_accounts(floor_sub: Any) -> None:
     user = floor_sub.add_parser("user", help="floor service accounts (add, list, remove)")
     user_sub = user.add_subparsers(dest="user_command", metavar="{add,list,remove}")
     user_sub.required = True
-    add = user_sub.add_parser("add", help="add a user (the password is asked for twice)")
+    add = user_sub.add_parser(
+        "add", help="add a user (the password is asked for twice)", allow_abbrev=False
+    )
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=FLOOR_ROLES)
     add.add_argument("--team", action="append", default=[], help="a team (repeat for several)")
@@ -111,6 +113,8 @@ def _register_floor_accounts(floor_sub: Any) -> None:
     add.add_argument(
         "--password-file", metavar="FILE", help="read the password from this file's first line"
     )
+    # Refused with a message that does not repeat it: argv is visible in ps and shell history.
+    add.add_argument("--password", help=argparse.SUPPRESS)
     add.add_argument("--config", required=True, help="floor.toml")
     add.set_defaults(func=lazily("user_add"), error_prefix="seatbox floor user add: ")
     listed = user_sub.add_parser("list", help="list users")

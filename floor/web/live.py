@@ -24,7 +24,7 @@ Seat = dict[str, Any]
 
 # Seats whose colour can change with time alone (a hold growing past its limit) are looked at
 # every tick; the others only when a message about them came, or at a full pass this often.
-FULL_PASS_S = 5.0
+FULL_PASS_S = 30.0
 RATE_WINDOW_S = 10
 
 
@@ -103,8 +103,10 @@ class LiveFloor:
 
     # --- rows ------------------------------------------------------------------------------
 
-    def seat_row(self, seat: str, view: SeatView | None, now: float) -> Seat:
-        place = self.places.place(seat, now)
+    def seat_row(
+        self, seat: str, view: SeatView | None, now: float, day: str | None = None
+    ) -> Seat:
+        place = self.places.place_on(seat, day or self.places.day(now))
         state = view.state if view is not None else None
         online = view.online if view is not None else None
         if view is not None:
@@ -149,8 +151,9 @@ class LiveFloor:
                 names = self._dirty | self._timed
             self._dirty = set()
             changed: dict[str, Seat] = {}
+            day = self.places.day(now)
             for seat in names:
-                row = self.seat_row(seat, self.model.seats.get(seat), now)
+                row = self.seat_row(seat, self.model.seats.get(seat), now, day)
                 if _timed(row):
                     self._timed.add(seat)
                 else:
@@ -170,12 +173,9 @@ class LiveFloor:
 
 
 def _timed(row: Seat) -> bool:
-    return (
-        row["call"] != "idle"
-        or row["presence"] == "away"
-        or row["level"] != "ok"
-        or bool(row["violations"])
-    )
+    """Whether the row's colour can change with time alone (floor.severity: ringing past the
+    answer limit, hold past its limits, away past 5 and 15 minutes)."""
+    return row["call"] in ("ringing", "hold") or row["presence"] == "away"
 
 
 AGG_KEYS = ("online", "on_call", "ringing", "on_hold", "away", "violations")
