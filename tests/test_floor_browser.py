@@ -420,9 +420,18 @@ def test_an_agent_sees_their_own_seat_and_cannot_read_another(
     browser: Browser, floor: Floor
 ) -> None:
     page = browser.page
+    # A wrong password first: said plainly, and she stays on the login page.
+    page.goto(f"{floor.url}/login")
+    page.get_by_label("User name").fill("amy")
+    page.get_by_label("Password").fill("not her password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#login-error")).to_have_text("Wrong user name or password.")
     browser.login("amy", f"/seat/{HELD}")
     expect(page.locator("#seat-title")).to_have_text(f"Seat {HELD}")
     expect(page.locator("#timeline")).not_to_contain_text("Not allowed")
+    # Her report is her own row only.
+    page.goto(f"{floor.url}/report")
+    expect(page.locator("#rows tbody th")).to_have_text([HELD])
     with page.expect_response(lambda r: "/api/v1/seats/" in r.url) as answer:
         page.goto(f"{floor.url}/seat/P-02")
     assert answer.value.status == 403
