@@ -278,7 +278,7 @@ def held_call(workdir: Path, broker: Mosquitto) -> subprocess.Popen[str]:
     """The seat P-01 in real time from now: rings, answered, held 4..21 s, resumed, hung up."""
     profile = workdir / "short-hold.toml"
     profile.write_text(SHORT_HOLD)
-    start = datetime.now(UTC).replace(microsecond=0)
+    start = datetime.now(UTC)
     steps = [
         ("0s", "radar.present"),
         ("1s", "host.ring"),
