@@ -271,12 +271,24 @@ const COLUMNS = [
   { key: "level", title: "Level" },
 ];
 
-function compare(key, now) {
-  const text = (a, b) => (a || "").localeCompare(b || "", undefined, { numeric: true });
-  const bySeat = (a, b) => text(a.seat, b.seat);
+// Rows in the list at most: a human reads the top of a severity-sorted list, and thousands
+// of rows re-laid out twice a second would keep the page busy. The map shows every seat.
+const LIST_MAX = 500;
+// More seats than this on the map: small squares instead of tiles (a floor of thousands).
+const COMPACT_OVER = 300;
+
+const COLLATOR = new Intl.Collator(undefined, { numeric: true });
+
+/** A comparator for the list; `since` gives a seat's state start (ms, cached per seat),
+ * `rank` (optional) a seat's place in seat-id order (a number compares faster than text). */
+function compare(key, now, since, rank = null) {
+  const text = (a, b) => COLLATOR.compare(a || "", b || "");
+  const bySeat = rank
+    ? (a, b) => (rank.get(a.seat) ?? 0) - (rank.get(b.seat) ?? 0) || COLLATOR.compare(a.seat, b.seat)
+    : (a, b) => COLLATOR.compare(a.seat, b.seat);
   const age = (seat) => {
-    const since = sinceOf(seat);
-    return since === null ? -1 : now - since;
+    const start = since(seat);
+    return start === null || start === undefined ? -1 : now - start;
   };
   switch (key) {
     case "level":
@@ -355,6 +367,7 @@ export function floorPage(main, me) {
   const tbody = h("tbody");
   const table = h("table", { class: "seats", id: "seat-list" }, h("thead", {}, headRow), tbody);
   const empty = h("p", { class: "empty", hidden: true }, "No seats to show.");
+  const more = h("p", { class: "note", id: "list-more" });
 
   fill(
     main,
@@ -383,6 +396,7 @@ export function floorPage(main, me) {
       { class: "floor-list", "aria-labelledby": "list-title" },
       h("h2", { id: "list-title" }, "Seats"),
       table,
+      more,
       empty,
     ),
   );
@@ -423,6 +437,18 @@ export function floorPage(main, me) {
     );
   }
 
+  // Time in state ticks only where it can be seen: a site of thousands of seats would
+  // otherwise rewrite thousands of cells every second.
+  const seen = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      const v = views.get(entry.target.dataset.seat);
+      if (!v) continue;
+      if (entry.target === v.tile) v.tileSeen = entry.isIntersecting;
+      else v.rowSeen = entry.isIntersecting;
+      if (entry.isIntersecting) tickOne(v, state.now());
+    }
+  });
+
   function view(id) {
     let v = views.get(id);
     if (!v) {
@@ -431,10 +457,21 @@ export function floorPage(main, me) {
         tile: h("a", { class: "seat", href, "data-seat": id }),
         row: h("tr", { "data-seat": id }),
         times: [],
+        tileSeen: false,
+        rowSeen: false,
       };
       views.set(id, v);
+      seen.observe(v.row);
     }
     return v;
+  }
+
+  function forget(id) {
+    const v = views.get(id);
+    if (!v) return;
+    seen.unobserve(v.tile);
+    seen.unobserve(v.row);
+    views.delete(id);
   }
 
   function draw(seat) {
@@ -446,18 +483,30 @@ export function floorPage(main, me) {
     v.times = [tileTime, rowTime];
     v.since = sinceOf(seat);
     const flashing = v.tile.classList.contains("flash"); // a running alert survives a redraw
-    v.tile.className = `seat level-${level}${seat.in_layout === false ? " unplaced" : ""}`;
+    const unplaced = seat.in_layout === false ? " unplaced" : "";
+    v.tile.className = `seat level-${level}${unplaced}${compact ? " dot" : ""}`;
     v.tile.classList.toggle("flash", flashing);
     v.tile.dataset.level = level;
     v.tile.title = `${seat.label || seat.seat}: ${LEVEL_TEXT[level]}${reasons ? ` (${reasons})` : ""}`;
-    fill(
+    if (compact) {
+      // A big floor: one small square per seat, its level as a shape; the words are its
+      // accessible name and tooltip, and the list below.
+      v.tile.setAttribute("aria-label", v.tile.title);
+      v.tile.textContent = LEVEL_MARK[level];
+      v.times[0] = null;
+      seen.unobserve(v.tile);
+    } else {
+      v.tile.removeAttribute("aria-label");
+      seen.observe(v.tile);
+      fill(
       v.tile,
       h("span", { class: "top" }, h("span", { class: "label" }, seat.label || seat.seat), tileTime),
       h("span", { class: "state" }, seat.agent ? `${seat.agent} · ` : "", stateText(seat)),
       h("span", { class: "why" }, levelBadge(seat)),
       reasons ? h("span", { class: "reasons" }, reasons) : null,
       seat.in_layout === false ? h("span", { class: "note" }, "not in layout") : null,
-    );
+      );
+    }
     v.row.className = `level-${level}${flashing ? " flash" : ""}`;
     v.row.dataset.level = level;
     fill(
@@ -476,12 +525,16 @@ export function floorPage(main, me) {
     );
   }
 
+  function tickOne(v, now) {
+    const text = v.since === null || v.since === undefined ? "" : duration((now - v.since) / 1000);
+    const [tileTime, rowTime] = v.times;
+    if (v.tileSeen && tileTime && tileTime.textContent !== text) tileTime.textContent = text;
+    if (v.rowSeen && rowTime && rowTime.textContent !== text) rowTime.textContent = text;
+  }
+
   function tick() {
     const now = state.now();
-    for (const v of views.values()) {
-      const text = v.since === null || v.since === undefined ? "" : duration((now - v.since) / 1000);
-      for (const el of v.times) if (el.textContent !== text) el.textContent = text;
-    }
+    for (const v of views.values()) if (v.tileSeen || v.rowSeen) tickOne(v, now);
   }
 
   function teamsChoice() {
@@ -561,27 +614,53 @@ export function floorPage(main, me) {
     );
   }
 
-  let layoutKey = "";
+  let placedFor = null; // the team filter the map was last placed for
+  let seatRank = new Map(); // seat id -> place in seat-id order (the sort's tie-break)
+  let compact = false; // a map of small squares (more than COMPACT_OVER seats shown)
+  let listed = []; // seat ids in list order, as last drawn
 
   function render(changedOnly, changed = null) {
+    // A seat that came, went, moved or changed team re-places the map; others only redraw.
+    let moved = !changedOnly || placedFor !== team;
     if (changed)
-      for (const [id, { seat }] of changed) {
+      for (const [id, { before, seat }] of changed) {
+        if (!seat || !before || seat.x !== before.x || seat.y !== before.y || seat.team !== before.team)
+          moved = true;
         if (seat) draw(seat);
-        else views.delete(id);
+        else forget(id);
       }
     else for (const seat of state.seats.values()) draw(seat);
     teamsChoice();
     drawTotals();
-    const all = [...state.seats.values()].sort(compare("seat", 0));
-    const shown = all.filter((s) => !team || s.team === team);
-    const key = shown.map((s) => `${s.seat}:${s.x}:${s.y}`).join("|");
-    if (key !== layoutKey || !changedOnly) {
-      layoutKey = key;
-      placeMap(shown);
+    const shown = [];
+    for (const seat of state.seats.values()) if (!team || seat.team === team) shown.push(seat);
+    if (moved) {
+      placedFor = team;
+      if (compact !== shown.length > COMPACT_OVER) {
+        compact = shown.length > COMPACT_OVER;
+        for (const seat of state.seats.values()) draw(seat);
+      }
+      const bySeat = [...shown].sort(compare("seat", 0, () => null));
+      seatRank = new Map(bySeat.map((seat, i) => [seat.seat, i]));
+      placeMap(bySeat);
+      map.classList.toggle("compact", compact);
     }
-    const order = compare(sort.key, state.now());
-    const rows = [...shown].sort((a, b) => sort.dir * order(a, b));
-    tbody.replaceChildren(...rows.map((s) => view(s.seat).row));
+    const since = (seat) => views.get(seat.seat)?.since ?? null;
+    const order = compare(sort.key, state.now(), since, seatRank);
+    shown.sort((a, b) => sort.dir * order(a, b));
+    // The list shows the first LIST_MAX seats in its order (the most severe, by default); the
+    // map shows them all. Rows move only when the order changed.
+    const ids = shown.slice(0, LIST_MAX).map((s) => s.seat);
+    if (ids.length !== listed.length || ids.some((id, i) => id !== listed[i])) {
+      tbody.replaceChildren(...ids.map((id) => view(id).row));
+      listed = ids;
+    }
+    fill(
+      more,
+      shown.length > LIST_MAX
+        ? `The first ${LIST_MAX} of ${shown.length} seats in this order; choose a team to see the others.`
+        : "",
+    );
     empty.hidden = shown.length > 0;
     tick();
   }
