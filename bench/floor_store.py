@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SITE = "bench"
 SEATS = 200  # --seats
 BATCH = 2000
+NOW_TS = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 KINDS = ("call.ringing", "call.answered", "call.hold", "call.ended", "presence.away")
 
 
@@ -57,7 +59,7 @@ def payload(i: int) -> bytes:
         {
             "boot_id": f"{seat}-0a0b0c0d",
             "seq": seq,
-            "ts": "2026-12-03T09:00:00.000+01:00",
+            "ts": NOW_TS,  # now: within the seeding window
             "type": kind,
             "data": data,
         }

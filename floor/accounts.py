@@ -473,3 +473,18 @@ def token_revoke(args: argparse.Namespace) -> int:
         accounts.close()
     print(f"token {args.name} revoked")
     return 0
+
+
+def access_log(args: argparse.Namespace) -> int:
+    """`seatbox floor access-log`: the latest views, oldest first (UTC)."""
+    if not 1 <= args.limit <= ACCESS_LOG_KEEP:
+        raise UsageError(f"--limit: expected 1 to {ACCESS_LOG_KEEP}, got {args.limit}")
+    accounts = _open(args)
+    try:
+        rows = accounts.access_log(args.limit)
+    finally:
+        accounts.close()
+    for row in reversed(rows):
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["at"]))
+        print(f"{when}\t{row['who']}\t{row['role']}\t{row['what']}")
+    return 0

@@ -66,6 +66,13 @@ FLUSH_S = 10.0  # on stop: how long to wait for the queue to reach the store
 DROP_LOG_S = 60.0  # "dropping new ones" is logged at most once a minute
 
 
+def _what(part: Batch) -> str:
+    if part.events:
+        seat, event, _ = part.events[0]
+        return f"seat {seat} boot {event.boot_id} seq {event.seq} ({event.type})"
+    return "seat states and counters"
+
+
 class Ingest:
     """Subscribes to one site and writes what seats publish to `store`."""
 
@@ -107,9 +114,11 @@ class Ingest:
         self._seats: dict[tuple[SeatColumn, str], tuple[str | bool, float]] = {}
         self._counts: dict[str, int] = {}
         self._inflight = 0  # events taken by the writer, not yet written
+        self._oldest_inflight = 0.0  # arrival (wall) of the first of them
         self._stopping = False
         self._flush_deadline = 0.0
         self._writer: threading.Thread | None = None
+        self._wake = threading.Event()  # set by stop_writer: ends a backoff wait
         self.store_ok = True  # False from a failed write until the next one succeeds
         self.dropped = 0  # events dropped over max_queued (store_dropped)
         self._dropping = False
@@ -260,6 +269,17 @@ class Ingest:
         with self._cond:
             return len(self._events) + self._inflight
 
+    def store_lag_s(self, now: float | None = None) -> float:
+        """How long the oldest event not yet in the store has waited (seconds; 0 when none):
+        `seatbox_floor_store_lag_seconds`."""
+        with self._cond:
+            oldest = self._oldest_inflight if self._inflight else None
+            if oldest is None and self._events:
+                oldest = self._events[0][2]
+        if oldest is None:
+            return 0.0
+        return max(0.0, (time.time() if now is None else now) - oldest)
+
     def _take(self) -> Batch | None:
         """The next batch, waiting for one; None when stopping and nothing is left."""
         with self._cond:
@@ -272,6 +292,7 @@ class Ingest:
             batch = Batch(events, self._seats, self._counts)
             self._seats, self._counts = {}, {}
             self._inflight = count
+            self._oldest_inflight = events[0][2] if events else 0.0
             return batch
 
     def _give_back(self, batch: Batch) -> None:
@@ -305,15 +326,21 @@ class Ingest:
                         self.max_queued,
                     )
                 with self._cond:
-                    if self._stopping and time.monotonic() > self._flush_deadline:
-                        return
-                    self._cond.wait(backoff)  # woken early only by stop()
+                    stopping, left = self._stopping, self._flush_deadline - time.monotonic()
+                if stopping and left <= 0:
+                    return
+                if stopping:  # flushing: one more try before the deadline
+                    time.sleep(min(backoff, left))
+                else:
+                    self._wake.wait(backoff)  # not new messages: only stop() cuts it short
                 backoff = min(backoff * 2, RETRY_MAX_S)
                 continue
-            except Exception:  # a bug, or a bad id past the checks: this batch is lost
-                with self._cond:
-                    self._inflight = 0
-                log.exception("floor store: a batch of %d events not written", len(batch.events))
+            except Exception:  # the store refused something in it (a bug): find what
+                log.exception(
+                    "floor store: a batch of %d events refused; writing them one by one",
+                    len(batch.events),
+                )
+                self._write_singly(batch)
                 continue
             with self._cond:
                 self._inflight = 0
@@ -337,6 +364,34 @@ class Ingest:
             return
         self.dropped += 1  # not seen by the tracker: a later event of the seat shows the gap
         self.count("store_dropped")
+
+    def _write_singly(self, batch: Batch) -> None:
+        """A refused batch, one part at a time: only what the store refuses is lost (counted
+        `store_refused`, the first of each batch logged); an outage meanwhile gives the rest
+        back to the queue."""
+        parts = [Batch([], batch.seats, batch.counts)] + [
+            Batch([item], {}, {}) for item in batch.events
+        ]
+        refused = 0
+        for index, part in enumerate(parts):
+            try:
+                written = self.store.write_batch(self.site, part)
+            except StoreUnavailable:
+                self._give_back(Batch([p.events[0] for p in parts[max(index, 1) :]], {}, {}))
+                if index == 0:
+                    self._give_back(Batch([], batch.seats, batch.counts))
+                return
+            except Exception as exc:
+                refused += len(part.events)
+                if refused == 1:
+                    log.error("floor store: refused %s: %s", _what(part), exc)
+                continue
+            with self._cond:
+                self.stored += written.stored
+        with self._cond:
+            self._inflight = 0
+            if refused:
+                self._counts["store_refused"] = self._counts.get("store_refused", 0) + refused
 
     def seed(self, now: float | None = None, mono: float | None = None) -> int:
         """Seed the stream tracker from what the store holds (a restarted service asks only
@@ -418,6 +473,7 @@ class Ingest:
         """The writer thread alone (`start` starts it; benchmarks call `apply` without MQTT)."""
         with self._cond:
             self._stopping = False
+        self._wake.clear()
         self._writer = threading.Thread(target=self._write_loop, name="floor-store", daemon=True)
         self._writer.start()
 
@@ -427,6 +483,7 @@ class Ingest:
             self._stopping = True
             self._flush_deadline = time.monotonic() + flush_s
             self._cond.notify_all()
+        self._wake.set()
         if self._writer is not None:
             self._writer.join(flush_s + RETRY_MAX_S)
             self._writer = None

@@ -167,7 +167,7 @@ class SimSeat:
         self.day = moment.date().isoformat()
         self.base = f"seatbox/v1/{site}/{seat}"
         self.outbox: dict[int, bytes] = {}
-        self.resent = 0
+        self.resent_seqs: list[int] = []  # what cmd/resend asked for and got again
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"sim-{seat}", protocol=mqtt.MQTTv311
         )
@@ -183,14 +183,15 @@ class SimSeat:
             return
         for seq in range(request["from_seq"], request["to_seq"] + 1):
             if seq in self.outbox:
-                self.resent += 1
+                self.resent_seqs.append(seq)
                 client.publish(f"{self.base}/event", self.outbox[seq], qos=1)
 
-    def publish(self) -> int:
-        """The next event; its seq."""
+    def publish(self, lose: bool = False) -> int:
+        """The next event (`lose`: kept in the outbox but never arrives); its seq."""
         seq = len(self.outbox)
         self.outbox[seq] = event_payload(seq, self.boot, KINDS[seq % len(KINDS)], self.ts)
-        self.client.publish(f"{self.base}/event", self.outbox[seq], qos=1)
+        if not lose:
+            self.client.publish(f"{self.base}/event", self.outbox[seq], qos=1)
         return seq
 
     def expected_rollups(self) -> dict[str, float]:

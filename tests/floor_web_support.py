@@ -116,7 +116,7 @@ class Floor:
         return self.proc.returncode
 
 
-def write_config(folder: Path, broker: Mosquitto, **privacy: Any) -> Path:
+def write_config(folder: Path, broker: Mosquitto, store_url: str = "", **privacy: Any) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "layout.toml").write_text(LAYOUT)
     (folder / "roster.csv").write_text(f"date,seat,agent,team\n{today()},A-01,agent-a1,\n")
@@ -126,7 +126,8 @@ def write_config(folder: Path, broker: Mosquitto, **privacy: Any) -> Path:
         f'[broker]\nurl = "{broker.url}"\nclient_id = "floor-{folder.name}"\n'
         f'[site]\nid = "lab"\ntimezone = "{TZ}"\n'
         f'[http]\nlisten = "127.0.0.1:{free_port()}"\n'
-        '[store]\ndir = "state"\n[layout]\nfile = "layout.toml"\n[roster]\nfile = "roster.csv"\n'
+        f'[store]\ndir = "state"\nurl = "{store_url}"\n'
+        '[layout]\nfile = "layout.toml"\n[roster]\nfile = "roster.csv"\n'
         f"[privacy]\n{lines}\n"
     )
     return config

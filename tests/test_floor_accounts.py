@@ -160,3 +160,26 @@ def test_help_loads_no_web_server_nor_kdf(args: list[str]) -> None:
     )
     loaded = {name.split(".")[0] for name in json.loads(run.stderr.strip().splitlines()[-1])}
     assert not loaded & {"fastapi", "starlette", "uvicorn", "argon2", "psycopg", "floor"}
+
+
+def test_the_access_log_cli_lists_who_viewed_what_oldest_first(tmp_path: Path) -> None:
+    config = tmp_path / "floor.toml"
+    config.write_text('[broker]\nurl = "mqtt://127.0.0.1:1"\n[site]\nid = "lab"\n')
+    accounts = Accounts(tmp_path / "accounts.sqlite", PasswordHasher(time_cost=1, memory_cost=8192))
+    accounts.add_user("alice", "supervisor", "a long password", ["A"], now=T0)
+    alice = accounts.verify("alice", "a long password")
+    assert alice is not None
+    accounts.log_access(alice, "timeline A-01 2027-01-15", now=T0)
+    accounts.log_access(alice, "report 2027-01-15 team A", now=T0 + 60)
+    accounts.close()
+    run = subprocess.run(
+        seatbox("floor", "access-log", "--config", str(config)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "2027-01-15T08:00:00Z\talice\tsupervisor\ttimeline A-01 2027-01-15",
+        "2027-01-15T08:01:00Z\talice\tsupervisor\treport 2027-01-15 team A",
+    ]

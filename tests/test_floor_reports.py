@@ -94,6 +94,9 @@ def test_roster_maps_seat_and_day_to_agent_and_team(tmp_path: Path) -> None:
     second = roster.on("2026-11-24", "A-01")
     assert second is not None and (second.agent, second.team) == ("agent-9", None)
     assert roster.on("2026-11-25", "A-01") is None
+    assert roster.assignment("2026-11-23", "A-01", "sales") == ("agent-7", "care")
+    assert roster.assignment("2026-11-24", "A-01", "sales") == ("agent-9", "sales")
+    assert roster.assignment("2026-11-25", "A-01", "sales") == (None, "sales")
     assert Roster.load(None).on("2026-11-23", "A-01") is None
 
 
@@ -292,7 +295,7 @@ def summary(played: Played, seat: str) -> dict[str, Any]:
     return dict(found)
 
 
-def report(played: Played, **privacy: Any) -> Report:
+def report(played: Played, teams: set[str | None] | None = None, **privacy: Any) -> Report:
     return daily_report(
         played.store,
         "lab",
@@ -304,6 +307,7 @@ def report(played: Played, **privacy: Any) -> Report:
         Roster.parse(f"date,seat,agent,team\n{DAY},R-01,agent-7,\n"),
         Privacy(PrivacySection(**{"min_group_size": 1, **privacy})),
         now=END_OF_DAY,
+        teams=teams,
     )
 
 
@@ -362,6 +366,10 @@ def test_roster_and_layout_give_agent_and_team(played: Played) -> None:
     assert teams["sales"]["calls"] == 2 and teams["care"]["calls"] == 1
     assert teams["sales"]["late_count"] == 1 and teams["care"]["late_count"] == 0
     assert result.totals["holds_too_long"] == 1 and result.totals["people"] == 2
+    # A supervisor of `care` only: only its seats are read, the totals are theirs.
+    care = report(played, teams={"care"})
+    assert [row["seat"] for row in care.rows] == ["R-02"]
+    assert [team["team"] for team in care.teams] == ["care"] and care.totals["calls"] == 1
     # Another day: the roster says nothing, the layout's team stands.
     moved = daily_report(
         played.store,

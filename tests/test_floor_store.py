@@ -143,6 +143,15 @@ def test_an_unreachable_postgresql_is_one_clear_line_without_the_password(tmp_pa
     message = str(caught.value)
     assert f"[store] url: PostgreSQL postgresql://floor@127.0.0.1:{port}/floor" in message
     assert "s3cr" not in message
+    # libpq echoes a token it cannot parse (a bad %-escape): the password is masked anyway.
+    for bad in (
+        f"postgresql://floor:s3cr%zzt@127.0.0.1:{port}/floor",
+        f"postgresql://floor@127.0.0.1:{port}/floor?password=s3cr%25t&sslmode=bogus",
+    ):
+        with pytest.raises(Exception) as caught:
+            PostgresStore(bad)
+        assert "[store] url: PostgreSQL postgresql://floor@127.0.0.1:" in str(caught.value)
+        assert "s3cr" not in str(caught.value), str(caught.value)
     config = tmp_path / "floor.toml"
     config.write_text(
         f'[broker]\nurl = "mqtt://127.0.0.1:{free_port()}"\n[site]\nid = "lab"\n'
@@ -192,36 +201,40 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
     log = tmp_path / "serve.log"
     seats = [SimSeat(broker.port, SITE, f"K-{n:02d}") for n in range(4)]
     subscribed = "seatbox/v1/lab/+/event"
+    (tmp_path / "store").mkdir()
+    check = PostgresStore(url) if url else SqliteStore(tmp_path / "store" / "floor.sqlite")
     serve = _serve(config, log)
     try:
-        wait_until(lambda: subscribed in broker.log.read_text(), 20, "the SUBSCRIBE")
-        per_seat, killed_at = 400, 120
+        wait_until(lambda: subscribed in broker.log.read_text(), 30, "the SUBSCRIBE")
+        per_seat, killed_at, lost_at = 400, 120, 300
         for i in range(per_seat):
             for seat in seats:
-                seat.publish()
+                seat.publish(lose=seat is seats[0] and i == lost_at)
             if i == killed_at:  # mid-burst: whatever the service held in memory is gone
+                wait_until(
+                    lambda: {e["seat"] for e in check.events(SITE)} >= {s.seat for s in seats},
+                    30,
+                    "some events of each seat stored before the kill",
+                )
                 serve.send_signal(signal.SIGKILL)
                 serve.wait(10)
                 serve = _serve(config, log)
             time.sleep(0.004)  # a burst at about 1,000 events/s from four seats
         total = per_seat * len(seats)
-        check = PostgresStore(url) if url else SqliteStore(tmp_path / "store" / "floor.sqlite")
-        try:
-            wait_until(lambda: len(check.events(SITE)) >= total, 40, f"{total} events stored")
-            expected = sorted(
-                (seat.seat, seat.boot, seq) for seat in seats for seq in range(per_seat)
-            )
-            assert keys(check) == expected  # every event, once
-            for seat in seats:
-                rollup = check.rollups(SITE, seat.seat, seat.day)
-                assert {k: rollup[k] for k in seat.expected_rollups()} == seat.expected_rollups()
-        finally:
-            check.close()
+        wait_until(lambda: len(check.events(SITE)) >= total, 60, f"{total} events stored")
+        expected = sorted((seat.seat, seat.boot, seq) for seat in seats for seq in range(per_seat))
+        assert keys(check) == expected  # every event, once
+        for seat in seats:
+            rollup = check.rollups(SITE, seat.seat, seat.day)
+            assert {k: rollup[k] for k in seat.expected_rollups()} == seat.expected_rollups()
         # Seeded from the store, the restarted service asked the seats only for what the
-        # killed one had not written: fewer than the events published before the kill.
-        resent = sum(seat.resent for seat in seats)
-        assert resent < killed_at * len(seats), resent
-        print(f"events resent by the seats after the restart: {resent}")
+        # killed one had not written, not for all they had published before the kill. (Its
+        # request for seq 300, lost on the way after the restart, has come: any gap it saw at
+        # the restart was due before that. The broker may also have dropped some of what it
+        # queued for the service meanwhile: those come later in the seqs.)
+        assert lost_at in seats[0].resent_seqs
+        early = [seq for seat in seats for seq in seat.resent_seqs if seq <= killed_at]
+        assert len(early) < (killed_at + 1) * len(seats) // 2, early
         assert serve.poll() is None, log.read_text()[-2000:]
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(20) == 0
@@ -232,6 +245,7 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
         for seat in seats:
             seat.close()
         broker.stop()
+        check.close()
     text = log.read_text()
     assert "Traceback" not in text
     # The restarted service knew the four seats' streams from the store: it asked only for
@@ -329,3 +343,60 @@ def _outage(
     assert len([m for m in lines if "floor store: unavailable" in m]) == 1, lines
     assert len([m for m in lines if "floor store: back after" in m]) == 1, lines
     assert len([m for m in lines if "dropping new ones" in m]) == 1, lines
+
+
+def test_a_dropped_event_becomes_a_gap_again_merged_with_its_neighbours() -> None:
+    tracker = StreamTracker(from_zero=True, reorder_s=0.0)
+    for seq in range(10):
+        tracker.accept(SITE, "A-01", ev(seq), 0.0)
+    for seq in (4, 5, 3, 8):  # dropped before they reached the store
+        tracker.reopen(SITE, "A-01", "1-0a0b0c0d", seq, 1.0)
+    tracker.reopen(SITE, "A-01", "1-0a0b0c0d", 42, 1.0)  # never seen: nothing to ask
+    assert [(g.first, g.last) for g in tracker.gaps()] == [(3, 5), (8, 8)]
+    assert [(r.from_seq, r.to_seq) for r in tracker.due_resends(2.0)] == [(3, 5), (8, 8)]
+    assert tracker.accept(SITE, "A-01", ev(4), 3.0).verdict.value == "new"  # the resend
+    assert tracker.accept(SITE, "A-01", ev(4), 3.0).verdict.value == "duplicate"
+
+
+def test_the_store_lag_is_the_age_of_the_oldest_event_not_written(store: Any) -> None:
+    ingest = Ingest(BrokerSection(url="mqtt://127.0.0.1:1"), SITE, "lag", store)
+    assert ingest.store_lag_s(now=100.0) == 0.0
+    for seq in range(3):
+        ingest.apply(
+            f"seatbox/v1/{SITE}/L-01/event", event_payload(seq, "1-0a0b0c0d", "x.y"), 50.0, 0
+        )
+    assert ingest.queued == 3 and ingest.store_lag_s(now=100.0) == 50.0  # no writer yet
+    ingest.start_writer()
+    wait_until(lambda: ingest.queued == 0, 10, "the writer")
+    ingest.stop_writer()
+    assert ingest.store_lag_s(now=100.0) == 0.0 and len(store.events(SITE)) == 3
+
+
+class _Refusing(SqliteStore):
+    """A real SQLite store that refuses one kind of event (as a server refuses a statement)."""
+
+    def write_batch(self, site: str, batch: Batch) -> Any:
+        if any(event.type == "bad.kind" for _seat, event, _now in batch.events):
+            raise RuntimeError("value out of range")
+        return super().write_batch(site, batch)
+
+
+def test_an_event_the_store_refuses_costs_only_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _Refusing(tmp_path / "floor.sqlite")
+    ingest = Ingest(BrokerSection(url="mqtt://127.0.0.1:1"), SITE, "refused", store)
+    try:
+        for seq in range(10):
+            kind = "bad.kind" if seq == 4 else "call.ringing"
+            topic = f"seatbox/v1/{SITE}/R-01/event"
+            ingest.apply(topic, event_payload(seq, "1-0a0b0c0d", kind), 0.0, 0.0)
+        ingest.start_writer()  # all ten in one batch: refused, then written one by one
+        wait_until(lambda: ingest.queued == 0, 10, "the writer")
+        ingest.stop_writer()
+        assert [e["seq"] for e in store.events(SITE)] == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+        assert store.counters()["store_refused"] == 1
+        assert ingest.store_ok  # not an outage
+        assert "refused seat R-01 boot 1-0a0b0c0d seq 4 (bad.kind)" in caplog.text
+    finally:
+        store.close()

@@ -77,7 +77,7 @@ def register(sub: Any) -> None:
     floor.add_argument("--duration", type=float, help="stop after this many seconds")
     floor.set_defaults(func=floor_cmd, error_prefix="")
     # `seatbox floor` alone stays the terminal view; `seatbox floor serve` is the service.
-    floor_sub = floor.add_subparsers(dest="floor_command", metavar="{serve,user,token}")
+    floor_sub = floor.add_subparsers(dest="floor_command", metavar="{serve,user,token,access-log}")
     serve = floor_sub.add_parser(
         "serve", help="the floor service: ingest, store, web wallboard and API (floor.toml)"
     )
@@ -141,6 +141,13 @@ def _register_floor_accounts(floor_sub: Any) -> None:
     revoke.add_argument("name")
     revoke.add_argument("--config", required=True, help="floor.toml")
     revoke.set_defaults(func=lazily("token_revoke"), error_prefix="seatbox floor token revoke: ")
+
+    access = floor_sub.add_parser(
+        "access-log", help="who viewed which individual timeline or report rows, and when"
+    )
+    access.add_argument("--limit", type=int, default=100, help="the latest N views (default 100)")
+    access.add_argument("--config", required=True, help="floor.toml")
+    access.set_defaults(func=lazily("access_log"), error_prefix="seatbox floor access-log: ")
 
 
 def _check_broker_arg(args: argparse.Namespace) -> None:

@@ -277,6 +277,8 @@ class Tick:
     _aggregates: dict[tuple[str, ...], tuple[list[dict[str, Any]], dict[str, Any]]] = field(
         default_factory=dict
     )
+    # The site-wide diff, encoded once for every browser that sees the whole site.
+    _site_diff: str | None = None
 
 
 class Hub:
@@ -352,7 +354,7 @@ def create_app(service: FloorService) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(part) for part in first.get("loc", ())]
         where = loc[1:] if loc and loc[0] in ("query", "path", "body", "header", "cookie") else loc
-        name = ".".join(where) or None
+        name = ".".join(where)[:64] or None  # a body's key names come from the client
         if name in EXPECTED:
             message = f"{name}: expected {EXPECTED[name]}"
         elif first.get("type") == "missing" and name:
@@ -570,6 +572,23 @@ def create_app(service: FloorService) -> FastAPI:
                         last_aggs = (snapshot["teams"], snapshot["totals"])
                         last_write = time.monotonic()
                         yield _sse("floor", snapshot)
+                        continue
+                    site_wide = scope_key(who) == ("site",) and sees_seats(who)
+                    if site_wide and tick.changed:  # the same diff for every such browser
+                        if tick._site_diff is None:
+                            aggs = aggregates(who, tick)
+                            tick._site_diff = _sse(
+                                "diff",
+                                {
+                                    "ts": iso(tick.ts),
+                                    "seats": tick.changed,
+                                    "teams": aggs[0],
+                                    "totals": aggs[1],
+                                },
+                            )
+                        last_aggs = aggregates(who, tick)
+                        last_write = time.monotonic()
+                        yield tick._site_diff
                         continue
                     seats: dict[str, Seat | None] = {}
                     if sees_seats(who):

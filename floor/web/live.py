@@ -48,8 +48,7 @@ class Counters:
     """What /metrics reports of the ingest side (messages seen by the live floor)."""
 
     events: int = 0  # event messages received (before de-duplication by the store)
-    messages: int = 0
-    last_message_mono: float = 0.0
+    messages: int = 0  # every message of the site
     per_second: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=64))
 
     def event(self, mono: float) -> None:
@@ -97,7 +96,6 @@ class LiveFloor:
             self.model.apply(topic, payload, mono)
             self._dirty.add(parsed.seat)
             self.counters.messages += 1
-            self.counters.last_message_mono = mono
             if parsed.kind == "event":
                 self.counters.event(mono)
 
