@@ -667,7 +667,12 @@ export function floorPage(main, me) {
 
   function alertNew(changed) {
     for (const { before, seat } of changed.values())
-      if (seat && levelOf(seat) === "violation" && (!before || levelOf(before) !== "violation")) {
+      if (
+        seat &&
+        (!team || seat.team === team) && // only the seats the filter shows
+        levelOf(seat) === "violation" &&
+        (!before || levelOf(before) !== "violation")
+      ) {
         const v = views.get(seat.seat);
         alerts.violation(seat, v ? [v.tile, v.row] : []);
       }
