@@ -264,7 +264,10 @@ def test_an_absolute_mute_toggles_the_pc_only_when_it_differs_from_the_pcs_mute(
     assert pc.reports(PhoneMute(muted=True)) == [pc_input(0, phone_mute=1), pc_input(0)]
     pc.seen(parse_output_report(pc_output(off_hook=True, mute=True)))
     assert pc.reports(PhoneMute(muted=True)) == []
-    assert pc.reports(PhoneMute(muted=False)) == [pc_input(0, phone_mute=1), pc_input(0)]
+    # The softphone's Off-Hook LED is the hook the presses carry from now on.
+    assert pc.reports(PhoneMute(muted=False)) == [pc_input(1, phone_mute=1), pc_input(1)]
+    pc.seen(parse_output_report(pc_output()))
+    assert pc.reports(Flash()) == [pc_input(0, flash=1), pc_input(0)]
 
 
 # --- the hidg node's states ---------------------------------------------------------------------

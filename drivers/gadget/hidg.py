@@ -19,6 +19,7 @@ import contextlib
 import errno
 import os
 import select
+from collections.abc import Callable
 from pathlib import Path
 
 from drivers.gadget.configfs import CONFIGFS_ROOT, Gadget, GadgetSpec
@@ -30,6 +31,11 @@ _AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
 _NOT_CONFIGURED = (errno.ESHUTDOWN,)
 # Bigger than any canonical report; f_hid returns one report per read.
 _READ_SIZE = 64
+
+
+def open_node(path: str) -> int:
+    """The node opened as the relay uses it: read and write, non-blocking."""
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
 def find_hidg(gadget: str = "seatbox", root: Path = CONFIGFS_ROOT) -> str | None:
@@ -45,9 +51,15 @@ class HidgDevice:
     """One gadget HID node, non-blocking; `hid_device` is "auto" or a /dev/hidgN path."""
 
     def __init__(
-        self, hid_device: str = "auto", gadget: str = "seatbox", root: Path = CONFIGFS_ROOT
+        self,
+        hid_device: str = "auto",
+        gadget: str = "seatbox",
+        root: Path = CONFIGFS_ROOT,
+        opener: Callable[[str], int] = open_node,
     ) -> None:
+        """`opener` opens a node path to a non-blocking fd (tests hand a socket pair's end)."""
         self.hid_device = hid_device
+        self._opener = opener
         self.gadget = gadget
         self.root = Path(root)
         self.path: str | None = None
@@ -70,7 +82,7 @@ class HidgDevice:
             self._down(f"no hidg node: gadget {self.gadget!r} not built or not bound")
             return None
         try:
-            self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+            self._fd = self._opener(path)
         except OSError as err:
             self._down(f"cannot open {path}: {err.strerror or err}")
             return None
@@ -109,7 +121,10 @@ class HidgDevice:
             if err.errno not in _AGAIN:
                 self._lost(err)
             return None
-        return data or None
+        if not data:  # f_hid never reads zero bytes: the node is gone
+            self._lost(OSError(errno.ENODEV, "end of file"))
+            return None
+        return data
 
     def wait_report(self, timeout: float) -> bytes | None:
         """Like `read_report`, waiting up to `timeout` seconds for the PC to write."""

@@ -110,8 +110,8 @@ def input_report(off_hook: bool, *pressed: str) -> bytes:
 
 
 class PcReports:
-    """The headset's requests as canonical input reports, keeping the hook state the PC was
-    last told (every report carries it). `host_mute` is the PC's mute as its LEDs last said
+    """The headset's requests as canonical input reports, keeping the hook state (every report
+    carries it): the last one sent, or the softphone's Off-Hook LED when that came later. `host_mute` is the PC's mute as its LEDs last said
     (`seen`): a headset reporting mute as a state toggles the PC's only when it differs."""
 
     def __init__(self) -> None:
@@ -119,7 +119,11 @@ class PcReports:
         self.host_mute = False
 
     def seen(self, host: HostLeds) -> None:
+        """The softphone's LEDs: its mute, and its hook, which the box's hook follows as a
+        headset's does (the next report carries it; hanging up from the headset after the
+        softphone answered is then a change from 1 to 0 for the PC)."""
         self.host_mute = host.mute
+        self.off_hook = host.off_hook
 
     def reports(self, event: object) -> list[bytes]:
         """The reports to write for one headset event, in order ([] for other events)."""

@@ -223,10 +223,18 @@ class StoragePart(_Payload):
     since: Since
 
 
+class BridgePart(_Payload):
+    pc_connected: bool
+    since: Since
+    detail: str
+    led_writes: Literal["waiting", "seen", "missing"]
+    bad_report: str | None
+
+
 class SeatState(_Payload):
     """The retained `state` (docs/schemas/state.json)."""
 
-    _not_null = ("storage",)
+    _not_null = ("storage", "bridge")
 
     site: Id
     seat: Id
@@ -243,6 +251,7 @@ class SeatState(_Payload):
     violations: list[Violation]
     today: Today
     storage: StoragePart | None = None  # absent from seats older than issue 12
+    bridge: BridgePart | None = None  # bridged seats only (issue 14)
 
 
 class InfoHeadset(_Payload):

@@ -33,6 +33,7 @@ from edge.base.errors import DeviceError, ParseError, UsageError
 from edge.cli import EXIT_OK
 
 if TYPE_CHECKING:
+    from drivers.gadget.bridge import GadgetBridge
     from drivers.hid.hidraw import HidrawHeadset
 
 
@@ -47,7 +48,15 @@ def register(sub: Any) -> None:
     listing.set_defaults(func=list_cmd)
     watch = verbs.add_parser("watch", help="decoded button events and LED writes, live")
     watch.add_argument("--device", default="auto", help="auto or /dev/hidrawN")
-    watch.add_argument("--config", help="seat config whose [headset] settings to use")
+    watch.add_argument(
+        "--config", help="seat config whose [headset] settings (and [bridge], if bridged) to use"
+    )
+    watch.add_argument(
+        "--bridge",
+        action="store_true",
+        help="both sides of a bridged seat: the PC's LED reports and the headset's requests "
+        "(default when --config has [call] sources with bridge); stop the seat first",
+    )
     watch.set_defaults(func=watch_cmd)
     describe = verbs.add_parser("describe", help="telephony layout of a descriptor file")
     describe.add_argument("file", help="descriptor as hex (spaces allowed) or raw bytes")
@@ -209,9 +218,9 @@ def watch_cmd(args: argparse.Namespace) -> int:
 
     settings = ProtocolSettings()
     read_timeout, reconnect_max = 0.2, 10.0
-    if args.config:
-        from edge.shell.config import load_config
+    from edge.shell.config import load_config
 
+    if args.config:
         section = load_config(args.config).headset
         settings = ProtocolSettings(
             echo_window=section.echo_window,
@@ -223,6 +232,23 @@ def watch_cmd(args: argparse.Namespace) -> int:
     headset = HidrawHeadset(
         args.device, settings, read_timeout=read_timeout, reconnect_max=reconnect_max
     )
+    hid_device, bridged = "auto", args.bridge
+    if args.config:
+        config = load_config(args.config)
+        hid_device = config.bridge.hid_device
+        bridged = bridged or "bridge" in config.call.sources
+    if bridged:
+        from drivers.gadget.bridge import GadgetBridge
+
+        watch = BridgedWatch(headset, GadgetBridge(hid_device), sys.stdout)
+        print("watching the headset and the PC (the gadget's HID node); Ctrl-C to stop",
+              file=sys.stderr)  # fmt: skip
+        watch.start()
+        try:
+            threading.Event().wait()
+        finally:
+            watch.stop()
+        return EXIT_OK
     host = WatchHost(headset, sys.stdout)
     print("watching for a telephony headset; Ctrl-C to stop", file=sys.stderr)
     headset.start(host)
@@ -231,3 +257,48 @@ def watch_cmd(args: argparse.Namespace) -> int:
     finally:
         headset.stop()
     return EXIT_OK
+
+
+class BridgedWatch:
+    """`watch` on a bridged seat, without the seat: the PC's LED reports are printed and
+    shown on the headset (its own layout), the headset's requests printed and sent to the PC
+    as canonical input reports. Both run as in the seat (`drivers.gadget.bridge`), so this is
+    what the PC and the headset would see; the PC's answers come from its softphone."""
+
+    def __init__(self, headset: HidrawHeadset, bridge: GadgetBridge, out: TextIO) -> None:
+        self.headset, self.bridge, self.out = headset, bridge, out
+        headset.on_write = lambda report: self._print(f"headset <- LEDs {report.hex(' ')}")
+        bridge.on_pc_read = lambda report: self._print(f"PC -> output report {report.hex(' ')}")
+        bridge.on_pc_write = self._pc_write
+
+    def _print(self, line: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {line}", file=self.out, flush=True)
+
+    def _pc_write(self, report: bytes, ok: bool) -> None:
+        how = "sent" if ok else f"not sent: {self.bridge.pc.problem}"
+        self._print(f"PC <- input report {report.hex(' ')} ({how})")
+
+    def on_headset(self, event: object) -> None:
+        self._print(f"headset -> {event}")
+        self.bridge.relay(event)
+
+    def on_pc(self, item: object) -> None:
+        from drivers.gadget.relay import headset_leds
+        from drivers.host.events import BridgeStatus, HostLeds
+
+        if isinstance(item, HostLeds):
+            on = [name for name in ("off_hook", "ring", "hold", "mute") if getattr(item, name)]
+            self._print(f"PC LEDs: {', '.join(on) or 'all off'}")
+            self.headset.write_leds(headset_leds(item))
+        elif isinstance(item, BridgeStatus):
+            state = "connected" if item.pc_connected else "not connected"
+            line = f"PC {state}: {item.detail}; softphone LED writes {item.led_writes}"
+            self._print(line + (f"; bad report: {item.bad_report}" if item.bad_report else ""))
+
+    def start(self) -> None:
+        self.bridge.start(self.on_pc)
+        self.headset.start(self.on_headset)
+
+    def stop(self) -> None:
+        self.headset.stop()
+        self.bridge.stop()

@@ -24,7 +24,7 @@ from drivers.hid.events import (
     Redial,
     Volume,
 )
-from drivers.host.events import HostLeds
+from drivers.host.events import BridgeStatus, HostLeds
 from drivers.radar.events import RadarReport, RadarStatus
 from dsp.types import ChannelLevels
 from edge.base.errors import ParseError
@@ -95,6 +95,7 @@ Input = (
     | HeadsetPlugged
     | HeadsetUnplugged
     | HostLeds
+    | BridgeStatus
     | CtiCommand
     | Identify
     | RadarReport
@@ -119,6 +120,7 @@ INPUT_TYPES: tuple[type, ...] = (
     HeadsetPlugged,
     HeadsetUnplugged,
     HostLeds,
+    BridgeStatus,
     CtiCommand,
     Identify,
     RadarReport,

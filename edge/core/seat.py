@@ -24,7 +24,7 @@ from drivers.hid.events import (
     Redial,
     Volume,
 )
-from drivers.host.events import HostLeds
+from drivers.host.events import BridgeStatus, HostLeds
 from drivers.radar.events import RadarReport, RadarStatus
 from edge.core import presence
 from edge.core.clock import Instant
@@ -50,6 +50,7 @@ from edge.core.norms.base import Ctx, Norm, earliest
 from edge.core.profile import Profile
 from edge.core.shift import next_boundary, phase_at
 from edge.core.state import (
+    BridgePart,
     CallPart,
     DevicePart,
     Facts,
@@ -187,9 +188,19 @@ def _set_agent_mute(f: Facts, muted: bool, by: str, now: Instant) -> Facts:
     return replace(f, mute=replace(f.mute, agent=muted, by=by))
 
 
+def _host_owns_calls(f: Facts) -> bool:
+    """On a bridged seat with the PC connected the softphone's LEDs are the call state: the
+    headset's hook, flash and drop go to the PC (the bridge relays them) and change the call
+    when the softphone answers with its LEDs. Otherwise the headset acts on its own."""
+    return f.bridge is not None and f.bridge.pc_connected
+
+
 def _host_leds(f: Facts, leds: HostLeds, now: Instant) -> tuple[Facts, list[Emit]]:
     old = f.host
     f = replace(f, host=leds)
+    if f.bridge is not None and leds.off_hook != f.hook.off_hook:
+        # The headset is told the softphone's hook: its next hook press toggles from there.
+        f = replace(f, hook=HookPart(off_hook=leds.off_hook, since=now))
     out: list[Emit] = []
     Transition = Callable[[Facts], tuple[Facts, list[Emit], str]]
     steps: list[Transition] = []
@@ -213,6 +224,27 @@ def _host_leds(f: Facts, leds: HostLeds, now: Instant) -> tuple[Facts, list[Emit
     return f, out
 
 
+def _bridge_status(f: Facts, status: BridgeStatus, now: Instant) -> tuple[Facts, list[Emit]]:
+    old = f.bridge
+    emits: list[Emit] = []
+    changed = old is None or old.pc_connected != status.pc_connected
+    if changed:
+        kind = "bridge.pc_connected" if status.pc_connected else "bridge.pc_disconnected"
+        emits.append(Emit(kind, {"detail": status.detail}))
+    if status.led_writes == "missing" and (old is None or old.led_writes != "missing"):
+        emits.append(Emit("bridge.no_led_writes", {"after_s": status.led_wait_s}))
+    if status.bad_report and (old is None or old.bad_report != status.bad_report):
+        emits.append(Emit("bridge.bad_report", {"detail": status.bad_report}))
+    part = BridgePart(
+        pc_connected=status.pc_connected,
+        since=now if changed or old is None else old.since,
+        detail=status.detail,
+        led_writes=status.led_writes,
+        bad_report=status.bad_report,
+    )
+    return replace(f, bridge=part), emits
+
+
 def _speech(part: SpeechPart, speaking: bool, now: Instant) -> SpeechPart:
     return part if part.speaking == speaking else SpeechPart(speaking=speaking, since=now)
 
@@ -223,24 +255,29 @@ def apply_input(f: Facts, inp: Input, now: Instant) -> tuple[Facts, list[Request
     replies: list[Effect] = []
     match inp:
         case HookSwitch(off_hook=off_hook):
-            if off_hook != f.hook.off_hook:
-                f = replace(f, hook=HookPart(off_hook=off_hook, since=now))
-            if off_hook:
-                f, emits, _ = _Calls.answer(f, now, "headset", dial=True)
-            elif f.call.in_call:
-                f, emits, _ = _Calls.end(f, now, "headset")
+            if _host_owns_calls(f):
+                pass  # relayed to the softphone: its LEDs move the hook and the call
+            else:
+                if off_hook != f.hook.off_hook:
+                    f = replace(f, hook=HookPart(off_hook=off_hook, since=now))
+                if off_hook:
+                    f, emits, _ = _Calls.answer(f, now, "headset", dial=True)
+                elif f.call.in_call:
+                    f, emits, _ = _Calls.end(f, now, "headset")
         case PhoneMute(muted=muted):
             off_hook = f.hook.off_hook or f.call.in_call
             if off_hook and not f.mute.forced_by:
                 wanted = (not f.mute.agent) if muted is None else muted
                 f = _set_agent_mute(f, wanted, "agent", now)
         case Flash():
-            if f.call.state == "active":
+            if _host_owns_calls(f):
+                pass
+            elif f.call.state == "active":
                 f, emits, _ = _Calls.hold(f, now, "headset")
             elif f.call.state == "held":
                 f, emits, _ = _Calls.resume(f, now, "headset")
         case Drop():
-            if f.call.state != "idle":
+            if f.call.state != "idle" and not _host_owns_calls(f):
                 f, emits, _ = _Calls.end(f, now, "headset")
         case MuteLocked(requests=requests, window=window):
             # The headset holds its own mute and refuses to let go: believe it, say so.
@@ -262,6 +299,8 @@ def apply_input(f: Facts, inp: Input, now: Instant) -> tuple[Facts, list[Request
                 emits.append(Emit("headset.disconnected", {"reason": reason}))
         case HostLeds():
             f, emits = _host_leds(f, inp, now)
+        case BridgeStatus():
+            f, emits = _bridge_status(f, inp, now)
         case CtiCommand(action=action, request_id=request_id):
             f, emits, error = CTI_VERBS[action](f, now, inp)
             replies.append(
@@ -357,6 +396,8 @@ def _outputs(before: Facts, after: Facts, inp: Input, now: Instant) -> list[Effe
     leds = leds_for(after)
     # The host owns the headset state: every request and every re-plug gets the whole state.
     answer_request = isinstance(inp, HookSwitch | PhoneMute | Flash | Drop | HeadsetPlugged)
+    if _host_owns_calls(after) and isinstance(inp, HookSwitch | Flash | Drop):
+        answer_request = False  # the softphone answers these with its LEDs, mirrored then
     if leds != leds_for(before) or answer_request:
         effects.append(SetLeds(leds))
     if after.mute.muted != before.mute.muted:

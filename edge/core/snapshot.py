@@ -9,7 +9,7 @@ from typing import Any
 
 from edge.core.clock import Instant
 from edge.core.seat import leds_for, summary
-from edge.core.state import SeatState
+from edge.core.state import BridgePart, SeatState
 
 
 def snapshot(
@@ -62,6 +62,17 @@ def snapshot(
         ],
         "today": {k: v for k, v in attendance_public.items() if k != "day"},
         **({"storage": storage} if storage is not None else {}),
+        **({"bridge": _bridge(f.bridge)} if f.bridge is not None else {}),
+    }
+
+
+def _bridge(part: BridgePart) -> dict[str, Any]:
+    return {
+        "pc_connected": part.pc_connected,
+        "since": part.since.iso_utc(),
+        "detail": part.detail,
+        "led_writes": part.led_writes,
+        "bad_report": part.bad_report or None,
     }
 
 

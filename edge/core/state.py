@@ -84,6 +84,18 @@ class DevicePart:
 
 
 @dataclass(frozen=True, slots=True)
+class BridgePart:
+    """The PC side of a bridged seat (`drivers.host.events.BridgeStatus`); `since`: when
+    `pc_connected` last changed."""
+
+    pc_connected: bool
+    since: Instant
+    detail: str = ""
+    led_writes: str = "waiting"  # waiting | seen | missing
+    bad_report: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RadarPart:
     target: str
     since: Instant  # when `target` last changed
@@ -119,6 +131,7 @@ class Facts:
     rx: SpeechPart
     shift: ShiftPart
     host: HostLeds = HostLeds()
+    bridge: BridgePart | None = None  # None: not a bridged seat (no status yet)
     last_audio: AudioLevels | None = None
     rx_caps: Mapping[str, float] = field(default_factory=dict)  # policy -> max gain dB
     mixer_ok: bool | None = None  # enforcement on the headset's mixer; None until it reports

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from drivers.audio.virtual import VirtualAudio
 from drivers.hid.interface import Headset
 from drivers.hid.virtual import VirtualHeadset
+from drivers.host.interface import CallHost
 from drivers.host.virtual import VirtualCallHost
 from drivers.radar.virtual import VirtualRadar
 from edge.api.topics import Topics
@@ -97,6 +98,10 @@ def build_seat(
         recorder = Recorder(tape_path, profile, config.seat.site, config.seat.id, boot_id, start)
     parts = Parts(boot_id, outbox=outbox, link=link, recorder=recorder, events_out=events_out)
     runtime = Runtime(config, profile, devices, clock, parts, start)
+    relay = getattr(devices.host, "relay", None)
+    if callable(relay):
+        # A bridged seat: the headset's requests the seat receives also go to the PC.
+        runtime.taps.append(relay)
     if link is not None:
         link.on_command = runtime.on_command
         link.on_connected = runtime.birth
@@ -191,7 +196,20 @@ def build_devices(config: SeatConfig) -> Devices:
         )
     if "simulate" in config.call.sources:
         devices.host = VirtualCallHost()
+    elif "bridge" in config.call.sources:
+        devices.host = build_bridge(config)
     return devices
+
+
+def build_bridge(config: SeatConfig) -> CallHost:
+    """The HID relay to the PC: the gadget's node of [bridge] hid_device (docs/bridge.md);
+    its status goes to <state_dir>/bridge-status.json for `seatbox doctor`."""
+    from drivers.gadget.bridge import STATUS_FILE_NAME, GadgetBridge
+
+    return GadgetBridge(
+        config.bridge.hid_device,
+        status_file=Path(config.storage.state_dir) / STATUS_FILE_NAME,
+    )
 
 
 def build_headset(config: SeatConfig) -> Headset | None:

@@ -1,7 +1,8 @@
 """The box's self-check: one module per probe, each saying OK / WARN / FAIL and what to do.
 
 `run_checks` is what `seatbox doctor` prints; `start` is what `seatbox run` checks and
-publishes in `info`. The probes: config, broker, headset, audio (and microphone), radar, clock,
+publishes in `info`. The probes: config, broker, headset, audio (and microphone), radar,
+bridge (a bridged seat's USB gadget and PC side), clock,
 disk, outbox, permissions; `machine` is what they look at, `check` what they return, `runner`
 the order. The names below load with their module on first use, so `seatbox run` imports only
 the probes it runs before READY.

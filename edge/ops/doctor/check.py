@@ -17,6 +17,7 @@ CHECK_NAMES = (
     "audio",
     "microphone",
     "radar",
+    "bridge",
     "clock",
     "disk",
     "outbox",

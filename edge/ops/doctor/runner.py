@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from edge.ops.doctor.audio import check_audio, check_microphone
+from edge.ops.doctor.bridge import check_bridge
 from edge.ops.doctor.broker import broker_check
 from edge.ops.doctor.check import CHECK_NAMES, Check
 from edge.ops.doctor.clock import check_clock
@@ -44,6 +45,8 @@ def run_checks_for(
         checks.append(check_microphone(config, machine, audio_ok))
     if "radar" not in skip:
         checks.append(check_radar(config, machine))
+    if "bridge" not in skip:
+        checks.append(check_bridge(config, machine))
     if "clock" not in skip:
         checks.append(check_clock(machine))
     if "disk" not in skip:

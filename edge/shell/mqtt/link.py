@@ -91,6 +91,12 @@ class SeatLink:
         self._last_error = ""
         self._unacked: deque[mqtt.MQTTMessageInfo] = deque()
         self._unacked_lock = threading.Lock()  # events from the core thread, replies from paho's
+        # The retained state published while offline: only the newest is kept, and it goes out
+        # at the connect before the birth. Queued in paho instead, it went out after the birth
+        # (paho sends what was queued after on_connect returns) and could leave an older state
+        # retained than the birth's.
+        self._state_lock = threading.Lock()
+        self._pending_state: bytes | None = None
         self.pump: OutboxPump | None = None
         self._backlog, self._backlog_at = 0, float("-inf")
         if outbox is not None:
@@ -210,7 +216,11 @@ class SeatLink:
         # Commands first, so a request that answers our birth is not missed (Sparkplug §5).
         client.subscribe(self.topics.commands, qos=1)
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
-        self.connected.set()
+        with self._state_lock:
+            self.connected.set()
+            pending, self._pending_state = self._pending_state, None
+            if pending is not None:
+                self._publish(self.topics.state, pending, retain=True)
         self.on_connected()
 
     def _on_disconnect(
@@ -361,7 +371,12 @@ class SeatLink:
         return None
 
     def publish_state(self, snapshot: dict[str, Any]) -> None:
-        self._publish(self.topics.state, dumps(snapshot), retain=True)
+        payload = dumps(snapshot)
+        with self._state_lock:
+            if not self.connected.is_set():
+                self._pending_state = payload  # sent at the connect, before the birth
+                return
+            self._publish(self.topics.state, payload, retain=True)
 
     def publish_info(self, info: dict[str, Any]) -> None:
         self._publish(self.topics.info, dumps(info), retain=True)
