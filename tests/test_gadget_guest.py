@@ -22,16 +22,20 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bridge_script import MODELS, Model
 from guest import Guest, GuestImage, GuestSpec, GuestUnavailable, build_image, qemu_binary
 from guest.build import DEFAULT_PYTHON_IMPORTS, python_sources
 from hid_support import HID_DATA, descriptor, input_report, layout
+from schema_support import validate
 
 from drivers.gadget.descriptor import CANONICAL_DESCRIPTOR
 from drivers.hid.events import (
@@ -51,8 +55,9 @@ from drivers.hid.layout import (
     layout_from_bytes,
 )
 from drivers.host.events import HostLeds
+from edge.api.models import parse_event, parse_state
 
-pytestmark = [pytest.mark.guest, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.guest, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parent.parent
 # dummy_hcd is loaded at boot and unloaded by the job first (to see the "no controller" error):
@@ -124,17 +129,102 @@ check down_two $G down --json
 echo "HEADSETS-START $(cut -d' ' -f1 /proc/uptime)"
 PYTHONPATH=/opt/site python3 -u headset_probe.py headsets.json || echo "HEADSETS-FAILED"
 echo "HEADSETS-END $(cut -d' ' -f1 /proc/uptime)"
+echo "BRIDGE-START $(cut -d' ' -f1 /proc/uptime)"
+printf 'listener 1883 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n' > /tmp/mosquitto.conf
+mosquitto -c /tmp/mosquitto.conf > /tmp/mosquitto.log 2>&1 &
+MQ=$!
+check bridge_up $G up --json --udc dummy_udc.0
+wait_hidraw some
+echo "BRIDGE-PROBE $(cut -d' ' -f1 /proc/uptime)"
+PYTHONPATH=/opt/site python3 -u bridge_probe.py || echo "BRIDGE-FAILED"
+check bridge_down $G down --json
+kill $MQ
+echo "MOSQUITTO-LOG $(tr '\n' '|' < /tmp/mosquitto.log | tail -c 600)"
+echo "BRIDGE-END $(cut -d' ' -f1 /proc/uptime)"
 echo "JOB-END $(cut -d' ' -f1 /proc/uptime)"
 """
+
+
+# What the bridged seat imports in the guest (the seat's own modules, paho, pydantic; no numpy):
+# their standard-library needs go into the image, the packages come with each boot.
+SEAT_MODULES = (
+    "edge.shell.wiring",
+    "edge.shell.runtime",
+    "edge.shell.config",
+    "edge.core.clock",
+    "drivers.gadget.bridge",
+    "paho.mqtt.client",
+)
+SITE_PACKAGES = (
+    "paho",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_extensions",
+    "typing_inspection",
+)
+
+
+def stdlib_needs(modules: tuple[str, ...]) -> tuple[str, ...]:
+    """Every standard-library module `modules` load here, by name (so the image's digest
+    changes when the seat starts needing another one)."""
+    probe = (
+        "import importlib, sys, sysconfig\n"
+        "for name in sys.argv[1:]: importlib.import_module(name)\n"
+        "std = sysconfig.get_paths()['stdlib'] + '/'\n"
+        "for name, m in sorted(sys.modules.items()):\n"
+        "    f = getattr(m, '__file__', None) or ''\n"
+        "    if f.startswith(std) and 'site-packages' not in f: print(name)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *modules],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    if done.returncode != 0:
+        raise GuestUnavailable(f"cannot import the seat here: {done.stderr[-500:]}")
+    return tuple(done.stdout.split())
 
 
 @pytest.fixture(scope="module")
 def image() -> GuestImage:
     try:
         qemu_binary()
-        return build_image(SPEC)
+        imports = {*SPEC.python_imports, *stdlib_needs(SEAT_MODULES)}
+        return build_image(dataclasses.replace(SPEC, python_imports=tuple(sorted(imports))))
     except GuestUnavailable as err:
         pytest.skip(f"no QEMU guest: {err}")
+
+
+def site_files(root: str, packages: tuple[str, ...]) -> dict[str, bytes | Path]:
+    """Installed packages under `root`, as sources with bytecode plus their extension modules."""
+    files: dict[str, bytes | Path] = {}
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            pytest.skip(f"{name} is not installed here (make venv)")
+        origin = Path(spec.origin)
+        if spec.submodule_search_locations:
+            files.update(python_sources({f"{root}/{name}": origin.parent}))
+            for extension in origin.parent.rglob("*.so"):
+                files[f"{root}/{name}/{extension.relative_to(origin.parent)}"] = extension
+        else:
+            files.update(python_sources({f"{root}/{origin.name}": origin}))
+    return files
+
+
+def mosquitto_files() -> dict[str, bytes | Path]:
+    """This machine's Mosquitto and the libraries it loads, at their own paths."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        pytest.skip("no mosquitto here: apt-get install mosquitto")
+    files: dict[str, bytes | Path] = {"/usr/sbin/mosquitto": Path(binary)}
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    for path in re.findall(r"=>\s*(/\S+)\s+\(0x", out):
+        files[path] = Path(os.path.realpath(path))
+    return files
 
 
 @dataclass(frozen=True)
@@ -164,9 +254,21 @@ def boot(image: GuestImage) -> Boot:
                 "/opt/app/relay_probe.py": REPO / "tests" / "gadget_relay_probe.py",
                 "/opt/app/headset_probe.py": REPO / "tests" / "kernel_headset_probe.py",
                 "/opt/app/uhid_headset.py": REPO / "tests" / "uhid_headset.py",
+                "/opt/app/bridge_probe.py": REPO / "tests" / "kernel_bridge_probe.py",
+                "/opt/app/bridge_script.py": REPO / "tests" / "bridge_script.py",
+                "/opt/app/edge": REPO / "edge",
+                "/opt/app/dsp": REPO / "dsp",
             }
         ),
+        **{
+            f"/opt/app/config/profiles/{p.name}": p
+            for p in (REPO / "config" / "profiles").glob("*.toml")
+        },
+        **{f"/opt/app/hid/{p.name}": p for p in HID_DATA.glob("*.hex")},
+        **{f"/opt/app/hid/{p.name}": p for p in HID_DATA.glob("*.txt")},
         **hidapi_files("/opt/site"),
+        **site_files("/opt/site", SITE_PACKAGES),
+        **mosquitto_files(),
         "/opt/app/headsets.json": json.dumps(
             [headset_script(name) for name in KERNEL_HEADSETS]
         ).encode(),
@@ -534,7 +636,8 @@ def test_a_real_headset_on_uhid_is_driven_by_the_hidraw_driver(boot: Boot, name:
     info = got["plugged"]["info"]
     assert (info["vendor_id"], info["product_id"]) == ids_of(name), got["plugged"]
     assert info["product"] == HID_NAMES[name] and info["telephony"] is True, got["plugged"]
-    assert f"headset {HID_NAMES[name]} on {got['node']} (" in got["log"], got["log"]
+    said = f"headset {HID_NAMES[name]} on {got['node']} ("
+    assert any(line.startswith(said) for line in got["log"]), got["log"]
     # On plug the driver writes the whole (idle) LED state, every report of the layout.
     assert all(w["via"] == "output" and w["rtype"] == 1 for w in got["on_plug"]), got["on_plug"]
     assert latest(got["on_plug"]) == script["on_plug"], got["on_plug"]
@@ -581,3 +684,66 @@ def test_the_hidraw_driver_follows_uhid_destroy_and_create(boot: Boot, name: str
     assert any(" gone: " in line for line in said), said
     assert sum(f"headset {HID_NAMES[name]} on /dev/hidraw" in line for line in said) == 2, said
     assert got["node_after_close"] is None, got
+
+
+# --- the bridged seat: gadget + uhid headset + the seat + Mosquitto, all in the guest ----------
+
+
+def bridge_results(boot: Boot) -> dict[str, dict[str, Any]]:
+    return {
+        m.group(1): json.loads(m.group(2))
+        for m in re.finditer(r"^BRIDGE (\S+) (.*)$", boot.console, re.M)
+    }
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.descriptor for m in MODELS])
+def test_a_softphone_and_an_agent_through_the_bridged_seat_on_one_kernel(
+    boot: Boot, model: Model
+) -> None:
+    """tests/bridge_script.py on the real kernel: the softphone on the gadget's PC-side hidraw
+    (dummy_hcd), the headset on /dev/uhid, the seat built from a `bridge` config publishing to
+    a Mosquitto in the guest. The script asserts each step in the guest (LED bytes at the
+    headset, input reports at the PC, events and state over MQTT, mute on hold); here: it
+    passed, nothing stray either way, and what the seat published is valid v1."""
+    got = bridge_results(boot).get(model.descriptor)
+    assert got is not None, boot.where
+    assert got.get("ok") is True, (
+        f"{got.get('failed') or got.get('error')}\nlog: {got.get('log')}{boot.where}"
+    )
+    assert got["plug"] == model.plug, got["plug"]
+    assert got["pc_stale"] == [] or model is not MODELS[0], got["pc_stale"]
+    assert got["stray_headset"] == [] and got["stray_pc"] == [], got
+    assert got["seat_stopped"] is True
+    steps = [line.split(":")[0] for line in got["log"]]
+    for step in ("PC rings", "agent lifts", "PC holds", "PC resumes", "PC mutes", "PC hangs up"):
+        assert step in steps, steps
+    events = got["events"]
+    kinds = [(e["type"], e["data"].get("by")) for e in events]
+    # Mute on hold, and the agent's own mute back on resume, as the floor sees them.
+    held = kinds.index(("call.hold", None))
+    assert kinds[held + 1] == ("mute.on", "hold_policy"), kinds
+    assert ("mute.off", "hold_policy") in kinds[held + 2 :], kinds
+    connected = [e["data"] for e in events if e["type"] == "bridge.pc_connected"]
+    assert connected and "dummy_udc.0 configured" in connected[0]["detail"], connected
+    plugged = [e["data"] for e in events if e["type"] == "headset.connected"]
+    assert plugged, [e["type"] for e in events]
+    state = got["state"]
+    assert state["call"]["state"] == "idle" and state["mute"]["muted"] is False, state
+    assert state["bridge"]["pc_connected"] is True and state["bridge"]["led_writes"] == "seen"
+    validate("state", state)
+    assert parse_state(json.dumps(state).encode()).bridge is not None
+    for event in events:
+        validate("event", event)
+        parse_event(json.dumps(event).encode())
+    print(
+        f"bridged {model.descriptor}: seat ready {got['seat_ready_s']} s, script "
+        f"{got['script_s']} s; LED -> headset {summary(got['led_to_headset_ms'])}, "
+        f"button -> PC {summary(got['button_to_pc_ms'])} (emulation figures)"
+    )
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    return f"median {ordered[len(ordered) // 2]} ms, max {ordered[-1]} ms (n={len(ordered)})"

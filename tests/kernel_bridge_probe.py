@@ -1,0 +1,290 @@
+"""Run in the QEMU guest by tests/test_gadget_guest.py: the bridged seat on one kernel.
+
+The gadget is up on dummy_hcd (the job brought it up: HID only, audio none), so the PC's side
+is the gadget's hidraw node on the same kernel; the real headset is a uhid device from a real
+descriptor (tests/uhid_headset.py); the seat is the project's own (`build_devices` +
+`build_seat` from a `[call] sources = ["bridge"]` config, `[headset] device` the uhid node),
+publishing to the Mosquitto the job started in the guest. The scenario is
+tests/bridge_script.py: a scripted softphone on the PC's hidraw, an agent pressing the
+headset's buttons, each step asserted (LED bytes at the headset, input reports at the PC, the
+seat's events and state).
+
+    python3 bridge_probe.py MODEL...      # descriptor names of bridge_script.MODELS
+
+Prints `BRIDGE <model> <json>` per model: ok or the failed step, the script's log, what the
+headset got on plug, the seat's events and last state, and the timings of every report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from bridge_script import MODELS, Model, Script
+from uhid_headset import UhidHeadset, wait_hidraw
+
+from drivers.gadget.descriptor import CANONICAL_DESCRIPTOR
+from edge.core.clock import Clock
+from edge.core.inputs import Tick
+from edge.shell.config import (
+    AudioSection,
+    BridgeSection,
+    CallSection,
+    HeadsetSection,
+    RadarSection,
+    SeatConfig,
+    SeatSection,
+    StorageSection,
+    load_profile,
+)
+from edge.shell.wiring import build_devices, build_seat
+
+BROKER_PORT = 1883
+SITE = "kernel"
+WAIT = 10.0
+HID_DATA = Path(__file__).resolve().parent / "hid"
+
+
+class Subscriber:
+    """Everything the seat publishes: events in order, the latest retained state."""
+
+    def __init__(self, base: str, client_id: str) -> None:
+        self.base = base
+        self._events: list[dict[str, Any]] = []
+        self._state: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{base}/#", qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._on_message
+        deadline = time.monotonic() + WAIT
+        while True:  # the job started Mosquitto just before this process
+            try:
+                self.client.connect("127.0.0.1", BROKER_PORT)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.client.loop_start()
+        if not subscribed.wait(WAIT):
+            raise RuntimeError("the subscriber could not subscribe to the guest's Mosquitto")
+
+    def _on_message(self, _client: Any, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            if msg.topic == f"{self.base}/event":
+                self._events.append(json.loads(msg.payload))
+            elif msg.topic == f"{self.base}/state":
+                self._state = json.loads(msg.payload)
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._events)
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return self._state
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class PcEnd:
+    """The softphone's end: the gadget's hidraw node on the PC side (report ID first)."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.trace: list[tuple[float, str, str]] = []  # (time, "sent"|"got", hex)
+
+    def send(self, data: bytes) -> None:
+        self.trace.append((time.monotonic(), "sent", data.hex()))
+        os.write(self.fd, data)
+
+    def recv(self, timeout: float) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            raise TimeoutError(f"no input report on the PC's hidraw within {timeout} s")
+        data = os.read(self.fd, 64)
+        self.trace.append((time.monotonic(), "got", data.hex()))
+        return data
+
+    def stray(self, timeout: float) -> list[str]:
+        got = []
+        while select.select([self.fd], [], [], timeout)[0]:
+            got.append(os.read(self.fd, 64).hex())
+        return got
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class HeadsetEnd:
+    """The headset's end: input reports in, LED reports out, through /dev/uhid."""
+
+    def __init__(self, device: UhidHeadset) -> None:
+        self.device = device
+        self.taken = 0
+        self.trace: list[tuple[float, str, str]] = []
+
+    def send(self, data: bytes) -> None:
+        self.trace.append((self.device.send_input(data), "sent", data.hex()))
+
+    def recv(self, timeout: float) -> bytes:
+        writes = self.device.wait_writes(self.taken + 1, timeout)
+        if len(writes) <= self.taken:
+            raise TimeoutError(f"no LED report at the headset within {timeout} s")
+        write = writes[self.taken]
+        self.taken += 1
+        self.trace.append((write.at, "got", write.data.hex()))
+        return write.data
+
+    def stray(self, timeout: float) -> list[str]:
+        self.device.pump(timeout)
+        return [w.data.hex() for w in self.device.writes[self.taken :]]
+
+
+class KernelScript(Script):
+    """The script, waiting for the seat's published bridge part to show the LED writes seen
+    before each state check: the bridge publishes its status on its own poll (0.5 s in the
+    seat's wiring), so a state with the new call state can still say `waiting` for a moment
+    under emulation. The check itself is the script's."""
+
+    def state(self, step: str, call: str, muted: bool, by: str | None = None) -> None:
+        deadline = self.clock() + self.timeout
+        while self.clock() < deadline:
+            bridge = self.seat.state().get("bridge") or {}
+            if bridge.get("pc_connected") is True and bridge.get("led_writes") == "seen":
+                break
+            time.sleep(0.01)  # polling the subscriber's copy, not waiting for a timer
+        super().state(step, call, muted, by)
+
+
+def pc_hidraw() -> str:
+    """The gadget's node on the PC side: the hidraw whose descriptor is the canonical one."""
+    for entry in sorted(Path("/sys/class/hidraw").glob("hidraw*")):
+        if (entry / "device" / "report_descriptor").read_bytes() == CANONICAL_DESCRIPTOR:
+            return f"/dev/{entry.name}"
+    raise RuntimeError("no hidraw node with the gadget's descriptor: is the gadget up?")
+
+
+def ids_of(name: str) -> tuple[int, int]:
+    found = re.search(
+        r"VID:PID ([0-9A-F]{4}):([0-9A-F]{4})", (HID_DATA / f"{name}.txt").read_text()
+    )
+    return (int(found.group(1), 16), int(found.group(2), 16)) if found else (0, 0)
+
+
+def latencies(pc: PcEnd, headset: HeadsetEnd) -> dict[str, list[float]]:
+    """ms from each softphone LED write to the first LED report at the headset after it (and
+    before the next write), and from each headset button report to the PC's next input
+    report (in order: each PC report answers the oldest button report not yet answered)."""
+    led: list[float] = []
+    sends = [t for t, kind, _ in pc.trace if kind == "sent"]
+    arrivals = sorted(t for t, kind, _ in headset.trace if kind == "got")
+    for i, sent in enumerate(sends):
+        until = sends[i + 1] if i + 1 < len(sends) else float("inf")
+        first = next((t for t in arrivals if sent <= t < until), None)
+        if first is not None:
+            led.append(round((first - sent) * 1e3, 2))
+    button: list[float] = []
+    pressed = [t for t, kind, _ in headset.trace if kind == "sent"]
+    for got, kind, _ in pc.trace:
+        if kind == "got" and pressed and pressed[0] <= got:
+            button.append(round((got - pressed.pop(0)) * 1e3, 2))
+    return {"led_to_headset_ms": led, "button_to_pc_ms": button}
+
+
+def run_model(model: Model, index: int) -> dict[str, Any]:
+    name = f"uhid {model.descriptor}"
+    vendor, product = ids_of(model.descriptor)
+    descriptor = bytes.fromhex((HID_DATA / f"{model.descriptor}.hex").read_text().strip())
+    device = UhidHeadset(descriptor, name=name, vendor=vendor, product=product)
+    out: dict[str, Any] = {}
+    started = time.monotonic()
+    device.create()
+    node = wait_hidraw(name, True, WAIT)
+    if node is None:
+        raise RuntimeError(f"no hidraw node for {name}")
+    seat_id = f"bridge-{index}"
+    state_dir = tempfile.mkdtemp(prefix="seat-")
+    config = SeatConfig(
+        seat=SeatSection(site=SITE, id=seat_id),
+        # The script presses faster than a person: no echo or debounce window.
+        headset=HeadsetSection(device=node, echo_window=0.0, debounce_window=0.0),
+        audio=AudioSection(backend="none"),
+        radar=RadarSection(backend="none"),
+        call=CallSection(sources=["bridge"]),
+        bridge=BridgeSection(hid_device="auto"),
+        storage=StorageSection(state_dir=state_dir),
+    )
+    watcher = Subscriber(f"seatbox/v1/{SITE}/{seat_id}", f"kernel-{seat_id}")
+    pc = PcEnd(pc_hidraw())
+    out["pc_stale"] = pc.stray(0.0)
+    headset = HeadsetEnd(device)
+    runtime = build_seat(
+        config,
+        load_profile("default"),
+        devices=build_devices(config),
+        clock=Clock(),
+        broker_url=f"mqtt://127.0.0.1:{BROKER_PORT}",
+    )
+    thread = threading.Thread(target=runtime.run, name="seat", daemon=True)
+    script = KernelScript(model, pc, headset, watcher, timeout=WAIT)
+    try:
+        thread.start()
+        out["plug"] = [headset.recv(WAIT).hex() for _ in model.plug]
+        out["seat_ready_s"] = round(time.monotonic() - started, 2)
+        t0 = time.monotonic()
+        try:
+            script.run()
+            out["ok"] = True
+        except (AssertionError, TimeoutError, OSError) as err:
+            out["ok"] = False
+            out["failed"] = f"{type(err).__name__}: {err}"
+        out["script_s"] = round(time.monotonic() - t0, 2)
+        out["log"] = script.log
+        out["stray_headset"] = headset.stray(0.2)
+        out["stray_pc"] = pc.stray(0.2)
+        out.update(latencies(pc, headset))
+    finally:
+        runtime.stop()
+        runtime.sink(Tick())
+        thread.join(10)
+        out["seat_stopped"] = not thread.is_alive()
+        out["events"] = watcher.events()
+        out["state"] = watcher.state()
+        watcher.stop()
+        pc.close()
+        device.close()
+    return out
+
+
+def main() -> int:
+    print(f"BRIDGE-IMPORTED {Path('/proc/uptime').read_text().split()[0]}", flush=True)
+    wanted = sys.argv[1:] or [m.descriptor for m in MODELS]
+    failed = 0
+    for index, model in enumerate(m for m in MODELS if m.descriptor in wanted):
+        started = time.monotonic()
+        try:
+            result = run_model(model, index)
+        except Exception as err:  # the guest's console must show what went wrong
+            result = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+        failed += not result.get("ok")
+        result["seconds"] = round(time.monotonic() - started, 2)
+        print(f"BRIDGE {model.descriptor} {json.dumps(result)}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
