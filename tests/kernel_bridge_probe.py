@@ -9,7 +9,7 @@ tests/bridge_script.py: a scripted softphone on the PC's hidraw, an agent pressi
 headset's buttons, each step asserted (LED bytes at the headset, input reports at the PC, the
 seat's events and state).
 
-    python3 bridge_probe.py MODEL...      # descriptor names of bridge_script.MODELS
+    python3 bridge_probe.py [--rounds N] [MODEL...]   # descriptor names of bridge_script.MODELS
 
 Prints `BRIDGE <model> <json>` per model: ok or the failed step, the script's log, what the
 headset got on plug, the seat's events and last state, and the timings of every report.
@@ -272,17 +272,24 @@ def run_model(model: Model, index: int) -> dict[str, Any]:
 
 def main() -> int:
     print(f"BRIDGE-IMPORTED {Path('/proc/uptime').read_text().split()[0]}", flush=True)
-    wanted = sys.argv[1:] or [m.descriptor for m in MODELS]
+    args = sys.argv[1:]
+    rounds = 1
+    if args[:1] == ["--rounds"]:
+        rounds, args = int(args[1]), args[2:]
+    chosen = [m for m in MODELS if not args or m.descriptor in args]
     failed = 0
-    for index, model in enumerate(m for m in MODELS if m.descriptor in wanted):
-        started = time.monotonic()
-        try:
-            result = run_model(model, index)
-        except Exception as err:  # the guest's console must show what went wrong
-            result = {"ok": False, "error": f"{type(err).__name__}: {err}"}
-        failed += not result.get("ok")
-        result["seconds"] = round(time.monotonic() - started, 2)
-        print(f"BRIDGE {model.descriptor} {json.dumps(result)}", flush=True)
+    index = 0
+    for _ in range(rounds):
+        for model in chosen:
+            started = time.monotonic()
+            try:
+                result = run_model(model, index)
+            except Exception as err:  # the guest's console must show what went wrong
+                result = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+            failed += not result.get("ok")
+            result["seconds"] = round(time.monotonic() - started, 2)
+            print(f"BRIDGE {model.descriptor} {json.dumps(result)}", flush=True)
+            index += 1
     return 1 if failed else 0
 
 
