@@ -1,4 +1,4 @@
-"""The gadget on a real kernel: Debian's, in a QEMU guest, on dummy_hcd (issue 14, part 1).
+"""The gadget and the bridge on a real kernel: Debian's, in a QEMU guest (issue 14).
 
 One boot: the builder (`python -m drivers.gadget.configfs`, stdlib only) refuses without
 configfs and without a device controller; brought up, the gadget enumerates on the same kernel
@@ -12,7 +12,15 @@ relay.py): no node before `up` and after `down` is `pc_connected` False; LED rep
 on the PC's hidraw are read on hidg and translated; input reports written on hidg arrive on
 hidraw byte-exact; a write after a soft disconnect (ESHUTDOWN) is `pc_connected` False.
 
-Marked `guest` (about 46 s here): `pytest -m "not guest"` leaves it out.
+The kernel tier in the same boot (docs/bridge.md, "The kernel tier"):
+- real headsets through /dev/uhid from real descriptors (tests/uhid_headset.py), driven by the
+  hidraw driver as the seat wires it (tests/kernel_headset_probe.py): buttons to requests, LED
+  states to the headset's own bytes, hot-plug by uhid destroy and create;
+- the bridged seat (tests/kernel_bridge_probe.py): the gadget's PC-side hidraw, a uhid
+  headset, the seat from a `bridge` config, a Mosquitto in the guest, tests/bridge_script.py.
+
+Marked `guest` (2.5-3 min here, one boot; guest plumbing in tests/kernel_support.py):
+`pytest -m "not guest"` leaves it out; without QEMU or the kernel the module skips saying why.
 """
 
 from __future__ import annotations
