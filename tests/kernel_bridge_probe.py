@@ -186,22 +186,30 @@ def ids_of(name: str) -> tuple[int, int]:
 
 
 def latencies(pc: PcEnd, headset: HeadsetEnd) -> dict[str, list[float]]:
-    """ms from each softphone LED write to the first LED report at the headset after it (and
-    before the next write), and from each headset button report to the PC's next input
-    report (in order: each PC report answers the oldest button report not yet answered)."""
+    """ms from a softphone's LED write to the first LED report at the headset after it (none
+    counted when the agent acts first), and from the agent's press (the first of the reports
+    the agent sends back to back) to the first input report the PC reads after it."""
+    timeline = sorted(
+        [(t, "pc_" + kind) for t, kind, _ in pc.trace]
+        + [(t, "headset_" + kind) for t, kind, _ in headset.trace]
+    )
     led: list[float] = []
-    sends = [t for t, kind, _ in pc.trace if kind == "sent"]
-    arrivals = sorted(t for t, kind, _ in headset.trace if kind == "got")
-    for i, sent in enumerate(sends):
-        until = sends[i + 1] if i + 1 < len(sends) else float("inf")
-        first = next((t for t in arrivals if sent <= t < until), None)
-        if first is not None:
-            led.append(round((first - sent) * 1e3, 2))
     button: list[float] = []
-    pressed = [t for t, kind, _ in headset.trace if kind == "sent"]
-    for got, kind, _ in pc.trace:
-        if kind == "got" and pressed and pressed[0] <= got:
-            button.append(round((got - pressed.pop(0)) * 1e3, 2))
+    led_from: float | None = None
+    press_from: float | None = None
+    for at, what in timeline:
+        if what == "pc_sent":
+            led_from = at
+        elif what == "headset_got" and led_from is not None:
+            led.append(round((at - led_from) * 1e3, 2))
+            led_from = None
+        elif what == "headset_sent":
+            led_from = None
+            if press_from is None:
+                press_from = at
+        elif what == "pc_got" and press_from is not None:
+            button.append(round((at - press_from) * 1e3, 2))
+            press_from = None
     return {"led_to_headset_ms": led, "button_to_pc_ms": button}
 
 

@@ -147,7 +147,7 @@ def boot(image: GuestImage) -> Boot:
     ).encode()
     started = time.monotonic()
     with Guest(image, JOB, files) as vm:
-        code = vm.exit_code(420)
+        code = vm.exit_code(540)
         console = vm.text()
         ready = vm.line_time(re.compile(r"^GUEST-READY"))
     if os.environ.get("SEATBOX_GUEST_CONSOLE"):  # the whole console, for a failure's reader
