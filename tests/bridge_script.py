@@ -221,18 +221,26 @@ class Script:
         self.log.append(f"{step}: events {' '.join(types[:want])}")
 
     def state(self, step: str, call: str, muted: bool, by: str | None = None) -> None:
+        expected = (call, muted, by, True, "seen")
         deadline = self.clock() + self.timeout
         while True:
             snap = self.seat.state()
-            now = (snap.get("call", {}).get("state"), snap.get("mute", {}).get("muted"))
-            if now == (call, muted) and (by is None or snap["mute"]["by"] == by):
+            bridge = snap.get("bridge") or {}
+            now = (
+                snap.get("call", {}).get("state"),
+                snap.get("mute", {}).get("muted"),
+                snap.get("mute", {}).get("by") if by is not None else None,
+                bridge.get("pc_connected"),
+                bridge.get("led_writes"),
+            )
+            if now == expected:
                 break
             if self.clock() >= deadline:
-                raise AssertionError(f"{step}: state call/mute {now}, expected {(call, muted)}")
+                raise AssertionError(
+                    f"{step}: state (call, muted, by, bridge.pc_connected, bridge.led_writes) "
+                    f"{now}, expected {expected}"
+                )
             time.sleep(0.01)
-        bridge = snap.get("bridge") or {}
-        assert bridge.get("pc_connected") is True, f"{step}: state bridge {bridge}"
-        assert bridge.get("led_writes") == "seen", f"{step}: state bridge {bridge}"
 
     # --- the two sides ---------------------------------------------------------------------
 
@@ -323,6 +331,58 @@ class Script:
         )
         self.state("second call", "idle", False)
         return self.log
+
+
+class MqttSeat:
+    """`SeatView` over MQTT: everything a seat publishes under `seatbox/v1/<site>/<seat>/`
+    (events in order, the latest state). paho is imported here, not with the module."""
+
+    def __init__(self, host: str, port: int, site: str, seat: str, timeout: float = 10.0) -> None:
+        import json
+        import threading
+
+        import paho.mqtt.client as mqtt
+
+        self.base = f"seatbox/v1/{site}/{seat}"
+        self._json = json
+        self._events: list[dict[str, Any]] = []
+        self._state: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"script-{seat}")
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{self.base}/#", qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(host, port)
+        self.client.loop_start()
+        if not subscribed.wait(timeout):
+            self.stop()
+            raise AssertionError(f"could not subscribe to {self.base}/# on {host}:{port}")
+
+    def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
+        with self._lock:
+            if msg.topic == f"{self.base}/event":
+                self._events.append(self._json.loads(msg.payload))
+            elif msg.topic == f"{self.base}/state":
+                self._state = self._json.loads(msg.payload)
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._events)
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return self._state
+
+    def types(self, prefix: str = "") -> list[str]:
+        return [e["type"] for e in self.events() if e["type"].startswith(prefix)]
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e["data"] for e in self.events() if e["type"] == kind]
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
 
 
 def run(

@@ -18,6 +18,7 @@ import errno
 import io
 import json
 import logging
+import os
 import queue
 import socket
 import threading
@@ -27,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from bridge_script import MODELS, Model, Script
+from bridge_script import MODELS, Model, MqttSeat, Script
 from hid_support import FakeBus, recv
 from schema_support import validate
 from support import Mosquitto, mosquitto, wait_until
@@ -57,51 +57,8 @@ from edge.shell.runtime import Devices, Runtime
 from edge.shell.wiring import build_devices, build_seat
 
 SITE, SEAT = "itest", "seat-bridge"
-BASE = f"seatbox/v1/{SITE}/{SEAT}"
 WAIT = 10.0
 UDC = "dummy_udc.0"
-
-
-class Subscriber:
-    """Everything the seat publishes: events in order, the latest state."""
-
-    def __init__(self, port: int) -> None:
-        self._events: list[dict[str, Any]] = []
-        self._state: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="itest-bridge")
-        self.client.on_connect = lambda c, *_: c.subscribe(f"{BASE}/#", qos=1)
-        self.client.on_subscribe = lambda *_: subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert subscribed.wait(10), "subscriber could not subscribe"
-
-    def _on_message(self, _client: Any, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            if msg.topic == f"{BASE}/event":
-                self._events.append(json.loads(msg.payload))
-            elif msg.topic == f"{BASE}/state":
-                self._state = json.loads(msg.payload)
-
-    def events(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._events)
-
-    def state(self) -> dict[str, Any]:
-        with self._lock:
-            return self._state
-
-    def types(self, prefix: str = "") -> list[str]:
-        return [e["type"] for e in self.events() if e["type"].startswith(prefix)]
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [e["data"] for e in self.events() if e["type"] == kind]
-
-    def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 class PcNodes:
@@ -149,7 +106,10 @@ class FakeGadget:
         self.set_state("configured")
 
     def set_state(self, state: str) -> None:
-        (self.udc_class / UDC / "state").write_text(f"{state}\n")
+        # Replaced whole, as sysfs shows it: the bridge never reads a half-written file.
+        tmp = self.udc_class / "state.tmp"
+        tmp.write_text(f"{state}\n")
+        os.replace(tmp, self.udc_class / UDC / "state")
 
 
 @dataclass
@@ -159,7 +119,7 @@ class Bridged:
     nodes: PcNodes
     gadget: FakeGadget
     bus: FakeBus
-    watcher: Subscriber
+    watcher: MqttSeat
     pc: SocketEnd
     headset: SocketEnd
 
@@ -222,7 +182,7 @@ def _bridged(tmp: Path, broker: Mosquitto, model: Model, led_wait_s: float) -> I
         opener=bus.open,
         hotplug=False,
     )
-    watcher = Subscriber(broker.port)
+    watcher = MqttSeat("127.0.0.1", broker.port, SITE, SEAT)
     runtime = build_seat(
         config,
         load_profile("default"),
@@ -261,7 +221,7 @@ def test_a_softphone_and_an_agent_through_the_bridge(tmp_path: Path, model: Mode
         check_payloads(seat.watcher)
 
 
-def check_payloads(watcher: Subscriber) -> None:
+def check_payloads(watcher: MqttSeat) -> None:
     """What the bridged seat published is valid v1 (docs/schemas) and parses for the floor."""
     state = watcher.state()
     validate("state", state)
@@ -287,6 +247,17 @@ def test_pc_states_silent_softphone_malformed_reports_and_replug(
         assert w.types("bridge.") == ["bridge.pc_connected", "bridge.no_led_writes"]
         assert w.of("bridge.no_led_writes") == [{"after_s": 0.3}]
         wait_until(lambda: bridge_state().get("led_writes") == "missing", WAIT, "missing")
+        # A softphone that does not drive the headset: the headset acts alone (the box answers
+        # it), and the PC still gets the requests.
+        seat.headset.send(bytes.fromhex(model.hook_off))
+        assert seat.headset.recv(WAIT).hex() == "020100"
+        assert seat.pc.recv(WAIT).hex() == "0101"
+        wait_until(lambda: w.types("call.") == ["call.started"], WAIT, "call.started")
+        assert w.of("call.started")[-1]["source"] == "headset"
+        seat.headset.send(bytes.fromhex(model.hook_on))
+        assert seat.headset.recv(WAIT).hex() == "020000"
+        assert seat.pc.recv(WAIT).hex() == "0100"
+        wait_until(lambda: w.types("call.")[-1:] == ["call.ended"], WAIT, "call.ended")
 
         # Malformed output reports: ignored, logged once, one event, shown in state.
         seat.pc.send(bytes.fromhex("0301"))
@@ -338,6 +309,28 @@ def test_pc_states_silent_softphone_malformed_reports_and_replug(
         assert seat.headset.recv(WAIT).hex() == model.ring[0]
         wait_until(lambda: w.types("call.")[-1:] == ["call.ringing"], WAIT, "ringing")
         assert seat.runtime.state.facts.bridge is not None  # the seat never stopped
+
+        # The headset unplugged mid-call and plugged back: it is told the whole state again,
+        # and its requests reach the PC again.
+        softphone.send(bytes.fromhex("0201"))
+        assert seat.headset.recv(WAIT).hex() == "020100"
+        wait_until(lambda: w.types("call.")[-1:] == ["call.answered"], WAIT, "answered")
+        seat.headset.sock.close()
+        seat.headset = SocketEnd(seat.bus.ends.get(timeout=WAIT))
+        assert seat.headset.recv(WAIT).hex() == "020100"
+        wait_until(
+            lambda: w.types("headset.")[-2:] == ["headset.disconnected", "headset.connected"],
+            WAIT,
+            "replug",
+        )
+        seat.headset.send(bytes.fromhex(model.hook_off))  # its first report: hook 1
+        assert recv(softphone, WAIT).hex() == "0101"
+        seat.headset.send(bytes.fromhex(model.hook_on))  # the agent hangs up
+        assert recv(softphone, WAIT).hex() == "0100"
+        softphone.send(bytes.fromhex("0200"))
+        assert seat.headset.recv(WAIT).hex() == "020000"
+        wait_until(lambda: w.types("call.")[-1:] == ["call.ended"], WAIT, "ended")
+        assert w.of("call.ended")[-1]["source"] == "host"
         check_payloads(w)
 
 
@@ -365,7 +358,7 @@ def test_build_seat_on_a_machine_without_a_gadget_runs_and_says_so(tmp_path: Pat
     assert devices.host.pc.hid_device == "auto"
     assert devices.host.status_file == tmp_path / STATUS_FILE_NAME
     with mosquitto(tmp_path) as broker:
-        watcher = Subscriber(broker.port)
+        watcher = MqttSeat("127.0.0.1", broker.port, SITE, SEAT)
         runtime = build_seat(
             config, load_profile("default"), devices=devices, clock=Clock(), broker_url=broker.url
         )

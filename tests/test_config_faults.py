@@ -150,6 +150,7 @@ BROKEN = [
     # [call]
     Broken("source_unknown", {"call": {"sources": '["telepathy"]'}}, "[call] sources", "'simulate'"),
     Broken("sources_not_list", {"call": {"sources": '"cti"'}}, "[call] sources", "list"),
+    Broken("sources_bridge_and_simulate", {"call": {"sources": '["bridge", "simulate"]'}}, "[call] sources", "expected one of them"),
     Broken("scenario_missing", {"call": {"sources": '["simulate"]', "scenario": '"nope.toml"'}}, "[call] scenario", "not found"),
     Broken("scenario_fifo", {"call": {"sources": '["simulate"]', "scenario": '"sc.toml"'}}, "[call] scenario", "regular file", lambda d: fifo(d, "sc.toml")),
     Broken("scenario_not_toml", {"call": {"sources": '["simulate"]', "scenario": '"sc.toml"'}}, "[call] scenario", "not valid TOML", lambda d: (d / "sc.toml").write_text("[[[")),  # type: ignore[func-returns-value]

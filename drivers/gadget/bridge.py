@@ -169,6 +169,7 @@ class GadgetBridge:
         self.gadget, self.root, self.udc_class = gadget, Path(root), Path(udc_class)
         self.monitor = BridgeMonitor(led_wait_s)
         self.reports = PcReports()
+        self._reports_lock = threading.Lock()  # the headset's thread (relay) and this one (seen)
         self.poll = poll
         self.write_timeout = write_timeout
         self.clock = clock
@@ -214,8 +215,9 @@ class GadgetBridge:
     def relay(self, item: object) -> None:
         """A tap on the seat's inputs (any thread): the headset's requests go to the PC."""
         if isinstance(item, REQUESTS):
-            for report in self.reports.reports(item):
-                self._out.put(report)
+            with self._reports_lock:
+                for report in self.reports.reports(item):
+                    self._out.put(report)
             self._wake()
 
     def _wake(self) -> None:
@@ -231,6 +233,9 @@ class GadgetBridge:
 
     def _run(self) -> None:
         next_poll = self.clock()
+        # A node that says readable and then has nothing is not watched until the next look
+        # (f_hid does not do that; a thread spinning on it would take a core).
+        quiet_until = float("-inf")
         while not self._stopping.is_set():
             now = self.clock()
             if now >= next_poll:
@@ -238,7 +243,8 @@ class GadgetBridge:
                 next_poll = now + self.poll
             fd = self.pc.fileno()
             self._report()  # before waiting: the seat knows the PC side as soon as it is known
-            watched = [self._wake_r] + ([fd] if fd is not None else [])
+            watch_fd = fd is not None and now >= quiet_until
+            watched = [self._wake_r] + ([fd] if fd is not None and watch_fd else [])
             wake_at = min(t for t in (next_poll, self.monitor.next_check()) if t is not None)
             try:
                 ready, _, _ = select.select(watched, [], [], max(0.0, wake_at - self.clock()))
@@ -248,8 +254,8 @@ class GadgetBridge:
             if self._wake_r in ready:
                 with contextlib.suppress(OSError):
                     os.read(self._wake_r, 4096)
-            if fd is not None and fd in ready:
-                self._read()
+            if fd is not None and fd in ready and not self._read():
+                quiet_until = next_poll
             self._send()
             self._report()
 
@@ -271,13 +277,15 @@ class GadgetBridge:
         elif not self.monitor.pc_connected and self.monitor.detail == "not looked at yet":
             self.monitor.detail = "waiting for the PC (no controller state to read)"
 
-    def _read(self) -> None:
+    def _read(self) -> bool:
+        """One report from the PC; False when the node had none after all."""
         data = self.pc.read_report()
         now = self.clock()
         if data is None:
             if self.pc.fileno() is None:
                 self.monitor.disconnected(now, self.pc.problem)
-            return
+                return True
+            return False
         if self.on_pc_read is not None:
             self.on_pc_read(data)
         try:
@@ -288,14 +296,17 @@ class GadgetBridge:
                 self._logged.add(str(exc))
                 log.warning("PC output report ignored: %s", why)
             self.monitor.malformed(now, why)
-            return
+            return True
         if not self.monitor.pc_connected and self._udc is None:
             self.monitor.connected(now, "the softphone wrote an LED report")
         self.monitor.led_report(now)
         self._last_led_wall = time.time()
+        self._report()  # the seat learns the softphone drives the headset before its LEDs
         host: HostLeds = leds.host()
-        self.reports.seen(host)
+        with self._reports_lock:
+            self.reports.seen(host)
         self._emit(host)
+        return True
 
     def _send(self) -> None:
         while True:

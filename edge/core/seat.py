@@ -189,10 +189,11 @@ def _set_agent_mute(f: Facts, muted: bool, by: str, now: Instant) -> Facts:
 
 
 def _host_owns_calls(f: Facts) -> bool:
-    """On a bridged seat with the PC connected the softphone's LEDs are the call state: the
-    headset's hook, flash and drop go to the PC (the bridge relays them) and change the call
-    when the softphone answers with its LEDs. Otherwise the headset acts on its own."""
-    return f.bridge is not None and f.bridge.pc_connected
+    """On a bridged seat whose PC is connected and whose softphone drives the headset (it has
+    written LEDs on this connection) the softphone's LEDs are the call state: the headset's
+    hook, flash and drop go to the PC (the bridge relays them) and change the call when the
+    softphone answers with its LEDs. Otherwise the headset acts on its own, as unbridged."""
+    return f.bridge is not None and f.bridge.pc_connected and f.bridge.led_writes == "seen"
 
 
 def _host_leds(f: Facts, leds: HostLeds, now: Instant) -> tuple[Facts, list[Emit]]:

@@ -57,6 +57,11 @@ def _device_problems(config: SeatConfig) -> list[str]:
         problems.append(
             f"[headset] device: expected auto, virtual, none or a /dev/hidrawN path, got {device[:80]!r}"
         )
+    if "bridge" in config.call.sources and "simulate" in config.call.sources:
+        problems.append(
+            '[call] sources: "bridge" (the PC\'s softphone) and "simulate" (a scenario) both '
+            "drive the call host; expected one of them"
+        )
     if config.radar.backend == "ld2410" and not config.radar.port:
         problems.append("[radar] port: required for backend ld2410 (e.g. /dev/seatbox-radar)")
     if config.audio.backend == "sounddevice" and not config.audio.tx_device:
