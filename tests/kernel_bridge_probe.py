@@ -21,6 +21,7 @@ import json
 import os
 import re
 import select
+import socket
 import sys
 import tempfile
 import threading
@@ -28,8 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from bridge_script import MODELS, Model, Script
+from bridge_script import MODELS, Model, MqttSeat, Script
 from uhid_headset import UhidHeadset, wait_hidraw
 
 from drivers.gadget.descriptor import CANONICAL_DESCRIPTOR
@@ -54,50 +54,17 @@ WAIT = 10.0
 HID_DATA = Path(__file__).resolve().parent / "hid"
 
 
-class Subscriber:
-    """Everything the seat publishes: events in order, the latest retained state."""
-
-    def __init__(self, base: str, client_id: str) -> None:
-        self.base = base
-        self._events: list[dict[str, Any]] = []
-        self._state: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
-        self.client.on_connect = lambda c, *_: c.subscribe(f"{base}/#", qos=1)
-        self.client.on_subscribe = lambda *_: subscribed.set()
-        self.client.on_message = self._on_message
-        deadline = time.monotonic() + WAIT
-        while True:  # the job started Mosquitto just before this process
-            try:
-                self.client.connect("127.0.0.1", BROKER_PORT)
-                break
-            except ConnectionRefusedError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        self.client.loop_start()
-        if not subscribed.wait(WAIT):
-            raise RuntimeError("the subscriber could not subscribe to the guest's Mosquitto")
-
-    def _on_message(self, _client: Any, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            if msg.topic == f"{self.base}/event":
-                self._events.append(json.loads(msg.payload))
-            elif msg.topic == f"{self.base}/state":
-                self._state = json.loads(msg.payload)
-
-    def events(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._events)
-
-    def state(self) -> dict[str, Any]:
-        with self._lock:
-            return self._state
-
-    def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+def wait_broker(timeout: float) -> None:
+    """Until the Mosquitto the job started just before this process takes connections."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", BROKER_PORT), timeout=1.0).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 class PcEnd:
@@ -152,22 +119,6 @@ class HeadsetEnd:
     def stray(self, timeout: float) -> list[str]:
         self.device.pump(timeout)
         return [w.data.hex() for w in self.device.writes[self.taken :]]
-
-
-class KernelScript(Script):
-    """The script, waiting for the seat's published bridge part to show the LED writes seen
-    before each state check: the bridge publishes its status on its own poll (0.5 s in the
-    seat's wiring), so a state with the new call state can still say `waiting` for a moment
-    under emulation. The check itself is the script's."""
-
-    def state(self, step: str, call: str, muted: bool, by: str | None = None) -> None:
-        deadline = self.clock() + self.timeout
-        while self.clock() < deadline:
-            bridge = self.seat.state().get("bridge") or {}
-            if bridge.get("pc_connected") is True and bridge.get("led_writes") == "seen":
-                break
-            time.sleep(0.01)  # polling the subscriber's copy, not waiting for a timer
-        super().state(step, call, muted, by)
 
 
 def pc_hidraw() -> str:
@@ -236,7 +187,7 @@ def run_model(model: Model, index: int) -> dict[str, Any]:
         bridge=BridgeSection(hid_device="auto"),
         storage=StorageSection(state_dir=state_dir),
     )
-    watcher = Subscriber(f"seatbox/v1/{SITE}/{seat_id}", f"kernel-{seat_id}")
+    watcher = MqttSeat("127.0.0.1", BROKER_PORT, SITE, seat_id, timeout=WAIT)
     pc = PcEnd(pc_hidraw())
     out["pc_stale"] = pc.stray(0.0)
     headset = HeadsetEnd(device)
@@ -248,7 +199,7 @@ def run_model(model: Model, index: int) -> dict[str, Any]:
         broker_url=f"mqtt://127.0.0.1:{BROKER_PORT}",
     )
     thread = threading.Thread(target=runtime.run, name="seat", daemon=True)
-    script = KernelScript(model, pc, headset, watcher, timeout=WAIT)
+    script = Script(model, pc, headset, watcher, timeout=WAIT)
     try:
         thread.start()
         out["plug"] = [headset.recv(WAIT).hex() for _ in model.plug]
@@ -280,6 +231,7 @@ def run_model(model: Model, index: int) -> dict[str, Any]:
 
 def main() -> int:
     print(f"BRIDGE-IMPORTED {Path('/proc/uptime').read_text().split()[0]}", flush=True)
+    wait_broker(WAIT)
     args = sys.argv[1:]
     rounds = 1
     if args[:1] == ["--rounds"]:
