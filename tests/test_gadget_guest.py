@@ -19,7 +19,7 @@ The kernel tier in the same boot (docs/bridge.md, "The kernel tier"):
 - the bridged seat (tests/kernel_bridge_probe.py): the gadget's PC-side hidraw, a uhid
   headset, the seat from a `bridge` config, a Mosquitto in the guest, tests/bridge_script.py.
 
-Marked `guest` (2.5-3 min here, one boot; guest plumbing in tests/kernel_support.py):
+Marked `guest` (75 s to 3 min here with the machine's load, one boot; guest plumbing in tests/kernel_support.py):
 `pytest -m "not guest"` leaves it out; without QEMU or the kernel the module skips saying why.
 """
 
