@@ -28,7 +28,7 @@ from uhid_headset import UhidHeadset, wait_hidraw
 from drivers.hid.events import HeadsetPlugged, HeadsetUnplugged, LedState
 from drivers.hid.hidraw import HidrawHeadset
 
-EVENT_WAIT = 3.0  # seconds: the deadline for anything the guest should see at once
+EVENT_WAIT = 5.0  # seconds: the deadline for anything the guest should see at once
 PLUG_WAIT = 10.0
 
 
