@@ -7,7 +7,8 @@ descriptor (tests/uhid_headset.py); the seat is the project's own (`build_device
 publishing to the Mosquitto the job started in the guest. The scenario is
 tests/bridge_script.py: a scripted softphone on the PC's hidraw, an agent pressing the
 headset's buttons, each step asserted (LED bytes at the headset, input reports at the PC, the
-seat's events and state).
+seat's events and state). Then, for the headsets with one LED report, the headset unplugged
+mid-call and plugged back (`replug_mid_call`).
 
     python3 bridge_probe.py [--rounds N] [MODEL...]   # descriptor names of bridge_script.MODELS
 
@@ -26,10 +27,21 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridge_script import MODELS, Model, MqttSeat, Script
+from bridge_script import (
+    IN_HOOK_OFF,
+    IN_HOOK_ON,
+    MODELS,
+    PC_IDLE,
+    PC_OFF_HOOK,
+    PC_RING,
+    Model,
+    MqttSeat,
+    Script,
+)
 from uhid_headset import UhidHeadset, wait_hidraw
 
 from drivers.gadget.descriptor import CANONICAL_DESCRIPTOR
@@ -164,6 +176,55 @@ def latencies(pc: PcEnd, headset: HeadsetEnd) -> dict[str, list[float]]:
     return {"led_to_headset_ms": led, "button_to_pc_ms": button}
 
 
+def _wait(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {WAIT} s")
+        time.sleep(0.01)  # polling what the subscriber received, not waiting for a timer
+
+
+def replug_mid_call(script: Script, device: UhidHeadset, seat: MqttSeat) -> None:
+    """After the script (for a headset with one LED report): a call answered by the
+    softphone, the headset unplugged (UHID_DESTROY) and plugged back (UHID_CREATE2 on the same
+    node): the seat says so, tells the headset the live call again, its hook reaches the PC
+    again, and the softphone ends the call."""
+    m = script.model
+
+    def headset_events() -> list[str]:
+        return [e["type"] for e in seat.events() if e["type"].startswith("headset.")]
+
+    def last_call() -> dict[str, Any]:
+        calls = [e for e in seat.events() if e["type"].startswith("call.")]
+        return calls[-1] if calls else {"type": None, "data": {}}
+
+    script.softphone(PC_RING)
+    script.headset_gets(m.ring, "replug: PC rings")
+    script.softphone(PC_OFF_HOOK)
+    script.headset_gets(m.answered, "replug: PC answers")
+    _wait(lambda: last_call()["type"] == "call.answered", "replug: no call.answered")
+    device.destroy()
+    _wait(lambda: headset_events()[-1:] == ["headset.disconnected"], "no headset.disconnected")
+    script.log.append("replug: headset.disconnected")
+    device.create()
+    script.headset_gets(m.answered, "replug: the headset back, told the live call")
+    _wait(
+        lambda: headset_events()[-2:] == ["headset.disconnected", "headset.connected"],
+        "no headset.connected after headset.disconnected",
+    )
+    script.agent(m.hook_off)  # its first report after the plug: hook 1, as the call is
+    script.pc_gets([IN_HOOK_OFF], "replug: the headset's hook")
+    script.agent(m.hook_on)
+    script.pc_gets([IN_HOOK_ON], "replug: the agent hangs up")
+    script.softphone(PC_IDLE)
+    script.headset_gets(m.on_hook, "replug: PC ends the call")
+    _wait(
+        lambda: last_call()["type"] == "call.ended" and last_call()["data"]["source"] == "host",
+        "replug: no call.ended from the host",
+    )
+    script.state("replug: PC ends the call", "idle", False)
+
+
 def run_model(model: Model, index: int) -> dict[str, Any]:
     name = f"uhid {model.descriptor}"
     vendor, product = ids_of(model.descriptor)
@@ -212,10 +273,17 @@ def run_model(model: Model, index: int) -> dict[str, Any]:
             out["ok"] = False
             out["failed"] = f"{type(err).__name__}: {err}"
         out["script_s"] = round(time.monotonic() - t0, 2)
+        out.update(latencies(pc, headset))
+        if out["ok"] and len(model.plug) == 1:
+            try:
+                replug_mid_call(script, device, watcher)
+                out["replug"] = "ok"
+            except (AssertionError, TimeoutError, OSError) as err:
+                out["ok"] = False
+                out["replug"] = out["failed"] = f"{type(err).__name__}: {err}"
         out["log"] = script.log
         out["stray_headset"] = headset.stray(0.2)
         out["stray_pc"] = pc.stray(0.2)
-        out.update(latencies(pc, headset))
     finally:
         runtime.stop()
         runtime.sink(Tick())
