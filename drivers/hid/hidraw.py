@@ -442,7 +442,9 @@ class HidrawHeadset:
                 self._handle = handle
                 self._protocol = TelephonyProtocol(layout, self._settings)
                 self._info = info
-            log.info("headset %s on %s (%s)", info.product, candidate.path, info.usb_path)
+            # USB port when on USB ("1-1.3"); a uhid or Bluetooth device has none.
+            where = f" ({info.usb_path})" if info.usb_path else ""
+            log.info("headset %s on %s%s", info.product, candidate.path, where)
             self._emit(HeadsetPlugged(info))
             with self._lock:  # after a (re-)plug the whole LED state goes out again
                 self._write_locked()
