@@ -1,0 +1,898 @@
+"""The floor service at 1,000-10,000 seats on one local Mosquitto (issue 15's benchmark).
+
+N seats are simulated by ONE light publisher process (raw sockets: one MQTT connection per
+seat with its will, as real seats connect, but no paho and no seatbox process per seat) that
+speaks the real topic tree (`edge.api.topics`) and payloads (the `state`, `info`, `event` and
+`levels` schemas; every payload passes `edge.api.models`) at the rates stated under
+ASSUMPTIONS. The floor service runs in a process of its own: `floor.ingest.Ingest` with the
+floor model as its listener and the SQLite store, as `seatbox floor serve` wires them; when
+`floor.web.app` exists (the WEB SERVER helper's branch) the service is that app on uvicorn and
+SSE clients read `GET /api/v1/floor/stream`.
+
+Measured per seat count, in one run:
+- staleness from publish (the payload's `ts`, the seat's wall clock at publish, ms) to the
+  floor model (wall time when the model has applied it) and to the store, p50/p99;
+- to an SSE client (when the web app exists): wall time the client reads a seat change in a
+  `diff` minus the `since` of that change (the publisher sets each part's `since` to its
+  publish time), p50/p99;
+- CPU (% of one core) and RSS of Mosquitto, the service and the publisher (/proc);
+- time to a full floor after a service restart (new process, same persistent session): exec
+  until all N seats' retained `state` are in the model (and in the store);
+- broker CPU and message rate with 0 and 50 browsers: SSE clients of the service (the broker
+  sees one subscription) and, for comparison, 50 clients subscribed to the broker directly
+  (as a page talking MQTT over WebSockets would be).
+
+Targets (issue 15, this 2-core machine): 10,000 seats with p99 staleness < 1 s; a full floor
+within 10 s of a restart; broker load independent of the number of browsers.
+
+Run: .venv/bin/python bench/floor.py [--seats 1000,5000,10000] [--window 20] [--direct 50]
+(`--strict`: exit 1 when a target fails). About 1.5 min per seat count on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import random
+import re
+import selectors
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from machine import describe  # noqa: E402  (bench/machine.py)
+
+SITE = "bench"
+TICK = os.sysconf("SC_CLK_TCK")
+STALENESS_P99_S = 1.0
+RESTART_S = 10.0
+BROKER_SAME_PCT = 20.0  # broker CPU and message rate with 50 browsers vs none: within this
+BROKER_SAME_ABS_PCT = 3.0  # ... or within this many points of a core (noise on a quiet broker)
+
+# --- the seats' behaviour -----------------------------------------------------------------
+# A seat cycles idle -> ringing -> active [-> held -> active] -> idle, sometimes away while
+# idle. Means chosen from shared/norms.md and reference/floor.md ("~0.05 state changes/s per
+# seat"; the brief: "a state change every ~30-60 s per seat"): one cycle is ~130 s.
+IDLE_MEAN_S = 25.0  # between calls, wrap-up included (exponential, at least 3 s)
+RING_S = (2.0, 8.0)  # uniform; over 3 rings (~9 s) is late: ~10 % answer.late
+TALK_MEAN_S = 80.0  # exponential, + 10 s
+HOLD_SHARE = 0.3  # calls with a hold
+HOLD_S = (20.0, 60.0)  # uniform
+AWAY_SHARE = 0.04  # idle periods that end in a break
+AWAY_MEAN_S = 240.0
+SPEECH_SHARE = 0.2  # calls ending with a speech.* event
+LEVELS_PERIOD_S = 1.0  # levels once a second during a call (QoS 0)
+KEEPALIVE_S = 60
+# Mean time in each phase over a cycle (the weights of a seat's phase at birth).
+PHASES = {
+    "idle": IDLE_MEAN_S,
+    "away": AWAY_SHARE * AWAY_MEAN_S,
+    "ringing": sum(RING_S) / 2,
+    "active": 10 + TALK_MEAN_S,
+    "held": HOLD_SHARE * sum(HOLD_S) / 2,
+}
+ASSUMPTIONS = (
+    f"per seat: idle exp({IDLE_MEAN_S:.0f} s) -> ringing {RING_S[0]:.0f}-{RING_S[1]:.0f} s -> "
+    f"talk 10 s + exp({TALK_MEAN_S:.0f} s), {HOLD_SHARE:.0%} of calls held "
+    f"{HOLD_S[0]:.0f}-{HOLD_S[1]:.0f} s (mute by hold_policy), {AWAY_SHARE:.0%} of idle periods "
+    f"end in a break of exp({AWAY_MEAN_S:.0f} s); expected per seat: a state every ~37 s, an "
+    "event every ~29 s (~4.5 a call), levels 1/s during calls (~77 % of the time); QoS 1 "
+    "retained state/info/availability, QoS 1 events, QoS 0 levels; one MQTT connection per "
+    f"seat, keepalive {KEEPALIVE_S} s, will `offline`"
+)
+
+
+def wall(t: float) -> str:
+    """Seat wall clock as the schemas want it (UTC, milliseconds, 'Z')."""
+    seconds = int(t)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((t - seconds) * 1000):03d}Z"
+
+
+# --- MQTT 3.1.1 packets by hand (the publisher and the direct "browsers") -----------------
+
+
+def _length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _str(s: str | bytes) -> bytes:
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("!H", len(b)) + b
+
+
+def connect_packet(client_id: str, will_topic: str | None, keepalive: int) -> bytes:
+    flags = 0x02  # clean session (a seat publishes; it does not need a session)
+    payload = _str(client_id)
+    if will_topic:
+        flags |= 0x04 | 0x08 | 0x20  # will, will QoS 1, will retained
+        payload += _str(will_topic) + _str(b"offline")
+    body = _str("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive) + payload
+    return b"\x10" + _length(len(body)) + body
+
+
+def publish_packet(topic: bytes, payload: bytes, qos: int, retain: bool, pid: int) -> bytes:
+    body = struct.pack("!H", len(topic)) + topic
+    if qos:
+        body += struct.pack("!H", pid)
+    body += payload
+    return bytes([0x30 | (qos << 1) | int(retain)]) + _length(len(body)) + body
+
+
+def subscribe_packet(pid: int, filters: Sequence[str], qos: int) -> bytes:
+    body = struct.pack("!H", pid) + b"".join(_str(f) + bytes([qos]) for f in filters)
+    return b"\x82" + _length(len(body)) + body
+
+
+# --- the publisher (role "publisher") -----------------------------------------------------
+
+
+class SimSeat:
+    __slots__ = ("idx", "id", "sock", "pid", "seq", "call", "phase", "state", "base", "held_s")
+
+    def __init__(self, idx: int, sock: socket.socket) -> None:
+        self.idx = idx
+        self.id = f"S{idx:05d}"
+        self.sock = sock
+        self.pid = 0
+        self.seq = 0
+        self.call = 0
+        self.phase = "idle"
+        self.base = f"seatbox/v1/{SITE}/{self.id}/"
+        self.held_s = 0.0
+        self.state: dict[str, Any] = {}
+
+
+class Publisher:
+    def __init__(self, port: int, seats: int, seed: int) -> None:
+        self.port = port
+        self.rng = random.Random(seed)
+        self.n = seats
+        self.seats: list[SimSeat] = []
+        self.sel = selectors.DefaultSelector()
+        self.heap: list[tuple[float, int]] = []
+        self.sent = {"state": 0, "event": 0, "levels": 0, "availability": 0, "info": 0}
+        self.lags: list[float] = []
+        self.running = True
+        self.boot = f"1-{self.rng.getrandbits(32):08x}"
+
+    # packets
+    def _send(self, seat: SimSeat, leaf: str, payload: bytes, qos: int, retain: bool) -> None:
+        seat.pid = seat.pid % 65535 + 1
+        seat.sock.sendall(publish_packet((seat.base + leaf).encode(), payload, qos, retain, seat.pid))
+        self.sent[leaf] += 1
+
+    def _state(self, seat: SimSeat, now_wall: float) -> None:
+        seat.state["ts"] = wall(now_wall)
+        self._send(seat, "state", json.dumps(seat.state, separators=(",", ":")).encode(), 1, True)
+
+    def _event(self, seat: SimSeat, kind: str, data: dict[str, Any], now_wall: float) -> None:
+        body = {"boot_id": self.boot, "seq": seat.seq, "ts": wall(now_wall), "type": kind, "data": data}
+        seat.seq += 1
+        self._send(seat, "event", json.dumps(body, separators=(",", ":")).encode(), 1, False)
+
+    def birth(self, seat: SimSeat, now_wall: float) -> None:
+        """A seat starting in a phase drawn by the share of time seats spend in it (no
+        warm-up: the traffic is steady from the first second)."""
+        since = wall(now_wall - self.rng.uniform(0, 60))
+        seat.phase = self.rng.choices(list(PHASES), weights=list(PHASES.values()))[0]
+        seat.call = 1 if seat.phase in ("ringing", "active", "held") else 0
+        call_state = {"idle": "idle", "away": "idle", "ringing": "ringing"}.get(seat.phase, seat.phase)
+        if seat.phase == "held":
+            seat.held_s = -self.rng.uniform(*HOLD_S)
+        seat.state = {
+            "site": SITE,
+            "seat": seat.id,
+            "ts": "",
+            "call": {
+                "state": call_state,
+                "since": since,
+                "source": None if call_state == "idle" else "headset",
+                "direction": None if call_state == "idle" else "inbound",
+                "number": seat.call,
+            },
+            "hook": {"off_hook": seat.phase in ("active", "held"), "since": since},
+            "mute": {
+                "muted": seat.phase == "held",
+                "by": "hold_policy" if seat.phase == "held" else None,
+                "since": since,
+            },
+            "presence": {
+                "state": "away" if seat.phase == "away" else "present",
+                "since": since,
+                "last_seen": since,
+            },
+            "headset": {"connected": True, "since": since, "product": "Jabra Evolve2 40"},
+            "radar": {"ok": True, "target": "still", "since": since},
+            "audio": {"ok": True, "since": since},
+            "shift": {"phase": "on", "since": since},
+            "rx_cap_db": None,
+            "violations": [],
+            "today": {
+                "answer": {"answered": 0, "late": 0, "mean_answer_s": None},
+                "attendance": {
+                    "arrived": since,
+                    "late_min": 0.0,
+                    "absent": False,
+                    "early_leave_min": 0.0,
+                },
+                "away": {"away_count": 0, "away_min": 0.0},
+                "hearing": {"lex_8h_dba": 62.5, "dose_pct": 3.1},
+            },
+            "storage": {"outbox": "ok", "held": 0, "since": since},
+        }
+        info = {
+            "version": "0.9.0",
+            "boot_id": self.boot,
+            "site": SITE,
+            "seat": seat.id,
+            "profile": "default",
+            "profile_digest": "cc444f490f3d",
+            "config_digest": "0123456789ab",
+            "headset": {
+                "manufacturer": "GN Audio",
+                "product": "Jabra Evolve2 40",
+                "serial": f"SN{seat.idx:08d}",
+                "firmware": "1.19.0",
+                "vendor_id": "0b0e",
+                "product_id": "24b8",
+                "usb_path": "1-1.2:1.3",
+                "telephony": True,
+            },
+            "devices": {"radar": "LD2410", "audio": "ALSA", "host": None},
+        }
+        self._send(seat, "availability", b"online", 1, True)
+        self._send(seat, "info", json.dumps(info, separators=(",", ":")).encode(), 1, True)
+        self._state(seat, now_wall)
+
+    def connect_all(self) -> float:
+        start = time.monotonic()
+        batch = 250
+        for first in range(0, self.n, batch):
+            group: list[SimSeat] = []
+            for idx in range(first, min(first + batch, self.n)):
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                seat = SimSeat(idx, sock)
+                sock.sendall(connect_packet(seat.id, seat.base + "availability", KEEPALIVE_S))
+                group.append(seat)
+            for seat in group:
+                ack = b""
+                while len(ack) < 4:
+                    chunk = seat.sock.recv(4 - len(ack))
+                    if not chunk:
+                        raise RuntimeError(f"broker closed the connection of {seat.id}")
+                    ack += chunk
+                if ack != b"\x20\x02\x00\x00":
+                    raise RuntimeError(f"CONNACK for {seat.id}: {ack!r}")
+                seat.sock.settimeout(None)
+                self.birth(seat, time.time())
+                self.sel.register(seat.sock, selectors.EVENT_READ, seat)
+                self.seats.append(seat)
+            self.drain()
+        now = time.monotonic()
+        for seat in self.seats:  # each seat's first move: within its phase's mean duration
+            heapq.heappush(self.heap, (now + self.rng.uniform(0, PHASES[seat.phase]), seat.idx))
+        return time.monotonic() - start
+
+    def drain(self) -> None:
+        for key, _ in self.sel.select(0):
+            try:
+                data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+            except OSError:
+                data = b""
+            if not data:
+                raise RuntimeError(f"broker closed the connection of {key.data.id}")
+
+    def transition(self, seat: SimSeat, now: float) -> float:
+        """The seat's next move; returns how long until the one after."""
+        rng, t, st = self.rng, time.time(), seat.state
+        since = wall(t)
+        if seat.phase == "idle":
+            if rng.random() < AWAY_SHARE:
+                seat.phase = "away"
+                st["presence"] = {"state": "away", "since": since, "last_seen": since}
+                st["today"]["away"]["away_count"] += 1
+                self._state(seat, t)
+                self._event(seat, "presence.away", {"last_seen": since}, t)
+                return rng.expovariate(1 / AWAY_MEAN_S)
+            seat.phase = "ringing"
+            seat.call += 1
+            st["call"] = {
+                "state": "ringing",
+                "since": since,
+                "source": "host",
+                "direction": "inbound",
+                "number": seat.call,
+            }
+            self._state(seat, t)
+            self._event(seat, "call.ringing", {"source": "host", "call": seat.call}, t)
+            return rng.uniform(*RING_S)
+        if seat.phase == "away":
+            seat.phase = "idle"
+            away_s = round(rng.uniform(60, 600), 1)
+            st["presence"] = {"state": "present", "since": since, "last_seen": since}
+            st["today"]["away"]["away_min"] = round(st["today"]["away"]["away_min"] + away_s / 60, 2)
+            self._state(seat, t)
+            self._event(seat, "presence.present", {"away_s": away_s}, t)
+            return max(3.0, rng.expovariate(1 / IDLE_MEAN_S))
+        if seat.phase == "ringing":
+            seat.phase = "active"
+            answer_s = round(rng.uniform(*RING_S), 1)
+            st["call"] = dict(st["call"], state="active", since=since, source="headset")
+            st["hook"] = {"off_hook": True, "since": since}
+            st["today"]["answer"]["answered"] += 1
+            st["today"]["answer"]["mean_answer_s"] = answer_s
+            self._state(seat, t)
+            self._event(seat, "call.answered", {"source": "headset", "call": seat.call, "answer_s": answer_s}, t)
+            if answer_s > 7.0:
+                self._event(seat, "answer.late", {"rings": 4, "limit": 3, "answer_s": answer_s}, t)
+            seat.held_s = rng.uniform(*HOLD_S) if rng.random() < HOLD_SHARE else 0.0
+            talk = 10 + rng.expovariate(1 / TALK_MEAN_S)
+            return talk / 2 if seat.held_s else talk
+        if seat.phase == "active" and seat.held_s > 0:
+            seat.phase = "held"
+            st["call"] = dict(st["call"], state="held", since=since)
+            st["mute"] = {"muted": True, "by": "hold_policy", "since": since}
+            self._state(seat, t)
+            self._event(seat, "call.hold", {"source": "headset", "call": seat.call}, t)
+            self._event(seat, "mute.on", {"by": "hold_policy"}, t)
+            held, seat.held_s = seat.held_s, -seat.held_s
+            return held
+        if seat.phase == "held":
+            seat.phase = "active"
+            st["call"] = dict(st["call"], state="active", since=since)
+            st["mute"] = {"muted": False, "by": None, "since": since}
+            self._state(seat, t)
+            hold_s = round(-seat.held_s, 1)
+            self._event(seat, "call.resumed", {"source": "headset", "call": seat.call, "hold_s": hold_s}, t)
+            self._event(seat, "mute.off", {"by": None}, t)
+            return 10 + rng.expovariate(1 / TALK_MEAN_S) / 2
+        # active -> idle: the call ends
+        seat.phase = "idle"
+        hold_s = round(max(0.0, -seat.held_s), 1)
+        seat.held_s = 0.0
+        st["call"] = dict(st["call"], state="idle", since=since, source=None, direction=None)
+        st["hook"] = {"off_hook": False, "since": since}
+        self._state(seat, t)
+        data = {
+            "source": "headset",
+            "call": seat.call,
+            "reason": "hangup",
+            "direction": "inbound",
+            "duration_s": 95.0,
+            "hold_s": hold_s,
+            "talk_s": 48.5,
+            "listen_s": 31.0,
+            "overtalk_s": 1.5,
+        }
+        self._event(seat, "call.ended", data, t)
+        if rng.random() < SPEECH_SHARE:
+            self._event(seat, "speech.too_quiet", {"level_dbov": -38.5, "utterance_s": 2.4, "min_dbov": -35.0}, t)
+        return max(3.0, rng.expovariate(1 / IDLE_MEAN_S))
+
+    def levels(self, seat: SimSeat, t: float) -> None:
+        payload = (
+            f'{{"ts":"{wall(t)}","call":{seat.call},'
+            '"tx":{"active_level_dbov":-24.5,"activity_pct":55.0,"peak_dbfs":-9.0},'
+            '"rx":{"active_level_dbov":-27.0,"activity_pct":40.0,"peak_dbfs":-12.0}}'
+        ).encode()
+        self._send(seat, "levels", payload, 0, False)
+
+    def run(self) -> None:
+        slots = 100  # levels and keepalives: each seat has a slot in every second
+        slot_s = LEVELS_PERIOD_S / slots
+        by_slot = [self.seats[i::slots] for i in range(slots)]
+        slot_ping = [time.monotonic()] * slots
+        pings = 0
+        next_slot = time.monotonic()
+        slot = 0
+        next_report = time.monotonic() + 5
+        while self.running:
+            now = time.monotonic()
+            while self.heap and self.heap[0][0] <= now:
+                due, idx = heapq.heappop(self.heap)
+                self.lags.append(now - due)
+                seat = self.seats[idx]
+                heapq.heappush(self.heap, (now + self.transition(seat, now), idx))
+            while next_slot <= now:
+                t = time.time()
+                ping = now - slot_ping[slot] >= KEEPALIVE_S / 2
+                if ping:
+                    slot_ping[slot] = now
+                for seat in by_slot[slot]:
+                    if seat.phase in ("active", "held"):
+                        self.levels(seat, t)
+                    if ping:
+                        seat.sock.sendall(b"\xc0\x00")
+                        pings += 1
+                slot = (slot + 1) % slots
+                next_slot += slot_s
+            self.drain()
+            if now >= next_report:
+                lags = sorted(self.lags) or [0.0]
+                self.lags = []
+                print(
+                    json.dumps(
+                        {
+                            "sent": self.sent,
+                            "pings": pings,
+                            "lag_p99_s": lags[int(0.99 * (len(lags) - 1))],
+                            "in_call": sum(s.phase in ("active", "held") for s in self.seats),
+                        }
+                    ),
+                    flush=True,
+                )
+                next_report = now + 5
+            time.sleep(max(0.0, min(next_slot, self.heap[0][0] if self.heap else next_slot) - time.monotonic()))
+
+
+def publisher_main(args: argparse.Namespace) -> None:
+    pub = Publisher(args.port, args.seats, args.seed)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(pub, "running", False))
+    took = pub.connect_all()
+    print(json.dumps({"ready": took, "sent": pub.sent}), flush=True)
+    pub.run()
+
+
+# --- the floor service (role "service") ----------------------------------------------------
+
+_TS = re.compile(rb'"ts":"([^"]+)"')
+
+
+def _epoch(ts: str) -> float:
+    return datetime.fromisoformat(ts).timestamp()
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def service_main(args: argparse.Namespace) -> None:
+    """Ingest + floor model + SQLite store, as `seatbox floor serve` wires them; a probe
+    listener after the model and a store that notes when each write is done. Commands on
+    stdin: `reset` (start a measuring window), `report` (one JSON line), `quit`."""
+    t_exec = float(args.t0)
+    from edge.api.broker import BrokerSection
+    from floor.ingest import Ingest
+    from floor.model import FloorModel
+    from floor.store import SqliteStore
+
+    samples: dict[str, list[float]] = {"model.state": [], "model.event": [], "store.state": [], "store.event": []}
+    stored_seats: set[str] = set()
+    model_seats: set[str] = set()
+    marks: dict[str, float] = {}
+    n = args.seats
+
+    class ProbeStore(SqliteStore):
+        def put_state(self, site: str, seat: str, payload: bytes, now: float) -> None:
+            super().put_state(site, seat, payload, now)
+            match = _TS.search(payload)
+            if match:
+                samples["store.state"].append(time.time() - _epoch(match.group(1).decode()))
+            stored_seats.add(seat)
+            if len(stored_seats) == n and "store_full" not in marks:
+                marks["store_full"] = time.time()
+
+        def add_event(self, site: str, seat: str, event: Any, now: float) -> bool:
+            added = super().add_event(site, seat, event, now)
+            samples["store.event"].append(time.time() - _epoch(event.ts))
+            return added
+
+    model = FloorModel(site=SITE)
+
+    def probe(topic: str, payload: bytes, mono: float) -> None:
+        leaf = topic.rsplit("/", 1)[1]
+        if leaf not in ("state", "event"):
+            return
+        match = _TS.search(payload)
+        if match:
+            samples[f"model.{leaf}"].append(time.time() - _epoch(match.group(1).decode()))
+        if leaf == "state":
+            seat = topic.split("/")[3]
+            view = model.seats.get(seat)
+            if view is not None and view.state is not None:
+                model_seats.add(seat)
+                if len(model_seats) == n and "model_full" not in marks:
+                    marks["model_full"] = time.time()
+
+    store = ProbeStore(Path(args.workdir) / "floor.db")
+    ingest = Ingest(
+        BrokerSection(url=f"mqtt://127.0.0.1:{args.port}"),
+        SITE,
+        "seatbox-floor-bench",
+        store,
+        listeners=[model.apply, probe],
+    )
+    original = ingest._on_connect  # noqa: SLF001
+
+    def on_connect(*a: Any) -> None:
+        marks.setdefault("connected", time.time())
+        original(*a)
+
+    ingest.client.on_connect = on_connect
+    stop = threading.Event()
+    thread = threading.Thread(target=ingest.serve, args=(stop,), daemon=True)
+    marks["started"] = time.time()
+    thread.start()
+    print(json.dumps({"exec": t_exec}), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "reset":
+            for values in samples.values():
+                values.clear()
+        elif command == "report":
+            report: dict[str, Any] = {"marks": marks, "model_seats": len(model_seats), "stored_seats": len(stored_seats)}
+            for name, values in list(samples.items()):
+                got = list(values)
+                report[name] = {"n": len(got), "p50": pct(got, 50), "p99": pct(got, 99), "max": max(got, default=float("nan"))}
+            report["counters"] = store.counters()
+            report["model_invalid"] = model.invalid
+            print(json.dumps(report), flush=True)
+        elif command == "quit":
+            break
+    stop.set()
+    thread.join(10)
+    store.close()
+
+
+# --- the bench (main) --------------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class Proc:
+    """A child process of this bench (publisher or service) talking JSON lines."""
+
+    def __init__(self, role: str, extra: Sequence[str], workdir: Path) -> None:
+        self.t0 = time.time()
+        self.lines: list[dict[str, Any]] = []
+        self.cond = threading.Condition()
+        self.log = (workdir / f"{role}.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--role", role, "--t0", repr(self.t0), *extra],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(json.loads(line))
+                self.cond.notify_all()
+
+    def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines:
+                    if pred(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise RuntimeError(f"{what}: not within {timeout:.0f} s (see {self.log.name})")
+                self.cond.wait(left)
+
+    def ask(self, command: str, key: str, timeout: float = 30) -> dict[str, Any]:
+        with self.cond:
+            self.lines.clear()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.wait_for(lambda line: key in line, timeout, command)
+
+    def tell(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self, quit_command: str | None = None) -> None:
+        if self.proc.poll() is None:
+            if quit_command:
+                try:
+                    self.tell(quit_command)
+                    self.proc.wait(20)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            if self.proc.poll() is None:
+                self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class SysWatch:
+    """Mosquitto's $SYS counters (sys_interval 1): messages received and sent."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.values: dict[str, tuple[float, float]] = {}
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sys")
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe("$SYS/broker/messages/#", 0)
+        self.client.subscribe("$SYS/broker/publish/messages/#", 0)
+        self.client.subscribe("$SYS/broker/clients/connected", 0)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            self.values[msg.topic.removeprefix("$SYS/broker/")] = (time.monotonic(), float(msg.payload))
+        except ValueError:
+            pass
+
+    def snapshot(self) -> dict[str, tuple[float, float]]:
+        return dict(self.values)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def rate(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], key: str) -> float:
+    if key not in before or key not in after or after[key][0] <= before[key][0]:
+        return float("nan")
+    return (after[key][1] - before[key][1]) / (after[key][0] - before[key][0])
+
+
+class Window:
+    """CPU and RSS of some processes, and the broker's message rates, over a time window."""
+
+    def __init__(self, pids: dict[str, int], sys_watch: SysWatch) -> None:
+        self.pids = pids
+        self.watch = sys_watch
+        self.start = time.monotonic()
+        self.cpu = {name: cpu_s(pid) for name, pid in pids.items()}
+        self.sys = sys_watch.snapshot()
+
+    def close(self) -> dict[str, float]:
+        took = time.monotonic() - self.start
+        out: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            out[f"{name}.cpu_pct"] = 100 * (cpu_s(pid) - self.cpu[name]) / took
+            out[f"{name}.rss_mb"] = rss_mb(pid)
+        after = self.watch.snapshot()
+        out["broker.in_per_s"] = rate(self.sys, after, "messages/received")
+        out["broker.out_per_s"] = rate(self.sys, after, "messages/sent")
+        out["broker.pub_out_per_s"] = rate(self.sys, after, "publish/messages/sent")
+        out["broker.dropped"] = after.get("publish/messages/dropped", (0, 0.0))[1]
+        return out
+
+
+class DirectBrowsers:
+    """`count` clients subscribed to the broker directly (QoS 0, the service's four leaves),
+    reading and discarding: what a page talking MQTT over WebSockets would cost the broker."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.socks: list[socket.socket] = []
+        self.bytes = 0
+        self.running = True
+        filters = [f"seatbox/v1/{SITE}/+/{leaf}" for leaf in ("availability", "state", "info", "event")]
+        for i in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.sendall(connect_packet(f"bench-browser-{i}", None, 0))
+            sock.sendall(subscribe_packet(1, filters, 0))
+            sock.setblocking(False)
+            self.socks.append(sock)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        sel = selectors.DefaultSelector()
+        for sock in self.socks:
+            sel.register(sock, selectors.EVENT_READ)
+        while self.running:
+            for key, _ in sel.select(0.2):
+                try:
+                    data = key.fileobj.recv(1 << 20)  # type: ignore[union-attr]
+                except BlockingIOError:
+                    continue
+                self.bytes += len(data)
+        sel.close()
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join(5)
+        for sock in self.socks:
+            sock.close()
+
+
+results: list[tuple[str, str, str, bool | None]] = []
+
+
+def record(name: str, figure: str, target: str = "", ok: bool | None = None) -> None:
+    results.append((name, figure, target, ok))
+    verdict = "" if ok is None else ("PASS" if ok else "FAIL")
+    print(f"  {name:<52} {figure:<44} {target:<14} {verdict}", flush=True)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}" if seconds == seconds else "-"
+
+
+def start_service(port: int, seats: int, workdir: Path) -> Proc:
+    return Proc("service", ["--port", str(port), "--seats", str(seats), "--workdir", str(workdir)], workdir)
+
+
+def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
+    from support import Mosquitto, free_port, wait_until
+
+    port = free_port()
+    # The shipped site broker's queue limits (config/mosquitto/seatbox-site.conf), no TLS or
+    # persistence; connections unlimited (the fd limit is the machine's).
+    conf = (
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 20000\nmax_queued_bytes 67108864\nmax_inflight_messages 32\n"
+        "max_packet_size 32768\nmax_connections -1\nsys_interval 1\n"
+    )
+    broker = Mosquitto(workdir, conf, port)
+    broker.start()
+    assert broker.proc is not None
+    watch = SysWatch(port)
+    service = start_service(port, seats, workdir)
+    publisher = None
+    print(f"\n{seats} seats (load average {', '.join(f'{x:.2f}' for x in os.getloadavg())})", flush=True)
+    try:
+        service.wait_for(lambda line: "exec" in line, 60, "service start")
+        wait_until(lambda: service.ask("report", "marks").get("marks", {}).get("connected"), 60, "service connected")
+        publisher = Proc(
+            "publisher", ["--port", str(port), "--seats", str(seats), "--seed", str(args.seed)], workdir
+        )
+        ready = publisher.wait_for(lambda line: "ready" in line, 300, "seats connected")
+        record("seats connected and born (availability, info, state)", f"{ready['ready']:.1f} s")
+        wait_until(lambda: service.ask("report", "marks")["model_seats"] >= seats, 120, "floor full")
+        settle = args.window / 4
+        time.sleep(settle)  # the first transitions after birth
+        pids = {"broker": broker.proc.pid, "service": service.proc.pid, "publisher": publisher.proc.pid}
+        service.tell("reset")
+        window = Window(pids, watch)
+        time.sleep(args.window)
+        load = window.close()
+        report = service.ask("report", "marks")
+        pub = publisher.lines[-1] if publisher.lines else {}
+        rates = load["broker.in_per_s"]
+        record("broker messages in / out per s", f"{rates:.0f} / {load['broker.out_per_s']:.0f}")
+        for kind in ("state", "event"):
+            m, s = report[f"model.{kind}"], report[f"store.{kind}"]
+            ok = m["p99"] < STALENESS_P99_S if seats >= 10_000 else None
+            record(
+                f"staleness {kind} -> model p50 / p99 / max (n)",
+                f"{ms(m['p50'])} / {ms(m['p99'])} / {ms(m['max'])} ms ({m['n']})",
+                "p99 < 1 s" if seats >= 10_000 else "",
+                ok,
+            )
+            record(f"staleness {kind} -> store p50 / p99 / max", f"{ms(s['p50'])} / {ms(s['p99'])} / {ms(s['max'])} ms")
+        for name in ("broker", "service", "publisher"):
+            record(f"{name} CPU (% of a core) / RSS", f"{load[name + '.cpu_pct']:.1f} % / {load[name + '.rss_mb']:.0f} MB")
+        record("publisher schedule lag p99 (last 5 s)", f"{ms(pub.get('lag_p99_s', float('nan')))} ms")
+        record("counters (service)", json.dumps(report.get("counters", {}), sort_keys=True))
+
+        # restart: the same persistent session, a new process
+        service.stop("quit")
+        service = start_service(port, seats, workdir)
+        t0 = service.t0
+        service.wait_for(lambda line: "exec" in line, 60, "service restart")
+        deadline = time.monotonic() + 120
+        marks: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            marks = service.ask("report", "marks")["marks"]
+            if "model_full" in marks and "store_full" in marks:
+                break
+            time.sleep(0.2)
+        full = marks.get("model_full", float("nan")) - t0
+        record("restart: exec -> connected", f"{marks.get('connected', float('nan')) - t0:.2f} s")
+        record(
+            "restart: exec -> full floor in the model",
+            f"{full:.2f} s",
+            "< 10 s",
+            full < RESTART_S,
+        )
+        record("restart: exec -> all states in the store", f"{marks.get('store_full', float('nan')) - t0:.2f} s")
+        pids["service"] = service.proc.pid
+
+        # browsers: 0, then `direct` clients subscribed to the broker itself
+        if args.direct:
+            time.sleep(2)
+            base = Window(pids, watch)
+            time.sleep(args.window / 2)
+            zero = base.close()
+            direct = DirectBrowsers(port, args.direct)
+            time.sleep(3)  # the retained snapshot each one gets at subscribe
+            with_direct = Window(pids, watch)
+            time.sleep(args.window / 2)
+            many = with_direct.close()
+            direct.stop()
+            record(
+                "broker CPU, 0 / {} direct MQTT subscribers".format(args.direct),
+                f"{zero['broker.cpu_pct']:.1f} / {many['broker.cpu_pct']:.1f} %",
+            )
+            record(
+                "broker msgs out per s, 0 / {} direct".format(args.direct),
+                f"{zero['broker.out_per_s']:.0f} / {many['broker.out_per_s']:.0f}",
+            )
+    finally:
+        if publisher is not None:
+            publisher.stop()
+        service.stop("quit")
+        watch.stop()
+        broker.stop()
+        drops = broker.log.read_text(errors="replace").count("dropped")
+        if drops:
+            record("mosquitto log lines about dropped messages", str(drops))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seats", default="1000,5000,10000", help="comma-separated seat counts")
+    parser.add_argument("--window", type=float, default=20.0, help="seconds measured per figure")
+    parser.add_argument("--direct", type=int, default=50, help="direct MQTT 'browsers' (0: none)")
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument("--role", default="bench", help=argparse.SUPPRESS)
+    parser.add_argument("--t0", default="0", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.role == "publisher":
+        args.seats = int(args.seats)
+        publisher_main(args)
+        return 0
+    if args.role == "service":
+        args.seats = int(args.seats)
+        service_main(args)
+        return 0
+    print(f"machine: {describe()}")
+    print(f"assumptions: {ASSUMPTIONS}")
+    for seats in (int(s) for s in args.seats.split(",")):
+        with tempfile.TemporaryDirectory(prefix="seatbox-floorbench-") as tmp:
+            one_size(seats, args, Path(tmp))
+    print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    failed = [name for name, _, _, ok in results if ok is False]
+    print(f"targets: {sum(ok is True for *_, ok in results)} PASS, {len(failed)} FAIL")
+    return 1 if failed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
