@@ -752,6 +752,20 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f}" if seconds == seconds else "-"
 
 
+def profile(args: argparse.Namespace, pid: int, name: str, seconds: float) -> None:
+    """py-spy (`--profile DIR`, pip install py-spy) on the service for `seconds`, in the
+    background: collapsed stacks in DIR/name.txt, all threads, native frames off."""
+    if not args.profile:
+        return
+    out = Path(args.profile) / f"{name}.txt"
+    spy = Path(sys.executable).parent / "py-spy"
+    subprocess.Popen(
+        [str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-f", "raw", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def start_service(port: int, seats: int, workdir: Path) -> Proc:
     return Proc("service", ["--port", str(port), "--seats", str(seats), "--workdir", str(workdir)], workdir)
 
@@ -788,6 +802,7 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
         pids = {"broker": broker.proc.pid, "service": service.proc.pid, "publisher": publisher.proc.pid}
         service.tell("reset")
         window = Window(pids, watch)
+        profile(args, service.proc.pid, f"steady-{seats}", args.window)
         time.sleep(args.window)
         load = window.close()
         report = service.ask("report", "marks")
@@ -813,6 +828,7 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
         service.stop("quit")
         service = start_service(port, seats, workdir)
         t0 = service.t0
+        profile(args, service.proc.pid, f"restart-{seats}", 15)
         service.wait_for(lambda line: "exec" in line, 60, "service restart")
         deadline = time.monotonic() + 120
         marks: dict[str, float] = {}
@@ -869,6 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured per figure")
     parser.add_argument("--direct", type=int, default=50, help="direct MQTT 'browsers' (0: none)")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--profile", default="", help="py-spy the service into this folder")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     parser.add_argument("--role", default="bench", help=argparse.SUPPRESS)
     parser.add_argument("--t0", default="0", help=argparse.SUPPRESS)
