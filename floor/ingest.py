@@ -7,6 +7,19 @@ events for it. Each payload is checked by `edge.api.models` (a bad one is counte
 once per seat and leaf, never fatal); events go through `edge.api.stream.StreamTracker`
 (de-duplication, gaps) and the due `cmd/resend` requests are published as the floor view does.
 `levels` are not subscribed to: the store never sees them.
+
+Writes are batched: the MQTT thread checks a message, hands it to the listeners (the live
+floor) and queues it; a writer thread drains the queue, many events per transaction
+(`Store.write_batch`), so the MQTT thread never waits for the database. The queue is bounded
+(`max_queued` events; the latest state/info/availability per seat and the counters are kept
+apart, coalesced). When the store cannot be written (PostgreSQL stopped, a disk error) the
+writer logs one line, keeps the queue in memory and retries with backoff; when the store is
+back it logs one line and catches up. Over the bound new events are dropped and counted
+(`store_dropped`): paho acknowledges QoS 1 messages on receipt, so the broker will not send
+them again; instead each dropped seq becomes a gap in the stream tracker again, and once the
+store is back the service asks the seat for it (`cmd/resend`; seats keep acknowledged events
+an hour for this). No resend is asked while the store is down. A restarted service seeds its
+stream tracker from the store (`Store.streams`): it asks only for what is missing.
 """
 
 from __future__ import annotations
@@ -14,12 +27,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge.api.broker import BrokerSection, make_client
 from edge.api.models import (
     StreamError,
+    StreamEvent,
     parse_availability,
     parse_event,
     parse_info,
@@ -27,7 +42,7 @@ from edge.api.models import (
 )
 from edge.api.stream import StreamTracker, Verdict
 from edge.api.topics import parse_topic, site_filter
-from floor.store import Store
+from floor.store import Batch, SeatColumn, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +55,13 @@ SESSION_EXPIRY_S = 24 * 3600
 RESEND_PERIOD_S = 1.0
 PURGE_PERIOD_S = 3600.0
 MAX_LOGGED = 10_000  # (seat, leaf) pairs whose bad payloads were logged once (then counted only)
+# Events waiting for the store, at most (about 1 KB each in memory): 100,000 is 20 s of a
+# 10,000-seat site at 5,000 events/s; beyond it events are dropped and asked for again later.
+MAX_QUEUED = 100_000
+BATCH_MAX = 5_000  # events in one transaction
+RETRY_FIRST_S = 0.5  # backoff while the store is unavailable: doubled up to RETRY_MAX_S
+RETRY_MAX_S = 10.0
+FLUSH_S = 10.0  # on stop: how long to wait for the queue to reach the store
 
 
 class Ingest:
@@ -55,6 +77,7 @@ class Ingest:
         url: str | None = None,
         tracker: StreamTracker | None = None,
         listeners: Sequence[Listener] = (),
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self.site = site
         # Called with (topic, payload, monotonic now) for every message of this site before the
@@ -74,6 +97,20 @@ class Ingest:
         self._pending: set[int] = set()
         self.subscribed = threading.Event()
         self.stored = 0  # events written by this process (for logs and tests)
+        # The write queue (see the module doc): events in order, the latest seat columns,
+        # counters; `_cond` guards them and wakes the writer.
+        self.max_queued = max_queued
+        self._cond = threading.Condition()
+        self._events: deque[tuple[str, StreamEvent, float]] = deque()
+        self._seats: dict[tuple[SeatColumn, str], tuple[str | bool, float]] = {}
+        self._counts: dict[str, int] = {}
+        self._inflight = 0  # events taken by the writer, not yet written
+        self._stopping = False
+        self._flush_deadline = 0.0
+        self._writer: threading.Thread | None = None
+        self.store_ok = True  # False from a failed write until the next one succeeds
+        self.dropped = 0  # events dropped over max_queued (store_dropped)
+        self._dropping = False
 
     # --- MQTT callbacks (paho's thread: nothing may escape) ---------------------------------
 
@@ -116,7 +153,7 @@ class Ingest:
     # --- one message -----------------------------------------------------------------------
 
     def _bad(self, seat: str, leaf: str, problem: str) -> None:
-        self.store.count("invalid")
+        self.count("invalid")
         if (seat, leaf) in self._logged:  # a seat repeating itself: one line
             return
         if len(self._logged) >= MAX_LOGGED:  # a flood of made-up seats: bounded memory
@@ -145,33 +182,155 @@ class Ingest:
                 log.exception("floor ingest: listener failed on %.120r", topic)
         try:
             if leaf == "availability":
-                self.store.put_availability(self.site, seat, parse_availability(payload), now)
+                self._put_seat("online", seat, parse_availability(payload), now)
             elif leaf == "state":
                 state = parse_state(payload)
                 if (state.site, state.seat) != (self.site, seat):
                     raise StreamError(f"state: names seat {state.site}/{state.seat}", "seat")
-                self.store.put_state(self.site, seat, payload, now)
+                self._put_seat("state", seat, payload.decode("utf-8"), now)
             elif leaf == "info":
                 info = parse_info(payload)
                 if (info.site, info.seat) != (self.site, seat):
                     raise StreamError(f"info: names seat {info.site}/{info.seat}", "seat")
-                self.store.put_info(self.site, seat, payload, now)
+                self._put_seat("info", seat, payload.decode("utf-8"), now)
             else:
                 event = parse_event(payload)
                 with self._lock:
                     accepted = self.tracker.accept(self.site, seat, event, mono)
                 if accepted.verdict is Verdict.DUPLICATE:
-                    self.store.count("duplicates")
+                    self.count("duplicates")
                     return
-                if self.store.add_event(self.site, seat, event, now):
-                    self.stored += 1
+                self._put_event(seat, event, now, mono)
         except StreamError as exc:
             self._bad(seat, leaf, str(exc))
+
+    # --- the write queue and its writer ------------------------------------------------------
+
+    def count(self, name: str, by: int = 1) -> None:
+        """Add to a service counter (written with the next batch)."""
+        with self._cond:
+            self._counts[name] = self._counts.get(name, 0) + by
+            self._cond.notify()
+
+    def _put_seat(self, column: SeatColumn, seat: str, value: str | bool, now: float) -> None:
+        with self._cond:
+            self._seats[(column, seat)] = (value, now)  # only the latest counts
+            self._cond.notify()
+
+    def _put_event(self, seat: str, event: StreamEvent, now: float, mono: float) -> None:
+        with self._cond:
+            if len(self._events) + self._inflight < self.max_queued:
+                self._events.append((seat, event, now))
+                self._cond.notify()
+                return
+            self.dropped += 1
+            self._counts["store_dropped"] = self._counts.get("store_dropped", 0) + 1
+            first = not self._dropping
+            self._dropping = True
+        with self._lock:  # asked for again (cmd/resend) once the store has caught up
+            self.tracker.reopen(self.site, seat, event.boot_id, event.seq, mono)
+        if first:
+            log.error(
+                "floor store: %d events wait for the store: dropping new ones (counted as "
+                "store_dropped; asked for again from the seats once the store is back)",
+                self.max_queued,
+            )
+
+    @property
+    def queued(self) -> int:
+        """Events not yet in the store (queued or being written)."""
+        with self._cond:
+            return len(self._events) + self._inflight
+
+    def _take(self) -> Batch | None:
+        """The next batch, waiting for one; None when stopping and nothing is left."""
+        with self._cond:
+            while not (self._events or self._seats or self._counts):
+                if self._stopping:
+                    return None
+                self._cond.wait(0.5)
+            count = min(len(self._events), BATCH_MAX)
+            events = [self._events.popleft() for _ in range(count)]
+            batch = Batch(events, self._seats, self._counts)
+            self._seats, self._counts = {}, {}
+            self._inflight = count
+            return batch
+
+    def _give_back(self, batch: Batch) -> None:
+        """A batch the store did not take: back at the head of the queue (newer seat values
+        and counters already queued win or add up)."""
+        with self._cond:
+            self._events.extendleft(reversed(batch.events))
+            self._inflight = 0
+            for key, value in batch.seats.items():
+                self._seats.setdefault(key, value)
+            for name, by in batch.counts.items():
+                self._counts[name] = self._counts.get(name, 0) + by
+
+    def _write_loop(self) -> None:
+        backoff = RETRY_FIRST_S
+        down_since = 0.0
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            try:
+                written = self.store.write_batch(self.site, batch)
+            except StoreUnavailable as exc:
+                self._give_back(batch)
+                if self.store_ok:
+                    self.store_ok, down_since = False, time.monotonic()
+                    log.error(
+                        "floor store: unavailable (%s); the live floor goes on, events are "
+                        "kept in memory (at most %d) and written when it is back",
+                        exc,
+                        self.max_queued,
+                    )
+                with self._cond:
+                    if self._stopping and time.monotonic() > self._flush_deadline:
+                        return
+                    self._cond.wait(backoff)  # woken early only by stop()
+                backoff = min(backoff * 2, RETRY_MAX_S)
+                continue
+            except Exception:  # a bug, or a bad id past the checks: this batch is lost
+                with self._cond:
+                    self._inflight = 0
+                log.exception("floor store: a batch of %d events not written", len(batch.events))
+                continue
+            with self._cond:
+                self._inflight = 0
+                self.stored += written.stored
+                waiting = len(self._events)
+                if self._dropping and waiting < self.max_queued // 2:
+                    self._dropping = False
+            backoff = RETRY_FIRST_S
+            if not self.store_ok:
+                self.store_ok = True
+                log.warning(
+                    "floor store: back after %.0f s; catching up (%d events waiting)",
+                    time.monotonic() - down_since,
+                    waiting,
+                )
+
+    def seed(self, now: float | None = None, mono: float | None = None) -> int:
+        """Seed the stream tracker from what the store holds (a restarted service asks only
+        for what is missing, not every boot from seq 0 again); the number of streams."""
+        spans = self.store.streams(self.site, time.time() if now is None else now)
+        at = time.monotonic() if mono is None else mono
+        with self._lock:
+            for span in spans:
+                self.tracker.resume(self.site, span.seat, span.boot_id, span.last, span.missing, at)
+        gaps = sum(len(span.missing) for span in spans)
+        log.info("floor ingest: %d streams known from the store (%d gaps)", len(spans), gaps)
+        return len(spans)
 
     # --- resends, purge, life --------------------------------------------------------------
 
     def ask_for_gaps(self, mono: float | None = None) -> int:
-        """Publish the due `cmd/resend` requests; count gaps given up as `lost`."""
+        """Publish the due `cmd/resend` requests; count gaps given up as `lost`. Nothing while
+        the store is down (the answers would only wait in memory or be dropped)."""
+        if not self.store_ok:
+            return 0
         with self._lock:
             given_up = len(self.tracker.given_up())
             requests = self.tracker.due_resends(time.monotonic() if mono is None else mono)
@@ -184,14 +343,18 @@ class Ingest:
                 gap.first,
                 gap.last,
             )
-            self.store.count("lost", gap.last - gap.first + 1)
+            self.count("lost", gap.last - gap.first + 1)
         for request in requests:
             self.client.publish(request.topic, request.payload(), qos=1)
         if requests:
-            self.store.count("resend_requests", len(requests))
+            self.count("resend_requests", len(requests))
         return len(requests)
 
     def start(self) -> None:
+        with self._cond:
+            self._stopping = False
+        self._writer = threading.Thread(target=self._write_loop, name="floor-store", daemon=True)
+        self._writer.start()
         kwargs: dict[str, Any] = {"keepalive": int(self.broker.keepalive) or 60}
         if self.broker.protocol == "5":
             from paho.mqtt.packettypes import PacketTypes
@@ -203,9 +366,24 @@ class Ingest:
         self.client.connect_async(self.endpoint.host, self.endpoint.port, **kwargs)
         self.client.loop_start()
 
-    def stop(self) -> None:
+    def stop(self, flush_s: float = FLUSH_S) -> None:
+        """Disconnect, then write what is queued (waiting at most `flush_s` for the store)."""
         self.client.disconnect()
         self.client.loop_stop()
+        with self._cond:
+            self._stopping = True
+            self._flush_deadline = time.monotonic() + flush_s
+            self._cond.notify_all()
+        if self._writer is not None:
+            self._writer.join(flush_s + RETRY_MAX_S)
+            self._writer = None
+        left = self.queued
+        if left:
+            log.error(
+                "floor store: stopped with %d events not written (the seats keep them; the "
+                "restarted service asks for them)",
+                left,
+            )
 
     def serve(
         self,
@@ -215,13 +393,21 @@ class Ingest:
     ) -> None:
         """Run until `stop` is set: ingest, resend requests every second, purge hourly (and
         once at the start)."""
+        try:
+            self.seed()
+        except StoreUnavailable as exc:  # the store went away since it was opened
+            log.error("floor ingest: stream tracker not seeded from the store: %s", exc)
         self.start()
         next_purge = time.monotonic()
         try:
             while not stop.wait(resend_period_s):
                 self.ask_for_gaps()
-                if time.monotonic() >= next_purge:
-                    purged = self.store.purge(time.time())
+                if time.monotonic() >= next_purge and self.store_ok:
+                    try:
+                        purged = self.store.purge(time.time())
+                    except StoreUnavailable:  # the writer says so, once; try again later
+                        next_purge = time.monotonic() + 60.0
+                        continue
                     log.info("floor ingest: purged %s", purged)
                     next_purge = time.monotonic() + purge_period_s
         finally:

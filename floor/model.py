@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from edge.api.models import (
+    SeatInfo,
     SeatState,
     StreamError,
     parse_availability,
@@ -40,6 +41,7 @@ class SeatView:
     lost: int = 0  # events the seat reported dropped, or gaps no resend filled
     profile: str = ""  # from the retained `info`: the profile's name and digest
     profile_digest: str = ""
+    info: SeatInfo | None = None  # the last valid retained `info` (thresholds: floor.severity)
     # Per topic leaf, the last payload that failed its schema ("bad state: call.state"),
     # until a valid one arrives on the same leaf.
     problems: dict[str, str] = field(default_factory=dict)
@@ -78,6 +80,7 @@ class FloorModel:
             elif leaf == "info":
                 info = parse_info(payload)
                 view.profile, view.profile_digest = info.profile, info.profile_digest
+                view.info = info
             else:
                 self._event(view, payload, time.monotonic() if now is None else now)
         except StreamError as exc:

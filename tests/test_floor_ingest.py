@@ -19,6 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from floor_support import floor_store, open_test_store, pg_server  # noqa: F401
 from paho.mqtt.enums import CallbackAPIVersion
 from support import Mosquitto, wait_until
 
@@ -85,12 +86,9 @@ class Publisher:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "floor.sqlite")
-    try:
-        yield opened
-    finally:
-        opened.close()
+def store(floor_store: Any) -> Iterator[SqliteStore]:
+    """Each store in turn (SQLite, PostgreSQL): the same behaviour expected of both."""
+    yield floor_store
 
 
 def started(broker: Mosquitto, store: SqliteStore, **kwargs: Any) -> Ingest:
@@ -214,8 +212,11 @@ def test_a_gap_is_filled_by_resend_and_hostile_payloads_are_counted_and_ignored(
     assert store.seat("lab", seat) is None or store.seat("lab", seat)["state"] is None  # type: ignore[index]
 
 
-def test_purge_removes_only_what_is_past_retention(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "floor.sqlite", raw_s=7 * 86400, rollups_s=90 * 86400)
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_purge_removes_only_what_is_past_retention(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    store = open_test_store(kind, tmp_path, request, raw_s=7 * 86400, rollups_s=90 * 86400)
     now = datetime(2026, 12, 31, 12, tzinfo=UTC).timestamp()
     try:
         for day, seq in (

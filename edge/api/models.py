@@ -269,10 +269,56 @@ class InfoCheck(_Payload):
     fix: str
 
 
+_TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+TimeOfDay = Annotated[str, Field(pattern=_TIME_OF_DAY)]
+Seconds = Annotated[float, Field(ge=0, le=366 * 86400)]
+
+
+class AnswerThresholds(_Payload):
+    ring_limit: Annotated[int, Field(ge=1, le=1000)]
+    ring_period_s: Seconds
+
+
+class HoldThresholds(_Payload):
+    warn_after_s: Seconds
+    violation_after_s: Seconds
+
+
+class AwayThresholds(_Payload):
+    long_after_s: Seconds
+    too_long_after_s: Seconds
+
+
+class DeadAirThresholds(_Payload):
+    notice_after_s: Seconds
+    violation_after_s: Seconds
+
+
+class AttendanceThresholds(_Payload):
+    start: TimeOfDay
+    end: TimeOfDay
+    lunch_start: TimeOfDay
+    lunch_end: TimeOfDay
+    ready_before_s: Seconds
+    absent_after_s: Seconds
+    workdays: Annotated[list[Annotated[int, Field(ge=1, le=7)]], Field(max_length=7)]
+
+
+class InfoThresholds(_Payload):
+    """The numbers of the seat's profile a floor colours and reports by (section names and
+    keys as in the profile; durations in seconds)."""
+
+    answer: AnswerThresholds
+    hold_time: HoldThresholds
+    away: AwayThresholds
+    dead_air: DeadAirThresholds
+    attendance: AttendanceThresholds
+
+
 class SeatInfo(_Payload):
     """The retained `info` (docs/schemas/info.json)."""
 
-    _not_null = ("checks",)
+    _not_null = ("checks", "thresholds")
     version: str
     boot_id: BootId
     site: Id
@@ -283,6 +329,8 @@ class SeatInfo(_Payload):
     headset: InfoHeadset | None
     devices: InfoDevices
     checks: list[InfoCheck] = []
+    # Absent from seats older than issue 15: a floor then uses the documented defaults.
+    thresholds: InfoThresholds | None = None
 
 
 class _Envelope(_Payload):

@@ -57,3 +57,47 @@ def event_bytes(boot_id: str, seq: int, ts: str, event_type: str, data_json: str
 def resend_request(request_id: str, boot_id: str, from_seq: int, to_seq: int) -> bytes:
     """`cmd/resend`: ask a seat's outbox for `from_seq..to_seq` (inclusive) of one boot."""
     return dumps({"id": request_id, "boot_id": boot_id, "from_seq": from_seq, "to_seq": to_seq})
+
+
+# profile section -> (key in `info.thresholds`, key in the profile section); `_s` keys are
+# durations in seconds, as the profile holds them once validated.
+THRESHOLDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "answer": (("ring_limit", "ring_limit"), ("ring_period_s", "ring_period")),
+    "hold_time": (("warn_after_s", "warn_after"), ("violation_after_s", "violation_after")),
+    "away": (("long_after_s", "long_after"), ("too_long_after_s", "too_long_after")),
+    "dead_air": (("notice_after_s", "notice_after"), ("violation_after_s", "violation_after")),
+    "attendance": (
+        ("start", "start"),
+        ("end", "end"),
+        ("lunch_start", "lunch_start"),
+        ("lunch_end", "lunch_end"),
+        ("ready_before_s", "ready_before"),
+        ("absent_after_s", "absent_after"),
+        ("workdays", "workdays"),
+    ),
+}
+
+
+def _time_of_day(value: Any) -> str:
+    text = str(value)  # "08:45:00" from a validated profile
+    return text[:5] if text.endswith(":00") and len(text) == 8 else text
+
+
+def info_thresholds(profile: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """`info.thresholds` from a profile's values (`Profile.to_dict()`): the numbers a floor
+    colours seats and computes reports by, so it never has to guess the seat's profile."""
+    out: dict[str, Any] = {}
+    for section, keys in THRESHOLDS.items():
+        values = profile[section]
+        part: dict[str, Any] = {}
+        for ours, theirs in keys:
+            value = values[theirs]
+            if ours in ("start", "end", "lunch_start", "lunch_end"):
+                value = _time_of_day(value)
+            elif ours.endswith("_s"):
+                value = float(value)
+            elif ours == "workdays":
+                value = sorted(int(day) for day in value)
+            part[ours] = value
+        out[section] = part
+    return out

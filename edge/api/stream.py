@@ -170,6 +170,35 @@ class StreamTracker:
             self._apply_loss(site, seat, event)
         return Accepted(Verdict.NEW, event, gap_opened)
 
+    def resume(
+        self,
+        site: str,
+        seat: str,
+        boot_id: str,
+        last: int,
+        missing: list[tuple[int, int]],
+        now: float,
+    ) -> None:
+        """Start from what a store already holds of a boot (a restarted consumer): seqs up to
+        `last` are known apart from the `missing` ranges, which are gaps to ask for."""
+        stream = _Stream(max_seen=last)
+        stream.gaps = [_Gap(a, b, now) for a, b in missing if a <= b]
+        self._streams[(site, seat, boot_id)] = stream
+        self._seats.add((site, seat))
+
+    def reopen(self, site: str, seat: str, boot_id: str, seq: int, now: float) -> None:
+        """An accepted event the consumer could not keep (dropped before it was stored): a gap
+        again, asked for like any other."""
+        stream = self._streams.get((site, seat, boot_id))
+        if stream is None or stream.missing(seq) is not None or seq > stream.max_seen:
+            return
+        for gap in stream.gaps:  # extend a neighbouring gap rather than add one per seq
+            if gap.last + 1 == seq or gap.first - 1 == seq:
+                gap.first, gap.last = min(gap.first, seq), max(gap.last, seq)
+                gap.detected, gap.attempts, gap.last_request = now, 0, None
+                return
+        stream.gaps.append(_Gap(seq, seq, now))
+
     def _apply_loss(self, site: str, seat: str, event: StreamEvent) -> None:
         """The seat says these were dropped from its outbox: stop asking for them."""
         for item in event.data.get("ranges", []):

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # A seat without its broker this long after the start says so once (it runs and stores its
 # events from the first moment either way; READY=1 never waits for the broker).
 READY_BROKER_WAIT_S = 10.0
+# floor.accounts.ROLES (not imported here: `seatbox --help` loads no floor service code).
+FLOOR_ROLES = ("supervisor", "manager", "wallboard", "agent")
 
 
 def register(sub: Any) -> None:
@@ -75,13 +77,66 @@ def register(sub: Any) -> None:
     floor.add_argument("--duration", type=float, help="stop after this many seconds")
     floor.set_defaults(func=floor_cmd, error_prefix="")
     # `seatbox floor` alone stays the terminal view; `seatbox floor serve` is the service.
-    floor_sub = floor.add_subparsers(dest="floor_command", metavar="{serve}")
+    floor_sub = floor.add_subparsers(dest="floor_command", metavar="{serve,user,token}")
     serve = floor_sub.add_parser(
-        "serve", help="the floor service: ingest a site into the store, enforce retention"
+        "serve", help="the floor service: ingest, store, web wallboard and API (floor.toml)"
     )
     serve.add_argument("--config", required=True, help="floor.toml")
     serve.add_argument("--duration", type=float, help="stop after this many seconds")
     serve.set_defaults(func=floor_serve_cmd, error_prefix="")
+    _register_floor_accounts(floor_sub)
+
+
+def _register_floor_accounts(floor_sub: Any) -> None:
+    """`seatbox floor user|token ...`: parsed here, run by floor.accounts (imported only when
+    one of them runs: argon2 stays out of every other command)."""
+
+    def lazily(name: str) -> Any:
+        def run(args: argparse.Namespace) -> int:
+            from floor import accounts
+
+            result: int = getattr(accounts, name)(args)
+            return result
+
+        return run
+
+    user = floor_sub.add_parser("user", help="floor service accounts (add, list, remove)")
+    user_sub = user.add_subparsers(dest="user_command", metavar="{add,list,remove}")
+    user_sub.required = True
+    add = user_sub.add_parser("add", help="add a user (the password is asked for twice)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=FLOOR_ROLES)
+    add.add_argument("--team", action="append", default=[], help="a team (repeat for several)")
+    add.add_argument("--seat", help="an agent's own seat")
+    add.add_argument(
+        "--password-file", metavar="FILE", help="read the password from this file's first line"
+    )
+    add.add_argument("--config", required=True, help="floor.toml")
+    add.set_defaults(func=lazily("user_add"), error_prefix="seatbox floor user add: ")
+    listed = user_sub.add_parser("list", help="list users")
+    listed.add_argument("--config", required=True, help="floor.toml")
+    listed.set_defaults(func=lazily("user_list"), error_prefix="seatbox floor user list: ")
+    remove = user_sub.add_parser("remove", help="remove a user (and end their sessions)")
+    remove.add_argument("name")
+    remove.add_argument("--config", required=True, help="floor.toml")
+    remove.set_defaults(func=lazily("user_remove"), error_prefix="seatbox floor user remove: ")
+
+    token = floor_sub.add_parser("token", help="API tokens for integrations (add, list, revoke)")
+    token_sub = token.add_subparsers(dest="token_command", metavar="{add,list,revoke}")
+    token_sub.required = True
+    tadd = token_sub.add_parser("add", help="add a token; printed once, alone on the last line")
+    tadd.add_argument("name")
+    tadd.add_argument("--role", required=True, choices=FLOOR_ROLES[:3])
+    tadd.add_argument("--team", action="append", default=[], help="a team (repeat for several)")
+    tadd.add_argument("--config", required=True, help="floor.toml")
+    tadd.set_defaults(func=lazily("token_add"), error_prefix="seatbox floor token add: ")
+    tlist = token_sub.add_parser("list", help="list tokens (names and roles, never a token)")
+    tlist.add_argument("--config", required=True, help="floor.toml")
+    tlist.set_defaults(func=lazily("token_list"), error_prefix="seatbox floor token list: ")
+    revoke = token_sub.add_parser("revoke", help="revoke a token")
+    revoke.add_argument("name")
+    revoke.add_argument("--config", required=True, help="floor.toml")
+    revoke.set_defaults(func=lazily("token_revoke"), error_prefix="seatbox floor token revoke: ")
 
 
 def _check_broker_arg(args: argparse.Namespace) -> None:
@@ -316,27 +371,7 @@ def floor_cmd(args: argparse.Namespace) -> int:
 
 
 def floor_serve_cmd(args: argparse.Namespace) -> int:
-    """`seatbox floor serve --config floor.toml`: ingest + periodic purge until SIGTERM."""
-    from floor.config import load_floor_config
-    from floor.ingest import Ingest
-    from floor.store import SqliteStore
+    """`seatbox floor serve --config floor.toml`: ingest + store + web until SIGTERM."""
+    from floor.web.serve import serve
 
-    config, paths = load_floor_config(args.config)
-    if config.store.url:
-        raise ConfigError(f"{args.config}: [store] url: PostgreSQL is not supported yet")
-    store_path = paths.sqlite
-    store_path.parent.mkdir(parents=True, exist_ok=True)
-    store = SqliteStore(
-        store_path, raw_s=config.privacy.raw_events, rollups_s=config.privacy.rollups
-    )
-    try:
-        ingest = Ingest(config.broker, config.site.id, config.client_id, store)
-        stop = threading.Event()
-        _stop_on_signals(stop.set)
-        if args.duration:
-            threading.Timer(args.duration, stop.set).start()
-        log.info("floor service: site %s into %s", config.site.id, store_path)
-        ingest.serve(stop)
-    finally:
-        store.close()
-    return EXIT_OK
+    return serve(args.config, args.duration)

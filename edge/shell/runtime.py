@@ -24,7 +24,7 @@ from drivers.hid.interface import Headset
 from drivers.host.interface import CallHost
 from drivers.radar.interface import Radar
 from edge import __version__
-from edge.api.payloads import event_payload
+from edge.api.payloads import event_payload, info_thresholds
 from edge.core.clock import Clock, Instant
 from edge.core.effects import (
     Effect,
@@ -409,6 +409,7 @@ class Runtime:
                 "telephony": headset.telephony,
             },
             "checks": self.checks,
+            "thresholds": info_thresholds(self.profile.to_dict()),
             "devices": {
                 "radar": type(self.devices.radar).__name__ if self.devices.radar else None,
                 "audio": type(self.devices.audio).__name__ if self.devices.audio else None,

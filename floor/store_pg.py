@@ -1,0 +1,319 @@
+"""The floor's store in PostgreSQL (`[store] url = "postgresql://user@host:5432/db"`).
+
+The same tables, keys and semantics as `floor.store.SqliteStore` (see there): every event once
+by `(site, seat, boot_id, seq)` (`ON CONFLICT DO NOTHING`; a copy is counted as `duplicates`),
+its rollups added in the same transaction, the latest state/info/availability per seat,
+service counters, retention by `purge(now)`. The schema is created when absent
+(`CREATE TABLE IF NOT EXISTS`). Ids are checked before they reach SQL; every value is a bound
+parameter (psycopg 3 server-side binding).
+
+One connection, used under a lock. A lost connection (the server stopped or restarted, the
+network) makes the call raise `StoreUnavailable` and nothing of it is kept (its transaction
+rolls back); the next call connects again. Messages name the url without its password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+
+from edge.api.models import StreamEvent
+from edge.base.errors import ConfigError
+from floor.store import (
+    ISLANDS_SQL,
+    PURGE_MARGIN_S,
+    Batch,
+    Purged,
+    StoreUnavailable,
+    StreamSpan,
+    Written,
+    _ids,
+    _moment,
+    check_batch,
+    rollup_rows,
+    spans,
+)
+
+CONNECT_TIMEOUT_S = 5
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS events (
+        site TEXT NOT NULL, seat TEXT NOT NULL, boot_id TEXT NOT NULL, seq BIGINT NOT NULL,
+        ts TEXT NOT NULL, ts_epoch DOUBLE PRECISION NOT NULL, day TEXT NOT NULL,
+        type TEXT NOT NULL, data TEXT NOT NULL, stored_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (site, seat, boot_id, seq))""",
+    "CREATE INDEX IF NOT EXISTS events_ts ON events (ts_epoch)",
+    "CREATE INDEX IF NOT EXISTS events_day ON events (site, day, seat)",
+    """CREATE TABLE IF NOT EXISTS seats (
+        site TEXT NOT NULL, seat TEXT NOT NULL,
+        state TEXT, info TEXT, online BOOLEAN, updated DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (site, seat))""",
+    """CREATE TABLE IF NOT EXISTS rollups (
+        site TEXT NOT NULL, seat TEXT NOT NULL, day TEXT NOT NULL, name TEXT NOT NULL,
+        value DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (site, seat, day, name))""",
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+]
+
+_EVENT_COLUMNS = "site, seat, boot_id, seq, ts, ts_epoch, day, type, data, stored_at"
+
+
+def redacted(url: str) -> str:
+    """The url without its password (for messages and logs): postgresql://user@host:port/db."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "postgresql://(unparsable url)"
+    user = f"{parts.username}@" if parts.username else ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
+def _why(exc: BaseException) -> str:
+    """A psycopg error in one line (its messages name host, port, user; never a password)."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+class PostgresStore:
+    """The store in PostgreSQL. Safe to call from several threads (one lock)."""
+
+    def __init__(
+        self, url: str, *, raw_s: float = 7 * 86400.0, rollups_s: float = 90 * 86400.0
+    ) -> None:
+        self.url = url
+        self.where = redacted(url)
+        self.raw_s, self.rollups_s = raw_s, rollups_s
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        try:
+            with self._lock:
+                self._connected()
+        except StoreUnavailable as exc:
+            raise ConfigError(f"[store] url: {exc}") from None
+
+    # --- the connection ---------------------------------------------------------------------
+
+    def _connected(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        self._conn = None
+        try:
+            conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S)
+            with conn.transaction():
+                for statement in SCHEMA:
+                    conn.execute(statement)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL {self.where}: {_why(exc)}") from None
+        self._conn = conn
+        return conn
+
+    def _run(self, work: Any) -> Any:
+        """`work(conn)` in one transaction; StoreUnavailable when the server cannot be reached
+        or the transaction fails (then rolled back)."""
+        with self._lock:
+            conn = self._connected()
+            try:
+                with conn.transaction():
+                    return work(conn)
+            except psycopg.Error as exc:
+                if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError):
+                    with contextlib.suppress(psycopg.Error):
+                        conn.close()
+                    self._conn = None
+                raise StoreUnavailable(f"PostgreSQL {self.where}: {_why(exc)}") from None
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def write_batch(self, site: str, batch: Batch) -> Written:
+        check_batch(site, batch)
+        rows: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+        events: dict[tuple[str, str, int], tuple[str, StreamEvent]] = {}
+        for seat, event, now in batch.events:
+            key = (seat, event.boot_id, event.seq)
+            if key in rows:
+                continue  # the same event twice in one batch: one row
+            moment = _moment(event.ts)
+            day = moment.date().isoformat()
+            rows[key] = (
+                seat,
+                event.boot_id,
+                event.seq,
+                event.ts,
+                moment.timestamp(),
+                day,
+                event.type,
+                json.dumps(event.data, separators=(",", ":")),
+                now,
+            )
+            events[key] = (day, event)
+
+        def work(conn: psycopg.Connection[Any]) -> Written:
+            inserted: list[tuple[str, str, int]] = []
+            if rows:
+                columns = list(zip(*rows.values(), strict=True))
+                cursor = conn.execute(
+                    f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT %s::text, * FROM unnest("
+                    "%s::text[], %s::text[], %s::bigint[], %s::text[], %s::float8[], "
+                    "%s::text[], %s::text[], %s::text[], %s::float8[]) "
+                    "ON CONFLICT DO NOTHING RETURNING seat, boot_id, seq",
+                    (site, *[list(column) for column in columns]),
+                )
+                inserted = [(s, b, int(q)) for s, b, q in cursor.fetchall()]
+            totals: dict[tuple[str, str, str], float] = {}
+            for key in inserted:
+                day, event = events[key]
+                for name, amount in rollup_rows(event):
+                    total_key = (key[0], day, name)
+                    totals[total_key] = totals.get(total_key, 0.0) + amount
+            if totals:
+                seats, days, names = (list(c) for c in zip(*totals, strict=True))
+                conn.execute(
+                    "INSERT INTO rollups (site, seat, day, name, value) SELECT %s::text, * FROM "
+                    "unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) "
+                    "ON CONFLICT (site, seat, day, name) "
+                    "DO UPDATE SET value = rollups.value + excluded.value",
+                    (site, seats, days, names, list(totals.values())),
+                )
+            for (column, seat), (value, now) in batch.seats.items():
+                self._upsert_seat(conn, site, seat, column, value, now)
+            duplicates = len(batch.events) - len(inserted)
+            counts = dict(batch.counts)
+            if duplicates:
+                counts["duplicates"] = counts.get("duplicates", 0) + duplicates
+            for name, by in counts.items():
+                self._count(conn, name, by)
+            return Written(len(inserted), duplicates)
+
+        result: Written = self._run(work)
+        return result
+
+    def add_event(self, site: str, seat: str, event: StreamEvent, now: float) -> bool:
+        return self.write_batch(site, Batch([(seat, event, now)], {}, {})).stored == 1
+
+    @staticmethod
+    def _upsert_seat(
+        conn: psycopg.Connection[Any], site: str, seat: str, column: str, value: Any, now: float
+    ) -> None:
+        assert column in ("state", "info", "online")  # a name of ours, never from input
+        if column == "online":
+            value = bool(value)
+        conn.execute(
+            f"INSERT INTO seats (site, seat, {column}, updated) VALUES (%s, %s, %s, %s) "
+            f"ON CONFLICT (site, seat) DO UPDATE SET {column} = excluded.{column}, "
+            "updated = excluded.updated",
+            (site, seat, value, now),
+        )
+
+    def _put(self, site: str, seat: str, column: str, value: Any, now: float) -> None:
+        _ids(site, seat)
+        self._run(lambda conn: self._upsert_seat(conn, site, seat, column, value, now))
+
+    def put_state(self, site: str, seat: str, payload: bytes, now: float) -> None:
+        self._put(site, seat, "state", payload.decode("utf-8"), now)
+
+    def put_info(self, site: str, seat: str, payload: bytes, now: float) -> None:
+        self._put(site, seat, "info", payload.decode("utf-8"), now)
+
+    def put_availability(self, site: str, seat: str, online: bool, now: float) -> None:
+        self._put(site, seat, "online", online, now)
+
+    @staticmethod
+    def _count(conn: psycopg.Connection[Any], name: str, by: int) -> None:
+        conn.execute(
+            "INSERT INTO counters (name, value) VALUES (%s, %s) ON CONFLICT (name) "
+            "DO UPDATE SET value = counters.value + excluded.value",
+            (name, by),
+        )
+
+    def count(self, name: str, by: int = 1) -> None:
+        self._run(lambda conn: self._count(conn, name, by))
+
+    def counters(self) -> dict[str, int]:
+        rows = self._run(lambda conn: conn.execute("SELECT name, value FROM counters").fetchall())
+        return {name: int(value) for name, value in rows}
+
+    def purge(self, now: float) -> Purged:
+        """As `SqliteStore.purge`: events older than `raw_s` by their `ts`, rollups of days
+        before the day `rollups_s` ago (UTC), seats not heard of for `raw_s`."""
+        first_day = (datetime.fromtimestamp(now - self.rollups_s, UTC)).date().isoformat()
+
+        def work(conn: psycopg.Connection[Any]) -> Purged:
+            events = conn.execute(
+                "DELETE FROM events WHERE ts_epoch < %s", (now - self.raw_s,)
+            ).rowcount
+            rollups = conn.execute("DELETE FROM rollups WHERE day < %s", (first_day,)).rowcount
+            seats = conn.execute(
+                "DELETE FROM seats WHERE updated < %s", (now - self.raw_s,)
+            ).rowcount
+            return Purged(events, rollups, seats)
+
+        result: Purged = self._run(work)
+        return result
+
+    def streams(self, site: str, now: float) -> list[StreamSpan]:
+        rows = self._run(lambda conn: conn.execute(ISLANDS_SQL.format(p="%s"), (site,)).fetchall())
+        islands = [(s, b, int(a), int(z), float(t)) for s, b, a, z, t in rows]
+        return spans(islands, now - self.raw_s + PURGE_MARGIN_S)
+
+    # --- reading (reports and tests) -------------------------------------------------------
+
+    def events(self, site: str, seat: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT seat, boot_id, seq, ts, day, type, data FROM events WHERE site = %s"
+        params: tuple[str, ...] = (site,)
+        if seat is not None:
+            query += " AND seat = %s"
+            params += (seat,)
+        query += " ORDER BY seat, boot_id, seq"
+        rows = self._run(lambda conn: conn.execute(query, params).fetchall())
+        keys = ("seat", "boot_id", "seq", "ts", "day", "type")
+        return [dict(zip(keys, row[:6], strict=True), data=json.loads(row[6])) for row in rows]
+
+    def rollups(self, site: str, seat: str, day: str) -> dict[str, float]:
+        rows = self._run(
+            lambda conn: conn.execute(
+                "SELECT name, value FROM rollups WHERE site = %s AND seat = %s AND day = %s",
+                (site, seat, day),
+            ).fetchall()
+        )
+        return {name: float(value) for name, value in rows}
+
+    def seat(self, site: str, seat: str) -> dict[str, Any] | None:
+        row = self._run(
+            lambda conn: conn.execute(
+                "SELECT state, info, online FROM seats WHERE site = %s AND seat = %s",
+                (site, seat),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        state, info, online = row
+        return {
+            "state": json.loads(state) if state else None,
+            "info": json.loads(info) if info else None,
+            "online": None if online is None else bool(online),
+        }
+
+    def tables(self) -> list[str]:
+        rows = self._run(
+            lambda conn: conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            ).fetchall()
+        )
+        return sorted(name for (name,) in rows)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.close()
+                self._conn = None

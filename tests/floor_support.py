@@ -1,0 +1,137 @@
+"""Shared parts of the floor tests: a real PostgreSQL server of the test's own (initdb + pg_ctl
+in a temp dir, a free loopback port), and a `floor_store` fixture that runs a test against
+both stores (SQLite and PostgreSQL).
+
+PostgreSQL refuses to run as root: when the tests run as root the server runs as the
+`postgres` user (runuser), in a directory chowned to it. Without the binaries the PostgreSQL
+cases are skipped with a plain message.
+
+Use from a test module: `from floor_support import floor_store, pg_server  # noqa: F401`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import free_port, wait_until
+
+PG_BIN = Path(os.environ.get("SEATBOX_PG_BIN", "/usr/lib/postgresql/15/bin"))
+_databases = itertools.count(1)
+
+
+class PgServer:
+    """A PostgreSQL server in `workdir` on 127.0.0.1:`port` (trust auth, user `seatbox`)."""
+
+    def __init__(self) -> None:
+        if not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_ctl").exists():
+            pytest.skip(f"PostgreSQL not installed ({PG_BIN}/initdb): apt-get install postgresql")
+        self.workdir = Path(tempfile.mkdtemp(prefix="seatbox-pg-"))
+        self.data = self.workdir / "data"
+        self.log = self.workdir / "server.log"
+        self.port = free_port()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.skip("running as root and there is no `postgres` user to run PostgreSQL")
+            os.chown(self.workdir, owner.pw_uid, owner.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self._run(
+            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "seatbox", "--auth=trust",
+            "--no-sync", "-E", "UTF8",
+        )  # fmt: skip
+        self.start()
+
+    def _run(self, *command: str) -> None:
+        run = subprocess.run(
+            [*self.as_user, *command], capture_output=True, text=True, timeout=60, cwd="/"
+        )
+        if run.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed: {run.stdout[-800:]}{run.stderr[-800:]}")
+
+    def start(self) -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.data}"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
+            "-w", "-t", "30", "start",
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://seatbox@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database for one test: its url."""
+        import psycopg
+
+        name = f"floor_test_{next(_databases)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")  # a name of ours
+        return self.url(name)
+
+    def close(self) -> None:
+        try:
+            if (self.data / "postmaster.pid").exists():
+                self.stop("immediate")
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    server = PgServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def own_pg_server() -> Iterator[PgServer]:
+    """A server of this test's own (to stop and start without disturbing other tests)."""
+    server = PgServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def open_test_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest, **kw: Any) -> Any:
+    """A fresh store of `kind` ("sqlite" or "postgresql")."""
+    if kind == "sqlite":
+        from floor.store import SqliteStore
+
+        return SqliteStore(tmp_path / "floor.sqlite", **kw)
+    from floor.store_pg import PostgresStore
+
+    server: PgServer = request.getfixturevalue("pg_server")
+    return PostgresStore(server.new_database(), **kw)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def floor_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Each store in turn, fresh and empty."""
+    store = open_test_store(request.param, tmp_path, request)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def wait_stored(store: Any, site: str, count: int, timeout: float, what: str) -> None:
+    wait_until(lambda: len(store.events(site)) >= count, timeout, what)
