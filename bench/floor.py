@@ -40,7 +40,6 @@ import re
 import selectors
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -101,7 +100,10 @@ ASSUMPTIONS = (
 def wall(t: float) -> str:
     """Seat wall clock as the schemas want it (UTC, milliseconds, 'Z')."""
     seconds = int(t)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((t - seconds) * 1000):03d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        + f".{int((t - seconds) * 1000):03d}Z"
+    )
 
 
 # --- MQTT 3.1.1 packets by hand (the publisher and the direct "browsers") -----------------
@@ -179,7 +181,9 @@ class Publisher:
     # packets
     def _send(self, seat: SimSeat, leaf: str, payload: bytes, qos: int, retain: bool) -> None:
         seat.pid = seat.pid % 65535 + 1
-        seat.sock.sendall(publish_packet((seat.base + leaf).encode(), payload, qos, retain, seat.pid))
+        seat.sock.sendall(
+            publish_packet((seat.base + leaf).encode(), payload, qos, retain, seat.pid)
+        )
         self.sent[leaf] += 1
 
     def _state(self, seat: SimSeat, now_wall: float) -> None:
@@ -187,7 +191,13 @@ class Publisher:
         self._send(seat, "state", json.dumps(seat.state, separators=(",", ":")).encode(), 1, True)
 
     def _event(self, seat: SimSeat, kind: str, data: dict[str, Any], now_wall: float) -> None:
-        body = {"boot_id": self.boot, "seq": seat.seq, "ts": wall(now_wall), "type": kind, "data": data}
+        body = {
+            "boot_id": self.boot,
+            "seq": seat.seq,
+            "ts": wall(now_wall),
+            "type": kind,
+            "data": data,
+        }
         seat.seq += 1
         self._send(seat, "event", json.dumps(body, separators=(",", ":")).encode(), 1, False)
 
@@ -197,7 +207,9 @@ class Publisher:
         since = wall(now_wall - self.rng.uniform(0, 60))
         seat.phase = self.rng.choices(list(PHASES), weights=list(PHASES.values()))[0]
         seat.call = 1 if seat.phase in ("ringing", "active", "held") else 0
-        call_state = {"idle": "idle", "away": "idle", "ringing": "ringing"}.get(seat.phase, seat.phase)
+        call_state = {"idle": "idle", "away": "idle", "ringing": "ringing"}.get(
+            seat.phase, seat.phase
+        )
         if seat.phase == "held":
             seat.held_s = -self.rng.uniform(*HOLD_S)
         seat.state = {
@@ -332,7 +344,9 @@ class Publisher:
             seat.phase = "idle"
             away_s = round(rng.uniform(60, 600), 1)
             st["presence"] = {"state": "present", "since": since, "last_seen": since}
-            st["today"]["away"]["away_min"] = round(st["today"]["away"]["away_min"] + away_s / 60, 2)
+            st["today"]["away"]["away_min"] = round(
+                st["today"]["away"]["away_min"] + away_s / 60, 2
+            )
             self._state(seat, t)
             self._event(seat, "presence.present", {"away_s": away_s}, t)
             return max(3.0, rng.expovariate(1 / IDLE_MEAN_S))
@@ -344,7 +358,12 @@ class Publisher:
             st["today"]["answer"]["answered"] += 1
             st["today"]["answer"]["mean_answer_s"] = answer_s
             self._state(seat, t)
-            self._event(seat, "call.answered", {"source": "headset", "call": seat.call, "answer_s": answer_s}, t)
+            self._event(
+                seat,
+                "call.answered",
+                {"source": "headset", "call": seat.call, "answer_s": answer_s},
+                t,
+            )
             if answer_s > 7.0:
                 self._event(seat, "answer.late", {"rings": 4, "limit": 3, "answer_s": answer_s}, t)
             seat.held_s = rng.uniform(*HOLD_S) if rng.random() < HOLD_SHARE else 0.0
@@ -365,7 +384,9 @@ class Publisher:
             st["mute"] = {"muted": False, "by": None, "since": since}
             self._state(seat, t)
             hold_s = round(-seat.held_s, 1)
-            self._event(seat, "call.resumed", {"source": "headset", "call": seat.call, "hold_s": hold_s}, t)
+            self._event(
+                seat, "call.resumed", {"source": "headset", "call": seat.call, "hold_s": hold_s}, t
+            )
             self._event(seat, "mute.off", {"by": None}, t)
             return 10 + rng.expovariate(1 / TALK_MEAN_S) / 2
         # active -> idle: the call ends
@@ -388,7 +409,12 @@ class Publisher:
         }
         self._event(seat, "call.ended", data, t)
         if rng.random() < SPEECH_SHARE:
-            self._event(seat, "speech.too_quiet", {"level_dbov": -38.5, "utterance_s": 2.4, "min_dbov": -35.0}, t)
+            self._event(
+                seat,
+                "speech.too_quiet",
+                {"level_dbov": -38.5, "utterance_s": 2.4, "min_dbov": -35.0},
+                t,
+            )
         return max(3.0, rng.expovariate(1 / IDLE_MEAN_S))
 
     def levels(self, seat: SimSeat, t: float) -> None:
@@ -444,7 +470,12 @@ class Publisher:
                     flush=True,
                 )
                 next_report = now + 5
-            time.sleep(max(0.0, min(next_slot, self.heap[0][0] if self.heap else next_slot) - time.monotonic()))
+            time.sleep(
+                max(
+                    0.0,
+                    min(next_slot, self.heap[0][0] if self.heap else next_slot) - time.monotonic(),
+                )
+            )
 
 
 def publisher_main(args: argparse.Namespace) -> None:
@@ -614,7 +645,9 @@ class Proc:
                 self.lines.append(json.loads(line))
                 self.cond.notify_all()
 
-    def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+    def wait_for(
+        self, pred: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
@@ -674,9 +707,10 @@ class SysWatch:
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         try:
-            self.values[msg.topic.removeprefix("$SYS/broker/")] = (time.monotonic(), float(msg.payload))
+            value = float(msg.payload)
         except ValueError:
-            pass
+            return
+        self.values[msg.topic.removeprefix("$SYS/broker/")] = (time.monotonic(), value)
 
     def snapshot(self) -> dict[str, tuple[float, float]]:
         return dict(self.values)
@@ -686,7 +720,9 @@ class SysWatch:
         self.client.loop_stop()
 
 
-def rate(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], key: str) -> float:
+def rate(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], key: str
+) -> float:
     if key not in before or key not in after or after[key][0] <= before[key][0]:
         return float("nan")
     return (after[key][1] - before[key][1]) / (after[key][0] - before[key][0])
@@ -724,7 +760,9 @@ class DirectBrowsers:
         self.socks: list[socket.socket] = []
         self.bytes = 0
         self.running = True
-        filters = [f"seatbox/v1/{SITE}/+/{leaf}" for leaf in ("availability", "state", "info", "event")]
+        filters = [
+            f"seatbox/v1/{SITE}/+/{leaf}" for leaf in ("availability", "state", "info", "event")
+        ]
         for i in range(count):
             sock = socket.create_connection(("127.0.0.1", port), timeout=30)
             sock.sendall(connect_packet(f"bench-browser-{i}", None, 0))
@@ -800,15 +838,25 @@ class SseBrowsers:
                         kind = line[7:]
                     elif line.startswith("data: "):
                         data = json.loads(line[6:])
-                        rows = data["seats"] if kind == "diff" else {r["seat"]: r for r in data["seats"]}
+                        rows = (
+                            data["seats"]
+                            if kind == "diff"
+                            else {r["seat"]: r for r in data["seats"]}
+                        )
                         if kind == "floor":
                             self.snapshots += 1
                         for seat, row in rows.items():
                             if row is None:
                                 continue
-                            newest = max(
-                                _epoch(t) for t in (row["call_since"], row["presence_since"]) if t
-                            ) if (row["call_since"] or row["presence_since"]) else 0.0
+                            newest = (
+                                max(
+                                    _epoch(t)
+                                    for t in (row["call_since"], row["presence_since"])
+                                    if t
+                                )
+                                if (row["call_since"] or row["presence_since"])
+                                else 0.0
+                            )
                             if kind == "diff" and newest > seen.get(seat, float("inf")):
                                 self.samples.append(now - newest)
                             seen[seat] = newest
@@ -866,7 +914,17 @@ def floor_config(workdir: Path, port: int, http_port: int) -> str:
     )
     seatbox = Path(sys.executable).parent / "seatbox"
     out = subprocess.run(
-        [str(seatbox), "floor", "token", "add", "bench", "--role", "manager", "--config", str(config)],
+        [
+            str(seatbox),
+            "floor",
+            "token",
+            "add",
+            "bench",
+            "--role",
+            "manager",
+            "--config",
+            str(config),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -942,16 +1000,23 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
                 f"{name} CPU (% of a core) / RSS",
                 f"{zero[name + '.cpu_pct']:.1f} % / {zero[name + '.rss_mb']:.0f} MB",
             )
-        record("publisher schedule lag p99 (last 5 s)", f"{ms(pub.get('lag_p99_s', float('nan')))} ms")
+        record(
+            "publisher schedule lag p99 (last 5 s)", f"{ms(pub.get('lag_p99_s', float('nan')))} ms"
+        )
 
         # 50 browsers on the service's SSE stream; the first one measures
         url = f"http://127.0.0.1:{http_port}/api/v1/floor/stream"
         browsers = SseBrowsers(url, token, args.browsers)
         wait_until(lambda: browsers.snapshots >= 1 or browsers.errors, 60, "SSE snapshot")
         time.sleep(3)
+        profile(args, service.proc.pid, f"browsers-{seats}", args.window)
         many, report = measure(pids, watch, service, args.window)
         sse = browsers.samples[:]
+        snapshots = browsers.snapshots
         browsers.stop()
+        record(
+            "SSE: full snapshots the measuring browser got", f"{snapshots} (1 = never fell behind)"
+        )
         if browsers.errors:
             record("SSE errors", "; ".join(sorted(set(browsers.errors)))[:200])
         gate = seats >= 10_000
@@ -999,7 +1064,7 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
         if args.direct:  # the same number subscribed to the broker itself, for comparison
             direct = DirectBrowsers(port, args.direct)
             last = -1
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + 30
             while time.monotonic() < deadline and direct.bytes - last > 1_000_000:
                 last = direct.bytes  # the retained snapshot each one gets at subscribe
                 time.sleep(1)
@@ -1030,7 +1095,9 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
         record("restart: exec -> connected", f"{marks.get('connected', float('nan')) - t0:.2f} s")
         record(
             "restart: exec -> full floor (N states in the live floor)",
-            f"{full:.2f} s" if full == full else f"not in {args.restart_wait:.0f} s: "
+            f"{full:.2f} s"
+            if full == full
+            else f"not in {args.restart_wait:.0f} s: "
             f"{report.get('model_seats', 0)} of {seats} seats",
             "< 10 s",
             full < RESTART_S,
@@ -1042,6 +1109,12 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
         time.sleep(2)  # one $SYS interval
         dropped = watch.snapshot().get("publish/messages/dropped", (0, 0.0))[1] - dropped_before
         record("restart: messages the broker dropped (queue full)", f"{dropped:.0f}")
+        # what a restart would take from the store's copy of each seat's last state instead
+        service.stop("quit")
+        took, loaded = from_store(workdir / "store" / "floor.sqlite")
+        record(
+            "restart from the store (proposal): read + apply N states", f"{took:.2f} s ({loaded})"
+        )
     finally:
         if browsers is not None:
             browsers.stop()
@@ -1050,6 +1123,24 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
         service.stop("quit")
         watch.stop()
         broker.stop()
+
+
+def from_store(path: Path) -> tuple[float, int]:
+    """Seconds to read every seat's latest `state` from the SQLite store and apply it to a
+    fresh FloorModel (as a restarted service could before the broker's retained copies)."""
+    import sqlite3
+
+    from floor.model import FloorModel
+
+    start = time.perf_counter()
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT seat, state FROM seats WHERE site = ? AND state IS NOT NULL", (SITE,))
+    model = FloorModel(site=SITE)
+    for seat, state in rows.fetchall():
+        model.apply(f"seatbox/v1/{SITE}/{seat}/state", state.encode(), 0.0)
+    db.close()
+    loaded = sum(view.state is not None for view in model.seats.values())
+    return time.perf_counter() - start, loaded
 
 
 def main(argv: Sequence[str] | None = None) -> int:
