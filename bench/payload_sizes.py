@@ -131,6 +131,24 @@ def worst_case(checks: list[dict[str, Any]]) -> tuple[int, int]:
         },
         "checks": long_checks,
         "devices": {"radar": "LD2410Radar", "audio": "AlsaAudio", "host": "GadgetHost"},
+        "thresholds": {
+            "answer": {"ring_limit": 1000, "ring_period_s": 1234.5678901234567},
+            "hold_time": {"warn_after_s": 1234.5678901234567, "violation_after_s": 1234.56789012},
+            "away": {"long_after_s": 1234.5678901234567, "too_long_after_s": 1234.5678901234567},
+            "dead_air": {
+                "notice_after_s": 1234.5678901234567,
+                "violation_after_s": 1234.5678901234567,
+            },
+            "attendance": {
+                "start": "08:45:59",
+                "end": "17:30:59",
+                "lunch_start": "12:00:59",
+                "lunch_end": "13:30:59",
+                "ready_before_s": 1234.5678901234567,
+                "absent_after_s": 1234.5678901234567,
+                "workdays": [1, 2, 3, 4, 5, 6, 7],
+            },
+        },
     }
     topic = len(f"seatbox/v1/{'x' * 64}/{seat_id}/state")
     return len(dumps(state)) + topic + HEADER, len(dumps(info)) + topic + HEADER

@@ -398,6 +398,11 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def user_add(args: argparse.Namespace) -> int:
+    if getattr(args, "password", None) is not None:
+        raise UsageError(
+            "--password: a password on the command line is seen by every user of this machine "
+            "(ps, shell history); give --password-file FILE or type it when asked"
+        )
     # Checked before the password is asked for: a typo in --role costs no typing.
     if not valid_name(args.name):
         raise UsageError(f"NAME: expected 1-64 of A-Z a-z 0-9 . _ @ -, got {args.name[:70]!r}")
@@ -467,4 +472,19 @@ def token_revoke(args: argparse.Namespace) -> int:
     finally:
         accounts.close()
     print(f"token {args.name} revoked")
+    return 0
+
+
+def access_log(args: argparse.Namespace) -> int:
+    """`seatbox floor access-log`: the latest views, oldest first (UTC)."""
+    if not 1 <= args.limit <= ACCESS_LOG_KEEP:
+        raise UsageError(f"--limit: expected 1 to {ACCESS_LOG_KEEP}, got {args.limit}")
+    accounts = _open(args)
+    try:
+        rows = accounts.access_log(args.limit)
+    finally:
+        accounts.close()
+    for row in reversed(rows):
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["at"]))
+        print(f"{when}\t{row['who']}\t{row['role']}\t{row['what']}")
     return 0

@@ -18,8 +18,9 @@ back it logs one line and catches up. Over the bound new events are dropped and 
 (`store_dropped`): paho acknowledges QoS 1 messages on receipt, so the broker will not send
 them again; instead each dropped seq becomes a gap in the stream tracker again, and once the
 store is back the service asks the seat for it (`cmd/resend`; seats keep acknowledged events
-an hour for this). No resend is asked while the store is down. A restarted service seeds its
-stream tracker from the store (`Store.streams`): it asks only for what is missing.
+an hour for this). No resend is asked while the store is down. A restarted service (`serve`)
+seeds its stream tracker from the store (`Store.streams`, the last hours) in the background: it
+asks only for what is missing; events wait for the seeding, the listeners do not.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ BATCH_MAX = 5_000  # events in one transaction
 RETRY_FIRST_S = 0.5  # backoff while the store is unavailable: doubled up to RETRY_MAX_S
 RETRY_MAX_S = 10.0
 FLUSH_S = 10.0  # on stop: how long to wait for the queue to reach the store
+DROP_LOG_S = 60.0  # "dropping new ones" is logged at most once a minute
+
+
+def _what(part: Batch) -> str:
+    if part.events:
+        seat, event, _ = part.events[0]
+        return f"seat {seat} boot {event.boot_id} seq {event.seq} ({event.type})"
+    return "seat states and counters"
 
 
 class Ingest:
@@ -105,12 +114,18 @@ class Ingest:
         self._seats: dict[tuple[SeatColumn, str], tuple[str | bool, float]] = {}
         self._counts: dict[str, int] = {}
         self._inflight = 0  # events taken by the writer, not yet written
+        self._oldest_inflight = 0.0  # arrival (wall) of the first of them
         self._stopping = False
         self._flush_deadline = 0.0
         self._writer: threading.Thread | None = None
+        self._wake = threading.Event()  # set by stop_writer: ends a backoff wait
         self.store_ok = True  # False from a failed write until the next one succeeds
         self.dropped = 0  # events dropped over max_queued (store_dropped)
         self._dropping = False
+        self._drop_logged = -DROP_LOG_S
+        # While `serve` seeds the tracker from the store (in the background), events wait here.
+        self._seeding = False
+        self._parked: list[tuple[str, StreamEvent, float]] = []
 
     # --- MQTT callbacks (paho's thread: nothing may escape) ---------------------------------
 
@@ -165,7 +180,8 @@ class Ingest:
         log.warning("floor ingest: seat %s: bad %s ignored: %s", seat, leaf, problem)
 
     def apply(self, topic: str, payload: bytes, now: float, mono: float) -> None:
-        """One message: checked, de-duplicated, stored. `now` is wall time (epoch seconds),
+        """One message: checked, given to the listeners, de-duplicated, queued for the store
+        (written by the writer thread `start` starts). `now` is wall time (epoch seconds),
         `mono` the monotonic clock the tracker times gaps with."""
         parsed = parse_topic(topic)
         if parsed is None or parsed.site != self.site:
@@ -196,6 +212,9 @@ class Ingest:
             else:
                 event = parse_event(payload)
                 with self._lock:
+                    if self._seeding:  # the tracker is being seeded from the store: park it
+                        self._park(seat, event, now)
+                        return
                     accepted = self.tracker.accept(self.site, seat, event, mono)
                 if accepted.verdict is Verdict.DUPLICATE:
                     self.count("duplicates")
@@ -214,7 +233,12 @@ class Ingest:
 
     def _put_seat(self, column: SeatColumn, seat: str, value: str | bool, now: float) -> None:
         with self._cond:
-            self._seats[(column, seat)] = (value, now)  # only the latest counts
+            key = (column, seat)
+            if key not in self._seats and len(self._seats) >= self.max_queued:
+                # Made-up seats by the thousand while the store is away: bounded too.
+                self._counts["store_dropped"] = self._counts.get("store_dropped", 0) + 1
+                return
+            self._seats[key] = (value, now)  # only the latest counts
             self._cond.notify()
 
     def _put_event(self, seat: str, event: StreamEvent, now: float, mono: float) -> None:
@@ -225,8 +249,11 @@ class Ingest:
                 return
             self.dropped += 1
             self._counts["store_dropped"] = self._counts.get("store_dropped", 0) + 1
-            first = not self._dropping
+            now_mono = time.monotonic()
+            first = not self._dropping and now_mono - self._drop_logged >= DROP_LOG_S
             self._dropping = True
+            if first:
+                self._drop_logged = now_mono
         with self._lock:  # asked for again (cmd/resend) once the store has caught up
             self.tracker.reopen(self.site, seat, event.boot_id, event.seq, mono)
         if first:
@@ -242,6 +269,17 @@ class Ingest:
         with self._cond:
             return len(self._events) + self._inflight
 
+    def store_lag_s(self, now: float | None = None) -> float:
+        """How long the oldest event not yet in the store has waited (seconds; 0 when none):
+        `seatbox_floor_store_lag_seconds`."""
+        with self._cond:
+            oldest = self._oldest_inflight if self._inflight else None
+            if oldest is None and self._events:
+                oldest = self._events[0][2]
+        if oldest is None:
+            return 0.0
+        return max(0.0, (time.time() if now is None else now) - oldest)
+
     def _take(self) -> Batch | None:
         """The next batch, waiting for one; None when stopping and nothing is left."""
         with self._cond:
@@ -254,6 +292,7 @@ class Ingest:
             batch = Batch(events, self._seats, self._counts)
             self._seats, self._counts = {}, {}
             self._inflight = count
+            self._oldest_inflight = events[0][2] if events else 0.0
             return batch
 
     def _give_back(self, batch: Batch) -> None:
@@ -287,15 +326,21 @@ class Ingest:
                         self.max_queued,
                     )
                 with self._cond:
-                    if self._stopping and time.monotonic() > self._flush_deadline:
-                        return
-                    self._cond.wait(backoff)  # woken early only by stop()
+                    stopping, left = self._stopping, self._flush_deadline - time.monotonic()
+                if stopping and left <= 0:
+                    return
+                if stopping:  # flushing: one more try before the deadline
+                    time.sleep(min(backoff, left))
+                else:
+                    self._wake.wait(backoff)  # not new messages: only stop() cuts it short
                 backoff = min(backoff * 2, RETRY_MAX_S)
                 continue
-            except Exception:  # a bug, or a bad id past the checks: this batch is lost
-                with self._cond:
-                    self._inflight = 0
-                log.exception("floor store: a batch of %d events not written", len(batch.events))
+            except Exception:  # the store refused something in it (a bug): find what
+                log.exception(
+                    "floor store: a batch of %d events refused; writing them one by one",
+                    len(batch.events),
+                )
+                self._write_singly(batch)
                 continue
             with self._cond:
                 self._inflight = 0
@@ -307,22 +352,96 @@ class Ingest:
             if not self.store_ok:
                 self.store_ok = True
                 log.warning(
-                    "floor store: back after %.0f s; catching up (%d events waiting)",
+                    "floor store: back after %.0f s; catching up (%d events kept meanwhile)",
                     time.monotonic() - down_since,
-                    waiting,
+                    waiting + len(batch.events),
                 )
+
+    def _park(self, seat: str, event: StreamEvent, now: float) -> None:
+        """An event that came while the tracker is seeded (under `_lock`): kept for after."""
+        if len(self._parked) < self.max_queued:
+            self._parked.append((seat, event, now))
+            return
+        self.dropped += 1  # not seen by the tracker: a later event of the seat shows the gap
+        self.count("store_dropped")
+
+    def _write_singly(self, batch: Batch) -> None:
+        """A refused batch, one part at a time: only what the store refuses is lost (counted
+        `store_refused`, the first of each batch logged); an outage meanwhile gives the rest
+        back to the queue."""
+        parts = [Batch([], batch.seats, batch.counts)] + [
+            Batch([item], {}, {}) for item in batch.events
+        ]
+        refused = 0
+        for index, part in enumerate(parts):
+            try:
+                written = self.store.write_batch(self.site, part)
+            except StoreUnavailable:
+                self._give_back(Batch([p.events[0] for p in parts[max(index, 1) :]], {}, {}))
+                if index == 0:
+                    self._give_back(Batch([], batch.seats, batch.counts))
+                return
+            except Exception as exc:
+                refused += len(part.events)
+                if refused == 1:
+                    log.error("floor store: refused %s: %s", _what(part), exc)
+                continue
+            with self._cond:
+                self.stored += written.stored
+        with self._cond:
+            self._inflight = 0
+            if refused:
+                self._counts["store_refused"] = self._counts.get("store_refused", 0) + refused
 
     def seed(self, now: float | None = None, mono: float | None = None) -> int:
         """Seed the stream tracker from what the store holds (a restarted service asks only
-        for what is missing, not every boot from seq 0 again); the number of streams."""
+        for what is missing, not every boot from seq 0 again), then take the events parked
+        meanwhile; the number of streams. StoreUnavailable if the store cannot be read."""
         spans = self.store.streams(self.site, time.time() if now is None else now)
         at = time.monotonic() if mono is None else mono
+        fresh: list[tuple[str, StreamEvent, float]] = []
+        duplicates = 0
         with self._lock:
             for span in spans:
                 self.tracker.resume(self.site, span.seat, span.boot_id, span.last, span.missing, at)
+            for seat, event, wall in self._parked:
+                accepted = self.tracker.accept(self.site, seat, event, at)
+                if accepted.verdict is Verdict.DUPLICATE:
+                    duplicates += 1
+                else:
+                    fresh.append((seat, event, wall))
+            self._parked = []
+            self._seeding = False
+        for seat, event, wall in fresh:  # outside `_lock`: _put_event may take it
+            self._put_event(seat, event, wall, at)
+        if duplicates:
+            self.count("duplicates", duplicates)
         gaps = sum(len(span.missing) for span in spans)
         log.info("floor ingest: %d streams known from the store (%d gaps)", len(spans), gaps)
         return len(spans)
+
+    def _seed_until_done(self, stop: threading.Event) -> None:
+        """Seed in the background (the live floor does not wait for it), retrying while the
+        store cannot be read."""
+        delay = RETRY_FIRST_S
+        while not stop.is_set():
+            try:
+                self.seed()
+                return
+            except StoreUnavailable as exc:
+                log.error("floor ingest: stream tracker not seeded from the store yet: %s", exc)
+            except Exception:  # a bug: go on unseeded rather than park events forever
+                log.exception("floor ingest: stream tracker not seeded from the store")
+                break
+            stop.wait(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+        with self._lock:
+            parked, self._parked, self._seeding = self._parked, [], False
+        for seat, event, wall in parked:
+            with self._lock:
+                accepted = self.tracker.accept(self.site, seat, event, time.monotonic())
+            if accepted.verdict is Verdict.NEW:
+                self._put_event(seat, event, wall, time.monotonic())
 
     # --- resends, purge, life --------------------------------------------------------------
 
@@ -350,11 +469,34 @@ class Ingest:
             self.count("resend_requests", len(requests))
         return len(requests)
 
-    def start(self) -> None:
+    def start_writer(self) -> None:
+        """The writer thread alone (`start` starts it; benchmarks call `apply` without MQTT)."""
         with self._cond:
             self._stopping = False
+        self._wake.clear()
         self._writer = threading.Thread(target=self._write_loop, name="floor-store", daemon=True)
         self._writer.start()
+
+    def stop_writer(self, flush_s: float = FLUSH_S) -> None:
+        """Write what is queued (waiting at most `flush_s` for the store), then end the writer."""
+        with self._cond:
+            self._stopping = True
+            self._flush_deadline = time.monotonic() + flush_s
+            self._cond.notify_all()
+        self._wake.set()
+        if self._writer is not None:
+            self._writer.join(flush_s + RETRY_MAX_S)
+            self._writer = None
+        left = self.queued
+        if left:
+            log.error(
+                "floor store: stopped with %d events not written (the seats keep them; the "
+                "restarted service asks for them)",
+                left,
+            )
+
+    def start(self) -> None:
+        self.start_writer()
         kwargs: dict[str, Any] = {"keepalive": int(self.broker.keepalive) or 60}
         if self.broker.protocol == "5":
             from paho.mqtt.packettypes import PacketTypes
@@ -370,20 +512,7 @@ class Ingest:
         """Disconnect, then write what is queued (waiting at most `flush_s` for the store)."""
         self.client.disconnect()
         self.client.loop_stop()
-        with self._cond:
-            self._stopping = True
-            self._flush_deadline = time.monotonic() + flush_s
-            self._cond.notify_all()
-        if self._writer is not None:
-            self._writer.join(flush_s + RETRY_MAX_S)
-            self._writer = None
-        left = self.queued
-        if left:
-            log.error(
-                "floor store: stopped with %d events not written (the seats keep them; the "
-                "restarted service asks for them)",
-                left,
-            )
+        self.stop_writer(flush_s)
 
     def serve(
         self,
@@ -393,11 +522,13 @@ class Ingest:
     ) -> None:
         """Run until `stop` is set: ingest, resend requests every second, purge hourly (and
         once at the start)."""
-        try:
-            self.seed()
-        except StoreUnavailable as exc:  # the store went away since it was opened
-            log.error("floor ingest: stream tracker not seeded from the store: %s", exc)
+        with self._lock:
+            self._seeding = True  # events wait for the seeding; the live floor does not
         self.start()
+        seeding = threading.Thread(
+            target=self._seed_until_done, args=(stop,), name="floor-seed", daemon=True
+        )
+        seeding.start()
         next_purge = time.monotonic()
         try:
             while not stop.wait(resend_period_s):
@@ -411,4 +542,5 @@ class Ingest:
                     log.info("floor ingest: purged %s", purged)
                     next_purge = time.monotonic() + purge_period_s
         finally:
+            seeding.join(RETRY_MAX_S)
             self.stop()

@@ -93,15 +93,17 @@ class Thresholds:
         return self.ring_limit * self.ring_period_s
 
     @classmethod
-    def from_info(cls, info: SeatInfo | Mapping[str, Any] | None) -> Thresholds:
-        """From a seat's `info` (parsed, or as a dict, e.g. the store's copy); the documented
-        defaults when it has none or it does not parse."""
+    def from_info(cls, info: SeatInfo | InfoThresholds | Mapping[str, Any] | None) -> Thresholds:
+        """From a seat's `info` (parsed, or as a dict, e.g. the store's copy) or its
+        `thresholds` part; the documented defaults when it has none or it does not parse."""
         if info is None:
             return cls()
         if isinstance(info, SeatInfo):
             part = info.thresholds
+        elif isinstance(info, InfoThresholds):
+            part = info
         else:
-            raw = info.get("thresholds")
+            raw = info.get("thresholds") if "thresholds" in info else info
             if not isinstance(raw, Mapping):
                 return cls()
             try:
@@ -172,11 +174,17 @@ def _iso(moment: datetime) -> str:
 
 
 def severity(
-    view: SeatView, thresholds: Thresholds | None, now: datetime | float | None = None
+    view: SeatView,
+    thresholds: Thresholds | SeatInfo | InfoThresholds | Mapping[str, Any] | None,
+    now: datetime | float | None = None,
 ) -> Severity:
     """The seat's level now. `now` is the wall time (an aware datetime, or epoch seconds;
-    None: the clock); `thresholds` None: the documented defaults."""
-    limits = thresholds or DEFAULTS
+    None: the clock). `thresholds`: `Thresholds.from_info(view.info)` (worth keeping per
+    seat on a large floor), or what it takes; None: the documented defaults."""
+    if isinstance(thresholds, Thresholds):
+        limits = thresholds
+    else:
+        limits = Thresholds.from_info(thresholds) if thresholds is not None else DEFAULTS
     if now is None:
         wall = datetime.now(UTC)
     elif isinstance(now, int | float):

@@ -23,81 +23,53 @@ SQL, and every value reaches SQL as a bound parameter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.api.models import StreamEvent
-from edge.base.errors import ConfigError, ParseError
-from edge.base.schema import valid_id
+from edge.base.errors import ConfigError
+from floor.store_common import (
+    ISLANDS_SQL,
+    PURGE_MARGIN_S,
+    ROLLUPS,
+    SEED_WINDOW_S,
+    Batch,
+    Purged,
+    SeatColumn,
+    StoreUnavailable,
+    StreamSpan,
+    Written,
+    _ids,
+    _moment,
+    check_batch,
+    first_runs_past_zero,
+    rollup_rows,
+    spans,
+)
 
 if TYPE_CHECKING:
     from floor.config import FloorConfig, FloorPaths
 
-# name -> (event type, data key or None to count, how): what each rollup is and where it
-# comes from. "count" adds 1 per event; "sum" adds data[key] (seconds) when it is a number.
-ROLLUPS: dict[str, tuple[str, str | None, str]] = {
-    "calls": ("call.ringing", None, "count"),  # calls offered: rang at the seat
-    "answered": ("call.answered", None, "count"),
-    "answer_s": ("call.answered", "answer_s", "sum"),  # ring to answer, summed
-    "answered_late": ("answer.late", None, "count"),  # past the profile's ring limit
-    "holds": ("call.hold", None, "count"),
-    "hold_s": ("call.ended", "hold_s", "sum"),  # each call's total hold, at hang-up
-    "holds_too_long": ("hold.too_long", None, "count"),
-    "talk_s": ("call.ended", "talk_s", "sum"),
-    "away_count": ("presence.away", None, "count"),
-    "away_s": ("presence.present", "away_s", "sum"),  # each absence, when the agent is back
-}
-# Besides ROLLUPS, every event type is counted as `events.<type>` (conduct events by type).
-
-
-@dataclass(frozen=True)
-class Purged:
-    events: int
-    rollups: int
-    seats: int
-
-
-class StoreUnavailable(RuntimeError):
-    """The store cannot be read or written now (PostgreSQL stopped, a disk error): nothing of
-    the failed call was kept; the caller may retry the same call later."""
-
-
-SeatColumn = Literal["state", "info", "online"]
-
-
-@dataclass
-class Batch:
-    """What the ingest writes in one transaction: new events, the latest `state`/`info`/
-    availability per seat (only the newest of each counts), counters to add."""
-
-    events: list[tuple[str, StreamEvent, float]]  # (seat, event, arrival wall time)
-    seats: dict[tuple[SeatColumn, str], tuple[str | bool, float]]  # (column, seat) -> value, now
-    counts: dict[str, int]
-
-    def __len__(self) -> int:
-        return len(self.events) + len(self.seats) + len(self.counts)
-
-
-@dataclass(frozen=True)
-class Written:
-    stored: int  # new events
-    duplicates: int  # events the store already had
-
-
-@dataclass(frozen=True)
-class StreamSpan:
-    """What the store holds of one seat's boot: the last seq and the seqs missing below it
-    (to seed a restarted service's stream tracker, so it does not ask for all of it again)."""
-
-    seat: str
-    boot_id: str
-    last: int
-    missing: list[tuple[int, int]]
+__all__ = [
+    "ROLLUPS",
+    "Batch",
+    "Purged",
+    "SeatColumn",
+    "SqliteStore",
+    "Store",
+    "StoreUnavailable",
+    "StreamSpan",
+    "Written",
+    "day_of",
+    "open_store",
+    "rollup_rows",
+    "spans",
+]
 
 
 class Store(Protocol):
@@ -107,8 +79,9 @@ class Store(Protocol):
         """All of `batch` in one transaction (event rollups with their events);
         StoreUnavailable (and nothing written) when the store cannot be reached."""
 
-    def streams(self, site: str, now: float) -> list[StreamSpan]:
-        """Per seat and boot, the last seq stored and the gaps below it."""
+    def streams(self, site: str, now: float, window_s: float = SEED_WINDOW_S) -> list[StreamSpan]:
+        """Per seat and boot with events of the last `window_s` (by ts), the last seq stored
+        and the gaps below it."""
 
     def add_event(self, site: str, seat: str, event: StreamEvent, now: float) -> bool:
         """Store one event; False (and counted) if `(site, seat, boot_id, seq)` is known."""
@@ -127,6 +100,23 @@ class Store(Protocol):
     def purge(self, now: float) -> Purged: ...
 
     def close(self) -> None: ...
+
+    # reading (reports, the web app, tests)
+    where: str  # the store for messages: a file, or the PostgreSQL url without its password
+
+    def events(self, site: str, seat: str | None = None) -> list[dict[str, Any]]: ...
+
+    def rollups(self, site: str, seat: str, day: str) -> dict[str, float]: ...
+
+    def seat(self, site: str, seat: str) -> dict[str, Any] | None: ...
+
+    def tables(self) -> list[str]: ...
+
+    def events_between(
+        self, site: str, start: float, end: float, seat: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def seats_between(self, site: str, start: float, end: float) -> list[str]: ...
 
 
 SCHEMA = """
@@ -152,73 +142,6 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
-def check_batch(site: str, batch: Batch) -> None:
-    """Every id of a batch valid (ParseError otherwise), before any of it reaches SQL."""
-    for seat, _event, _now in batch.events:
-        _ids(site, seat)
-    for column, seat in batch.seats:
-        _ids(site, seat)
-        assert column in ("state", "info", "online")  # a name of ours, never from input
-
-
-def spans(islands: list[tuple[str, str, int, int, float]], oldest_kept: float) -> list[StreamSpan]:
-    """StreamSpans from the runs of consecutive seqs stored, `(seat, boot_id, first, last,
-    ts_epoch of first)`, ordered by seat, boot and first. Seqs before a boot's first stored one
-    are missing unless that boot's first stored event is older than `oldest_kept` (then
-    retention may have removed them: not asked for again)."""
-    out: list[StreamSpan] = []
-    current: StreamSpan | None = None
-    for seat, boot, first, last, first_ts in islands:
-        if current is None or (current.seat, current.boot_id) != (seat, boot):
-            current = StreamSpan(seat, boot, last, [])
-            out.append(current)
-            if first > 0 and first_ts >= oldest_kept:
-                current.missing.append((0, first - 1))
-        else:
-            if first > current.last + 1:
-                current.missing.append((current.last + 1, first - 1))
-            current = StreamSpan(seat, boot, last, current.missing)
-            out[-1] = current
-    return out
-
-
-# Margin on the retention when deciding whether a boot's early seqs were purged or never came.
-PURGE_MARGIN_S = 86400.0
-
-ISLANDS_SQL = """
-SELECT seat, boot_id, MIN(seq), MAX(seq), MIN(ts_epoch) FROM (
-    SELECT seat, boot_id, seq, ts_epoch,
-           seq - ROW_NUMBER() OVER (PARTITION BY seat, boot_id ORDER BY seq) AS run
-    FROM events WHERE site = {p}
-) AS numbered GROUP BY seat, boot_id, run ORDER BY seat, boot_id, MIN(seq)
-"""
-
-
-def _ids(site: str, seat: str) -> None:
-    for what, value in (("site", site), ("seat", seat)):
-        if not (isinstance(value, str) and valid_id(value)):
-            raise ParseError(f"{what} id {str(value)[:70]!r}: expected 1-64 of A-Z a-z 0-9 _ -")
-
-
-def _moment(ts: str) -> datetime:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00"))  # models checked the format
-
-
-def rollup_rows(event: StreamEvent) -> list[tuple[str, float]]:
-    """The (name, amount) an event adds to its seat-day."""
-    rows: list[tuple[str, float]] = [(f"events.{event.type}", 1.0)]
-    for name, (kind, key, how) in ROLLUPS.items():
-        if event.type != kind:
-            continue
-        if how == "count":
-            rows.append((name, 1.0))
-            continue
-        value = event.data.get(key) if key else None
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            rows.append((name, float(value)))
-    return rows
-
-
 class SqliteStore:
     """The store in one SQLite file (WAL). Safe to call from several threads (one lock)."""
 
@@ -226,6 +149,7 @@ class SqliteStore:
         self, path: str | Path, *, raw_s: float = 7 * 86400.0, rollups_s: float = 90 * 86400.0
     ) -> None:
         self.path = str(path)
+        self.where = self.path
         self.raw_s, self.rollups_s = raw_s, rollups_s
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -312,14 +236,24 @@ class SqliteStore:
                     counts["duplicates"] = counts.get("duplicates", 0) + duplicates
                 for name, by in counts.items():
                     self._count(name, by)
-        except sqlite3.Error as exc:
+        except sqlite3.Error as exc:  # a full or failing disk, a locked file
+            with self._lock, contextlib.suppress(sqlite3.Error):
+                if self._db.in_transaction:  # a failed COMMIT leaves it open
+                    self._db.rollback()
             raise StoreUnavailable(f"SQLite {self.path}: {exc}") from None
         return Written(stored, duplicates)
 
-    def streams(self, site: str, now: float) -> list[StreamSpan]:
+    def streams(self, site: str, now: float, window_s: float = SEED_WINDOW_S) -> list[StreamSpan]:
         with self._lock:
-            rows = self._db.execute(ISLANDS_SQL.format(p="?"), (site,)).fetchall()
-        return spans(rows, now - self.raw_s + PURGE_MARGIN_S)
+            rows = self._db.execute(ISLANDS_SQL.format(p="?"), (site, now - window_s)).fetchall()
+            lowest = {
+                (seat, boot): self._db.execute(
+                    "SELECT MIN(seq) FROM events WHERE site = ? AND seat = ? AND boot_id = ?",
+                    (site, seat, boot),
+                ).fetchone()[0]
+                for seat, boot in first_runs_past_zero(rows)
+            }
+        return spans(rows, now - self.raw_s + PURGE_MARGIN_S, lowest)
 
     def _upsert_seat(self, site: str, seat: str, column: str, value: Any, now: float) -> None:
         assert column in ("state", "info", "online")  # a name of ours, never from input
@@ -443,11 +377,15 @@ class SqliteStore:
         keys = ("seat", "boot_id", "seq", "ts", "ts_epoch", "day", "type")
         return [dict(zip(keys, row[:7], strict=True), data=json.loads(row[7])) for row in found]
 
-    def seat_ids(self, site: str) -> list[str]:
-        """Every seat of `site` whose retained state, info or availability is kept."""
+    def seats_between(self, site: str, start: float, end: float) -> list[str]:
+        """The seats of `site` with an event whose own `ts` is in [start, end), sorted."""
         _ids(site, site)
         with self._lock:
-            rows = self._db.execute("SELECT seat FROM seats WHERE site = ? ORDER BY seat", (site,))
+            rows = self._db.execute(
+                "SELECT DISTINCT seat FROM events WHERE site = ? AND ts_epoch >= ? "
+                "AND ts_epoch < ? ORDER BY seat",
+                (site, float(start), float(end)),
+            )
             return [seat for (seat,) in rows.fetchall()]
 
 

@@ -19,15 +19,16 @@ import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import psycopg
 
 from edge.api.models import StreamEvent
 from edge.base.errors import ConfigError
-from floor.store import (
+from floor.store_common import (
     ISLANDS_SQL,
     PURGE_MARGIN_S,
+    SEED_WINDOW_S,
     Batch,
     Purged,
     StoreUnavailable,
@@ -36,29 +37,45 @@ from floor.store import (
     _ids,
     _moment,
     check_batch,
+    first_runs_past_zero,
     rollup_rows,
     spans,
 )
 
-CONNECT_TIMEOUT_S = 5
+# libpq options (the url may set its own): a server that vanished without closing the
+# connection (a network cut, a frozen host) is noticed within about half a minute, not hours.
+CONNECT_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms: data sent and not acknowledged
+}
 
+# Text columns sort as bytes (COLLATE "C"), as in SQLite, whatever the database's locale:
+# both stores list seats and events in the same order.
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS events (
-        site TEXT NOT NULL, seat TEXT NOT NULL, boot_id TEXT NOT NULL, seq BIGINT NOT NULL,
-        ts TEXT NOT NULL, ts_epoch DOUBLE PRECISION NOT NULL, day TEXT NOT NULL,
-        type TEXT NOT NULL, data TEXT NOT NULL, stored_at DOUBLE PRECISION NOT NULL,
+        site TEXT COLLATE "C" NOT NULL, seat TEXT COLLATE "C" NOT NULL,
+        boot_id TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL,
+        ts TEXT COLLATE "C" NOT NULL, ts_epoch DOUBLE PRECISION NOT NULL,
+        day TEXT COLLATE "C" NOT NULL, type TEXT COLLATE "C" NOT NULL, data TEXT NOT NULL,
+        stored_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (site, seat, boot_id, seq))""",
     "CREATE INDEX IF NOT EXISTS events_ts ON events (ts_epoch)",
     "CREATE INDEX IF NOT EXISTS events_day ON events (site, day, seat)",
     """CREATE TABLE IF NOT EXISTS seats (
-        site TEXT NOT NULL, seat TEXT NOT NULL,
+        site TEXT COLLATE "C" NOT NULL, seat TEXT COLLATE "C" NOT NULL,
         state TEXT, info TEXT, online BOOLEAN, updated DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (site, seat))""",
     """CREATE TABLE IF NOT EXISTS rollups (
-        site TEXT NOT NULL, seat TEXT NOT NULL, day TEXT NOT NULL, name TEXT NOT NULL,
+        site TEXT COLLATE "C" NOT NULL, seat TEXT COLLATE "C" NOT NULL,
+        day TEXT COLLATE "C" NOT NULL, name TEXT COLLATE "C" NOT NULL,
         value DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (site, seat, day, name))""",
-    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS counters (
+        name TEXT COLLATE "C" PRIMARY KEY, value BIGINT NOT NULL)""",
 ]
 
 _EVENT_COLUMNS = "site, seat, boot_id, seq, ts, ts_epoch, day, type, data, stored_at"
@@ -78,9 +95,27 @@ def redacted(url: str) -> str:
     return f"{parts.scheme}://{user}{host}{port}{parts.path}"
 
 
-def _why(exc: BaseException) -> str:
-    """A psycopg error in one line (its messages name host, port, user; never a password)."""
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+def secrets_of(url: str) -> list[str]:
+    """The password of a url as written and decoded (also a `password=` query parameter)."""
+    found: list[str] = []
+    try:
+        parts = urlsplit(url)
+        raw = parts.netloc.rpartition("@")[0].partition(":")[2] if "@" in parts.netloc else ""
+        found += [raw, unquote(raw)]
+        for value in parse_qs(parts.query).get("password", []):
+            found += [value, quote(value)]
+    except ValueError:
+        pass
+    return sorted({secret for secret in found if secret}, key=len, reverse=True)
+
+
+def _why(exc: BaseException, secrets: list[str]) -> str:
+    """A psycopg error in one line, without the password: libpq names host, port and user,
+    but echoes a url token it cannot parse (a bad %-escape in the password)."""
+    text = " ".join(str(exc).split())
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text[:300] or type(exc).__name__
 
 
 class PostgresStore:
@@ -91,6 +126,7 @@ class PostgresStore:
     ) -> None:
         self.url = url
         self.where = redacted(url)
+        self._secrets = secrets_of(url)
         self.raw_s, self.rollups_s = raw_s, rollups_s
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
@@ -108,29 +144,36 @@ class PostgresStore:
             return conn
         self._conn = None
         try:
-            conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S)
+            conn = psycopg.connect(self.url, **CONNECT_OPTIONS)
             with conn.transaction():
                 for statement in SCHEMA:
                     conn.execute(statement)
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL {self.where}: {_why(exc)}") from None
+            raise StoreUnavailable(f"PostgreSQL {self.where}: {_why(exc, self._secrets)}") from None
         self._conn = conn
         return conn
 
     def _run(self, work: Any) -> Any:
         """`work(conn)` in one transaction; StoreUnavailable when the server cannot be reached
-        or the transaction fails (then rolled back)."""
+        (or fails as a server: shut down, out of disk); RuntimeError when it refuses a
+        statement. Either way the transaction is rolled back."""
         with self._lock:
             conn = self._connected()
             try:
                 with conn.transaction():
                     return work(conn)
-            except psycopg.Error as exc:
-                if conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError):
-                    with contextlib.suppress(psycopg.Error):
-                        conn.close()
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                # The server went away, refused, ran out of disk: worth retrying later.
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+                self._conn = None
+                raise StoreUnavailable(
+                    f"PostgreSQL {self.where}: {_why(exc, self._secrets)}"
+                ) from None
+            except psycopg.Error as exc:  # a statement the server refused: retrying won't help
+                if conn.broken or conn.closed:
                     self._conn = None
-                raise StoreUnavailable(f"PostgreSQL {self.where}: {_why(exc)}") from None
+                raise RuntimeError(f"PostgreSQL {self.where}: {_why(exc, self._secrets)}") from None
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -162,9 +205,11 @@ class PostgresStore:
             if rows:
                 columns = list(zip(*rows.values(), strict=True))
                 cursor = conn.execute(
+                    # %b: the arrays go in the binary format (dumped in C, several times
+                    # faster than text arrays, which psycopg escapes element by element).
                     f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT %s::text, * FROM unnest("
-                    "%s::text[], %s::text[], %s::bigint[], %s::text[], %s::float8[], "
-                    "%s::text[], %s::text[], %s::text[], %s::float8[]) "
+                    "%b::text[], %b::text[], %b::bigint[], %b::text[], %b::float8[], "
+                    "%b::text[], %b::text[], %b::text[], %b::float8[]) "
                     "ON CONFLICT DO NOTHING RETURNING seat, boot_id, seq",
                     (site, *[list(column) for column in columns]),
                 )
@@ -179,7 +224,7 @@ class PostgresStore:
                 seats, days, names = (list(c) for c in zip(*totals, strict=True))
                 conn.execute(
                     "INSERT INTO rollups (site, seat, day, name, value) SELECT %s::text, * FROM "
-                    "unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) "
+                    "unnest(%b::text[], %b::text[], %b::text[], %b::float8[]) "
                     "ON CONFLICT (site, seat, day, name) "
                     "DO UPDATE SET value = rollups.value + excluded.value",
                     (site, seats, days, names, list(totals.values())),
@@ -260,10 +305,25 @@ class PostgresStore:
         result: Purged = self._run(work)
         return result
 
-    def streams(self, site: str, now: float) -> list[StreamSpan]:
-        rows = self._run(lambda conn: conn.execute(ISLANDS_SQL.format(p="%s"), (site,)).fetchall())
-        islands = [(s, b, int(a), int(z), float(t)) for s, b, a, z, t in rows]
-        return spans(islands, now - self.raw_s + PURGE_MARGIN_S)
+    def streams(self, site: str, now: float, window_s: float = SEED_WINDOW_S) -> list[StreamSpan]:
+        def work(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+            rows = conn.execute(ISLANDS_SQL.format(p="%s"), (site, now - window_s)).fetchall()
+            islands = [(s, b, int(a), int(z), float(t)) for s, b, a, z, t in rows]
+            boots = first_runs_past_zero(islands)
+            lowest: list[Any] = []
+            if boots:
+                seats, boot_ids = (list(c) for c in zip(*boots, strict=True))
+                lowest = conn.execute(
+                    "SELECT b.seat, b.boot_id, (SELECT MIN(seq) FROM events e WHERE "
+                    "e.site = %s AND e.seat = b.seat AND e.boot_id = b.boot_id) "
+                    "FROM unnest(%s::text[], %s::text[]) AS b(seat, boot_id)",
+                    (site, seats, boot_ids),
+                ).fetchall()
+            return islands, lowest
+
+        islands, lowest = self._run(work)
+        known = {(seat, boot): int(seq) for seat, boot, seq in lowest}
+        return spans(islands, now - self.raw_s + PURGE_MARGIN_S, known)
 
     # --- reading (reports and tests) -------------------------------------------------------
 
@@ -310,6 +370,39 @@ class PostgresStore:
             ).fetchall()
         )
         return sorted(name for (name,) in rows)
+
+    # --- reading for reports (as SqliteStore's section of the same name) --------------------
+
+    def events_between(
+        self, site: str, start: float, end: float, seat: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Events of `site` (one seat, or all) whose own `ts` is in [start, end) (epoch
+        seconds), in time order: {"seat","boot_id","seq","ts","ts_epoch","day","type","data"}."""
+        _ids(site, site if seat is None else seat)
+        query = (
+            "SELECT seat, boot_id, seq, ts, ts_epoch, day, type, data FROM events "
+            "WHERE site = %s AND ts_epoch >= %s AND ts_epoch < %s"
+        )
+        params: tuple[Any, ...] = (site, float(start), float(end))
+        if seat is not None:
+            query += " AND seat = %s"
+            params += (seat,)
+        query += " ORDER BY ts_epoch, seat, boot_id, seq"
+        found = self._run(lambda conn: conn.execute(query, params).fetchall())
+        keys = ("seat", "boot_id", "seq", "ts", "ts_epoch", "day", "type")
+        return [dict(zip(keys, row[:7], strict=True), data=json.loads(row[7])) for row in found]
+
+    def seats_between(self, site: str, start: float, end: float) -> list[str]:
+        """The seats of `site` with an event whose own `ts` is in [start, end), sorted."""
+        _ids(site, site)
+        rows = self._run(
+            lambda conn: conn.execute(
+                "SELECT DISTINCT seat FROM events WHERE site = %s AND ts_epoch >= %s "
+                "AND ts_epoch < %s ORDER BY seat",
+                (site, float(start), float(end)),
+            ).fetchall()
+        )
+        return [seat for (seat,) in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -6,18 +6,22 @@ PostgreSQL refuses to run as root: when the tests run as root the server runs as
 `postgres` user (runuser), in a directory chowned to it. Without the binaries the PostgreSQL
 cases are skipped with a plain message.
 
-Use from a test module: `from floor_support import floor_store, pg_server  # noqa: F401`.
+Use from a test module: `from floor_support import pg_server  # noqa: F401` (pytest finds
+fixtures in the module's namespace), then `open_test_store(kind, tmp_path, request)` for each
+kind in STORES.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ import pytest
 from support import free_port, wait_until
 
 PG_BIN = Path(os.environ.get("SEATBOX_PG_BIN", "/usr/lib/postgresql/15/bin"))
+STORES = ["sqlite", "postgresql"]
 _databases = itertools.count(1)
 
 
@@ -123,15 +128,82 @@ def open_test_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest, *
     return PostgresStore(server.new_database(), **kw)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def floor_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """Each store in turn, fresh and empty."""
-    store = open_test_store(request.param, tmp_path, request)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 def wait_stored(store: Any, site: str, count: int, timeout: float, what: str) -> None:
     wait_until(lambda: len(store.events(site)) >= count, timeout, what)
+
+
+def event_payload(seq: int, boot: str, kind: str, ts: str = "") -> bytes:
+    """An event as a seat publishes it (dated `ts`, by default on DAY)."""
+    data: dict[str, Any] = {"source": "host", "call": seq, "call_id": None}
+    if kind == "call.ended":
+        data = {"call": seq, "talk_s": 2.0, "hold_s": 1.0}
+    return json.dumps(
+        {
+            "boot_id": boot,
+            "seq": seq,
+            "ts": ts or f"{DAY}T09:00:00.000+01:00",
+            "type": kind,
+            "data": data,
+        }
+    ).encode()
+
+
+DAY = "2026-11-23"
+KINDS = ("call.ringing", "call.answered", "call.ended")  # one of each in turn
+
+
+class SimSeat:
+    """A light simulated seat on a real broker: numbered events on the seat's real topic,
+    QoS 1, kept in an outbox it answers `cmd/resend` from (as a seat's outbox does). Its events
+    are dated now (UTC), all on `self.day`."""
+
+    def __init__(self, port: int, site: str, seat: str, boot: str = "1-0a0b0c0d") -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.site, self.seat, self.boot = site, seat, boot
+        moment = datetime.now(UTC)
+        self.ts = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.day = moment.date().isoformat()
+        self.base = f"seatbox/v1/{site}/{seat}"
+        self.outbox: dict[int, bytes] = {}
+        self.resent_seqs: list[int] = []  # what cmd/resend asked for and got again
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"sim-{seat}", protocol=mqtt.MQTTv311
+        )
+        self.client.max_queued_messages_set(0)
+        self.client.message_callback_add(f"{self.base}/cmd/resend", self._on_resend)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.client.subscribe(f"{self.base}/cmd/resend", qos=1)
+
+    def _on_resend(self, client: Any, userdata: Any, msg: Any) -> None:
+        request = json.loads(msg.payload)
+        if request.get("boot_id") != self.boot:
+            return
+        for seq in range(request["from_seq"], request["to_seq"] + 1):
+            if seq in self.outbox:
+                self.resent_seqs.append(seq)
+                client.publish(f"{self.base}/event", self.outbox[seq], qos=1)
+
+    def publish(self, lose: bool = False) -> int:
+        """The next event (`lose`: kept in the outbox but never arrives); its seq."""
+        seq = len(self.outbox)
+        self.outbox[seq] = event_payload(seq, self.boot, KINDS[seq % len(KINDS)], self.ts)
+        if not lose:
+            self.client.publish(f"{self.base}/event", self.outbox[seq], qos=1)
+        return seq
+
+    def expected_rollups(self) -> dict[str, float]:
+        kinds = [KINDS[seq % len(KINDS)] for seq in self.outbox]
+        ended = kinds.count("call.ended")
+        return {
+            "calls": float(kinds.count("call.ringing")),
+            "answered": float(kinds.count("call.answered")),
+            "talk_s": 2.0 * ended,
+            "hold_s": 1.0 * ended,
+        }
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

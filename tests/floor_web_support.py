@@ -116,7 +116,7 @@ class Floor:
         return self.proc.returncode
 
 
-def write_config(folder: Path, broker: Mosquitto, **privacy: Any) -> Path:
+def write_config(folder: Path, broker: Mosquitto, store_url: str = "", **privacy: Any) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "layout.toml").write_text(LAYOUT)
     (folder / "roster.csv").write_text(f"date,seat,agent,team\n{today()},A-01,agent-a1,\n")
@@ -126,16 +126,45 @@ def write_config(folder: Path, broker: Mosquitto, **privacy: Any) -> Path:
         f'[broker]\nurl = "{broker.url}"\nclient_id = "floor-{folder.name}"\n'
         f'[site]\nid = "lab"\ntimezone = "{TZ}"\n'
         f'[http]\nlisten = "127.0.0.1:{free_port()}"\n'
-        '[store]\ndir = "state"\n[layout]\nfile = "layout.toml"\n[roster]\nfile = "roster.csv"\n'
+        f'[store]\ndir = "state"\nurl = "{store_url}"\n'
+        '[layout]\nfile = "layout.toml"\n[roster]\nfile = "roster.csv"\n'
         f"[privacy]\n{lines}\n"
     )
     return config
 
 
+def add_users(config: Path, users: list[tuple[str, str, list[str]]]) -> None:
+    """Accounts straight into the accounts file (the CLI's own code path, without a process
+    per user: `add_accounts` runs the CLI itself)."""
+    from floor.accounts import Accounts
+
+    accounts = Accounts(config.parent / "state" / "accounts.sqlite")
+    try:
+        for name, role, extra in users:
+            teams = [extra[i + 1] for i, arg in enumerate(extra) if arg == "--team"]
+            seat = extra[extra.index("--seat") + 1] if "--seat" in extra else None
+            accounts.add_user(name, role, PASSWORD, teams, seat)
+    finally:
+        accounts.close()
+
+
+def add_token(config: Path, name: str, role: str) -> str:
+    """`seatbox floor token add`: the token is alone on the last line."""
+    run = subprocess.run(
+        seatbox("floor", "token", "add", name, "--role", role, "--config", str(config)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()[-1]
+
+
 def add_accounts(config: Path) -> dict[str, str]:
+    """USERS (the first two with `seatbox floor user add --password-file`) and two tokens."""
     password = config.parent / "password"
     password.write_text(PASSWORD + "\n")
-    for name, role, extra in USERS:
+    for name, role, extra in USERS[:2]:
         run = subprocess.run(
             seatbox("floor", "user", "add", name, "--role", role, *extra)
             + ["--password-file", str(password), "--config", str(config)],
@@ -144,17 +173,8 @@ def add_accounts(config: Path) -> dict[str, str]:
             timeout=30,
         )
         assert run.returncode == 0, run.stderr
-    tokens = {}
-    for name, role in (("bi", "manager"), ("tv", "wallboard")):
-        run = subprocess.run(
-            seatbox("floor", "token", "add", name, "--role", role, "--config", str(config)),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert run.returncode == 0, run.stderr
-        tokens[name] = run.stdout.splitlines()[-1]  # the token alone on the last line
-    return tokens
+    add_users(config, USERS[2:])
+    return {"bi": add_token(config, "bi", "manager"), "tv": add_token(config, "tv", "wallboard")}
 
 
 def start(config: Path) -> Floor:

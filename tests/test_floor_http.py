@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from floor_support import PgServer, own_pg_server  # noqa: F401
 from floor_web_support import (
     PASSWORD,
     REPO,
@@ -30,6 +33,7 @@ from floor_web_support import (
     Floor,
     Seats,
     add_accounts,
+    add_users,
     event,
     seatbox,
     start,
@@ -40,6 +44,10 @@ from floor_web_support import (
 from support import Mosquitto, wait_until
 
 from floor.accounts import Accounts
+from floor.config import FloorConfig
+from floor.layout import Layout
+from floor.web.live import LiveFloor
+from floor.web.places import Places
 
 
 @pytest.fixture(scope="module")
@@ -229,48 +237,55 @@ def read_events(response: httpx.Response, out: list[tuple[str, dict[str, Any]]])
 def test_the_stream_sends_a_snapshot_then_a_diff_when_a_seat_changes(
     floor: Floor, broker: Mosquitto
 ) -> None:
-    events: list[tuple[str, dict[str, Any]]] = []
+    """Two browsers at once: a supervisor of team A and a manager (the whole site)."""
+    ours: list[tuple[str, dict[str, Any]]] = []
+    site: list[tuple[str, dict[str, Any]]] = []
     seats = Seats(broker)
-    login = floor.login("sup-a")
-    client = login.thing
-    try:
-        with client.stream("GET", "/api/v1/floor/stream") as response:
+    with (
+        floor.login("sup-a") as sup,
+        floor.bearer(floor.tokens["bi"]) as bi,
+        sup.stream("GET", "/api/v1/floor/stream") as response,
+        bi.stream("GET", "/api/v1/floor/stream") as site_response,
+    ):
+        try:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
-            reader = threading.Thread(target=read_events, args=(response, events), daemon=True)
-            reader.start()
-            wait_until(lambda: events, 10, "the snapshot")
-            kind, snapshot = events[0]
-            assert kind == "floor" and {s["seat"] for s in snapshot["seats"]} == {
-                "A-01",
-                "A-02",
-                "A-03",
-            }
+            for stream, out in ((response, ours), (site_response, site)):
+                threading.Thread(target=read_events, args=(stream, out), daemon=True).start()
+            wait_until(lambda: ours and site, 10, "the snapshots")
+            kind, snapshot = ours[0]
+            assert kind == "floor"
+            assert {s["seat"] for s in snapshot["seats"]} == {"A-01", "A-02", "A-03"}
+            assert site[0][0] == "floor" and len(site[0][1]["seats"]) >= 4
             seats.send("A-03", "availability", b"online")
             seats.send("A-03", "state", state("A-03", call="ringing"))
             seats.send("B-01", "state", state("B-01", call="ringing"))  # not sup-a's team
 
-            def ringing() -> bool:
+            def ringing(events: list[tuple[str, dict[str, Any]]], seat: str) -> bool:
                 return any(
-                    k == "diff" and (d["seats"].get("A-03") or {}).get("call") == "ringing"
+                    k == "diff" and (d["seats"].get(seat) or {}).get("call") == "ringing"
                     for k, d in events
                 )
 
-            wait_until(ringing, 10, "a diff with A-03 ringing")
-            diffs = [d for k, d in events if k == "diff"]
+            wait_until(lambda: ringing(ours, "A-03"), 10, "a diff with A-03 ringing")
+            wait_until(lambda: ringing(site, "B-01"), 10, "the manager's diff with B-01")
+            assert ringing(site, "A-03")
+            diffs = [d for k, d in ours if k == "diff"]
             assert all("B-01" not in d["seats"] for d in diffs)
             assert diffs[-1]["teams"][0]["team"] == "A" and diffs[-1]["teams"][0]["ringing"] >= 1
             # At most two diffs a second.
-            stamps = [datetime.fromisoformat(d["ts"]) for d in diffs]
-            assert all(
-                (b - a).total_seconds() >= 0.45 for a, b in zip(stamps, stamps[1:], strict=False)
-            )
+            for events in (ours, site):
+                stamps = [datetime.fromisoformat(d["ts"]) for k, d in events if k == "diff"]
+                assert all(
+                    (b - a).total_seconds() >= 0.45
+                    for a, b in zip(stamps, stamps[1:], strict=False)
+                )
+        finally:
             response.close()
-    finally:
-        client.close()
-        seats.send("A-03", "state", state("A-03"))
-        seats.send("B-01", "state", state("B-01", presence="away"))
-        seats.close()
+            site_response.close()
+            seats.send("A-03", "state", state("A-03"))
+            seats.send("B-01", "state", state("B-01", presence="away"))
+            seats.close()
 
 
 def test_a_simulated_seat_outside_the_layout_shows_marked_and_counts_events(
@@ -445,6 +460,22 @@ def test_hostile_requests_get_a_4xx_naming_the_problem_never_a_500(floor: Floor)
         answer = boss.get("/api/v1/seats/" + "A" * 300 + "/timeline?date=2026-12-03")
         assert answer.status_code == 400 and answer.json()["field"] == "seat"
         assert boss.get("/api/v1/me").status_code == 200  # the service is still there
+    # Path traversal as sent on the wire (an HTTP client would normalise the dots away).
+    port = int(floor.url.rsplit(":", 1)[1])
+    for target in (
+        "/static/../../../pyproject.toml",
+        "/static/..%2f..%2f..%2fpyproject.toml",
+        "/static/%2e%2e/%2e%2e/%2e%2e/floor/accounts.py",
+        "/static//etc/passwd",
+    ):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := raw.recv(65536):
+                answer += chunk
+        status = int(answer.split(b" ", 2)[1])
+        assert 400 <= status < 500, (target, answer[:200])
+        assert b"[project]" not in answer and b"argon2" not in answer and b"root:" not in answer
 
 
 MAX_BODY = 64 * 1024
@@ -452,17 +483,7 @@ MAX_BODY = 64 * 1024
 
 def test_team_only_mode_shows_no_seat_to_anyone(broker: Mosquitto, tmp_path: Path) -> None:
     config = write_config(tmp_path / "teamonly", broker, individual_views=False, min_group_size=1)
-    password = config.parent / "password"
-    password.write_text(PASSWORD)
-    for name, role in (("boss", "manager"), ("agent-a1", "agent")):
-        extra = ["--seat", "A-01"] if role == "agent" else []
-        subprocess.run(
-            seatbox("floor", "user", "add", name, "--role", role, *extra)
-            + ["--password-file", str(password), "--config", str(config)],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
+    add_users(config, [("boss", "manager", []), ("agent-a1", "agent", ["--seat", "A-01"])])
     running = start(config)
     seats = Seats(broker)
     try:
@@ -482,6 +503,85 @@ def test_team_only_mode_shows_no_seat_to_anyone(broker: Mosquitto, tmp_path: Pat
             assert report["rows"] == [] and [t["team"] for t in report["teams"]] == ["A", "B"]
         with running.login("agent-a1") as agent:
             assert agent.get("/api/v1/floor").json()["seats"] == []
+            # SIGTERM with a browser's stream open: the service still stops cleanly, soon.
+            events: list[tuple[str, dict[str, Any]]] = []
+            with agent.stream("GET", "/api/v1/floor/stream") as response:
+                reader = threading.Thread(target=read_events, args=(response, events))
+                reader.start()
+                wait_until(lambda: events, 10, "the snapshot")
+                assert events[0][1]["seats"] == []
+                started = time.monotonic()
+                assert running.stop() == 0
+                assert time.monotonic() - started < 10
+                reader.join(10)
+                assert not reader.is_alive()  # the stream ended with the service
     finally:
         seats.close()
         assert running.stop() == 0
+
+
+def test_a_norm_the_site_does_not_show_colours_nothing_and_lists_no_violation() -> None:
+    """[privacy] norms on the live floor: a hold past its limit, flagged by the seat, is red
+    where hold norms are shown and leaves no trace where only call norms are."""
+    held_since = datetime.now(UTC) - timedelta(seconds=200)
+    since = held_since.isoformat(timespec="milliseconds")[:23] + "Z"
+    payload = json.loads(state("A-01", call="held"))
+    payload["call"]["since"] = since
+    payload["violations"] = [{"type": "hold.too_long", "since": since}]
+    rows = {}
+    for norms in (["*"], ["call.*"]):
+        config = FloorConfig.model_validate({"site": {"id": "lab"}, "privacy": {"norms": norms}})
+        places = Places(config, Layout.parse({"seats": {"A-01": {"team": "A"}}}))
+        live = LiveFloor("lab", places, places.level)
+        live.apply("seatbox/v1/lab/A-01/availability", b"online", 0.0)
+        live.apply("seatbox/v1/lab/A-01/state", json.dumps(payload).encode(), 0.0)
+        rows[norms[0]] = live.step(time.time())["A-01"]
+    shown, hidden = rows["*"], rows["call.*"]
+    assert shown["level"] == "violation" and shown["reasons"] == ["hold.violation"]
+    assert shown["since"] == since and shown["violations"][0]["type"] == "hold.too_long"
+    assert hidden["call"] == "hold"  # the state itself is still shown
+    assert hidden["level"] == "ok" and hidden["reasons"] == [] and hidden["violations"] == []
+
+
+def test_with_postgresql_gone_the_live_floor_goes_on_and_the_store_catches_up(
+    broker: Mosquitto, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    pg: PgServer = request.getfixturevalue("own_pg_server")  # stopped and started here
+    config = write_config(tmp_path / "pg", broker, pg.new_database(), min_group_size=1)
+    add_users(config, [("boss", "manager", [])])
+    running = start(config)
+    seats = Seats(broker)
+    timeline = f"/api/v1/seats/A-01/timeline?date={today()}"
+    try:
+        with running.login("boss") as boss:
+            seats.online("A-01")
+            seats.send("A-01", "event", event(0, "call.ringing", RINGING, boot="6-0a0b0c0d"))
+            wait_until(lambda: len(boss.get(timeline).json()["entries"]) == 1, 10, "stored")
+
+            pg.stop()
+            seats.online("A-02", call="ringing")
+            seats.send("A-01", "event", event(1, "hold.too_long", {}, boot="6-0a0b0c0d"))
+
+            def ringing() -> bool:
+                rows = {s["seat"]: s for s in boss.get("/api/v1/floor").json()["seats"]}
+                return rows["A-02"]["call"] == "ringing"
+
+            wait_until(ringing, 10, "the live floor without its database")
+            refused = boss.get(timeline)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "10"
+            assert "store is unavailable" in refused.json()["error"]
+            assert boss.get(f"/api/v1/reports/daily?date={today()}").status_code == 503
+
+            pg.start()
+            wait_until(
+                lambda: (
+                    boss.get(timeline).status_code == 200
+                    and len(boss.get(timeline).json()["entries"]) == 2
+                ),
+                30,
+                "the store caught up",
+            )
+    finally:
+        seats.close()
+        assert running.stop() == 0
+    assert "Traceback" not in running.log.read_text()

@@ -19,7 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from floor_support import floor_store, open_test_store, pg_server  # noqa: F401
+from floor_support import STORES, open_test_store, pg_server  # noqa: F401
 from paho.mqtt.enums import CallbackAPIVersion
 from support import Mosquitto, wait_until
 
@@ -85,10 +85,14 @@ class Publisher:
         self.client.loop_stop()
 
 
-@pytest.fixture
-def store(floor_store: Any) -> Iterator[SqliteStore]:
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqliteStore]:
     """Each store in turn (SQLite, PostgreSQL): the same behaviour expected of both."""
-    yield floor_store
+    opened = open_test_store(request.param, tmp_path, request)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def started(broker: Mosquitto, store: SqliteStore, **kwargs: Any) -> Ingest:
@@ -212,7 +216,7 @@ def test_a_gap_is_filled_by_resend_and_hostile_payloads_are_counted_and_ignored(
     assert store.seat("lab", seat) is None or store.seat("lab", seat)["state"] is None  # type: ignore[index]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", STORES)
 def test_purge_removes_only_what_is_past_retention(
     tmp_path: Path, request: pytest.FixtureRequest, kind: str
 ) -> None:

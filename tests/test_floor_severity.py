@@ -95,6 +95,9 @@ def test_the_seats_own_profile_sets_the_hold_limits() -> None:
     assert severity(view, limits, T0 + timedelta(seconds=45)).level == "warn"
     assert severity(view, limits, T0 + timedelta(seconds=61)).level == "violation"
     assert severity(view, Thresholds(), T0 + timedelta(seconds=61)).level == "ok"
+    # The info itself, or its thresholds part as a dict, will do as well.
+    assert severity(view, view.info, T0 + timedelta(seconds=61)).level == "violation"
+    assert severity(view, info["thresholds"], T0 + timedelta(seconds=45)).level == "warn"
 
 
 def test_ringing_past_the_answer_limit() -> None:

@@ -77,7 +77,7 @@ def register(sub: Any) -> None:
     floor.add_argument("--duration", type=float, help="stop after this many seconds")
     floor.set_defaults(func=floor_cmd, error_prefix="")
     # `seatbox floor` alone stays the terminal view; `seatbox floor serve` is the service.
-    floor_sub = floor.add_subparsers(dest="floor_command", metavar="{serve,user,token}")
+    floor_sub = floor.add_subparsers(dest="floor_command", metavar="{serve,user,token,access-log}")
     serve = floor_sub.add_parser(
         "serve", help="the floor service: ingest, store, web wallboard and API (floor.toml)"
     )
@@ -103,7 +103,9 @@ def _register_floor_accounts(floor_sub: Any) -> None:
     user = floor_sub.add_parser("user", help="floor service accounts (add, list, remove)")
     user_sub = user.add_subparsers(dest="user_command", metavar="{add,list,remove}")
     user_sub.required = True
-    add = user_sub.add_parser("add", help="add a user (the password is asked for twice)")
+    add = user_sub.add_parser(
+        "add", help="add a user (the password is asked for twice)", allow_abbrev=False
+    )
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=FLOOR_ROLES)
     add.add_argument("--team", action="append", default=[], help="a team (repeat for several)")
@@ -111,6 +113,8 @@ def _register_floor_accounts(floor_sub: Any) -> None:
     add.add_argument(
         "--password-file", metavar="FILE", help="read the password from this file's first line"
     )
+    # Refused with a message that does not repeat it: argv is visible in ps and shell history.
+    add.add_argument("--password", help=argparse.SUPPRESS)
     add.add_argument("--config", required=True, help="floor.toml")
     add.set_defaults(func=lazily("user_add"), error_prefix="seatbox floor user add: ")
     listed = user_sub.add_parser("list", help="list users")
@@ -137,6 +141,13 @@ def _register_floor_accounts(floor_sub: Any) -> None:
     revoke.add_argument("name")
     revoke.add_argument("--config", required=True, help="floor.toml")
     revoke.set_defaults(func=lazily("token_revoke"), error_prefix="seatbox floor token revoke: ")
+
+    access = floor_sub.add_parser(
+        "access-log", help="who viewed which individual timeline or report rows, and when"
+    )
+    access.add_argument("--limit", type=int, default=100, help="the latest N views (default 100)")
+    access.add_argument("--config", required=True, help="floor.toml")
+    access.set_defaults(func=lazily("access_log"), error_prefix="seatbox floor access-log: ")
 
 
 def _check_broker_arg(args: argparse.Namespace) -> None:

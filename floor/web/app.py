@@ -116,6 +116,86 @@ class Me(BaseModel):
     individual_views: bool
 
 
+class Violation(BaseModel):
+    type: str
+    since: str
+
+
+class SeatRow(BaseModel):
+    """A seat on the live floor (docs/floor-api.md)."""
+
+    seat: str
+    team: str | None
+    agent: str | None
+    label: str
+    x: float | None
+    y: float | None
+    in_layout: bool
+    online: bool | None
+    call: str = Field(description="idle | ringing | active | hold")
+    call_since: str | None
+    presence: str = Field(description="present | away | unknown")
+    presence_since: str | None
+    muted: bool
+    headset_ok: bool | None
+    radar_ok: bool | None
+    level: str = Field(description="ok | warn | fault | violation | offline")
+    reasons: list[str]
+    since: str | None
+    violations: list[Violation]
+
+
+class Aggregate(BaseModel):
+    """Counts over a team (or the scope's totals, without `team`); null when suppressed."""
+
+    team: str | None = None
+    seats: int
+    online: int | None
+    on_call: int | None
+    ringing: int | None
+    on_hold: int | None
+    away: int | None
+    violations: int | None
+    longest_hold_s: int | None
+    longest_ring_s: int | None
+    suppressed: bool
+
+
+class FloorBody(BaseModel):
+    site: str
+    ts: str
+    seats: list[SeatRow]
+    teams: list[Aggregate]
+    totals: Aggregate
+
+
+class TimelineEntry(BaseModel):
+    ts: str
+    type: str
+    data: dict[str, Any]
+
+
+class TimelineBody(BaseModel):
+    seat: str
+    date: str
+    team: str | None
+    agent: str | None
+    entries: list[TimelineEntry]
+
+
+class ReportBody(BaseModel):
+    """floor.reports.daily_report (docs/floor.md, "Reports", defines the columns)."""
+
+    site: str
+    date: str
+    timezone: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    teams: list[dict[str, Any]]
+    totals: dict[str, Any] | None
+    distributions: dict[str, Any]
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in (
@@ -197,6 +277,8 @@ class Tick:
     _aggregates: dict[tuple[str, ...], tuple[list[dict[str, Any]], dict[str, Any]]] = field(
         default_factory=dict
     )
+    # The site-wide diff, encoded once for every browser that sees the whole site.
+    _site_diff: str | None = None
 
 
 class Hub:
@@ -272,7 +354,7 @@ def create_app(service: FloorService) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(part) for part in first.get("loc", ())]
         where = loc[1:] if loc and loc[0] in ("query", "path", "body", "header", "cookie") else loc
-        name = ".".join(where) or None
+        name = ".".join(where)[:64] or None  # a body's key names come from the client
         if name in EXPECTED:
             message = f"{name}: expected {EXPECTED[name]}"
         elif first.get("type") == "missing" and name:
@@ -349,7 +431,10 @@ def create_app(service: FloorService) -> FastAPI:
             found = accounts.verify(body.username, body.password)
         if found is None:
             accounts.failed(body.username, address)
-            log.info("floor web: failed login for %.64r from %s", body.username, address)
+            # A name typed into the wrong field may be a password: only known names are logged.
+            known = accounts.user(body.username) is not None
+            shown = repr(body.username) if known else "an unknown user name"
+            log.info("floor web: failed login for %s from %s", shown, address)
             raise ApiError(401, "wrong user name or password")
         accounts.succeeded(body.username)
         session = accounts.new_session(found)
@@ -435,7 +520,11 @@ def create_app(service: FloorService) -> FastAPI:
             "totals": totals,
         }
 
-    @app.get("/api/v1/floor", responses=ERRORS)
+    @app.get(
+        "/api/v1/floor",
+        response_model=None,
+        responses=ERRORS | {200: {"model": FloorBody, "description": "the live floor"}},
+    )
     def get_floor(who: Who) -> dict[str, Any]:
         """The live floor: seats in scope (none for a wallboard or in team-only mode), team
         aggregates and totals."""
@@ -445,9 +534,18 @@ def create_app(service: FloorService) -> FastAPI:
         "/api/v1/floor/stream",
         responses=ERRORS | {200: {"content": {"text/event-stream": {}}, "description": "SSE"}},
     )
-    async def floor_stream(who: Who) -> StreamingResponse:
+    async def floor_stream(who: Who, request: Request) -> StreamingResponse:
         """Server-sent events: `floor` (a full snapshot), then `diff`s at most twice a second."""
         queue = hub.subscribe()
+
+        async def still_allowed() -> bool:
+            """The session or token is still valid (a logout, a removed user or a revoked
+            token ends the stream at the next keepalive)."""
+            try:
+                await asyncio.to_thread(principal, request)
+            except ApiError:
+                return False
+            return True
 
         async def events() -> AsyncIterator[str]:
             try:
@@ -455,22 +553,42 @@ def create_app(service: FloorService) -> FastAPI:
                 sent = {row["seat"] for row in snapshot["seats"]}
                 last_aggs = (snapshot["teams"], snapshot["totals"])
                 yield _sse("floor", snapshot)
-                quiet = 0.0
+                last_write = last_check = time.monotonic()
                 while not service.stopping():
+                    if time.monotonic() - last_check >= KEEPALIVE_S:
+                        if not await still_allowed():
+                            return
+                        last_check = time.monotonic()
+                    if time.monotonic() - last_write >= KEEPALIVE_S:
+                        last_write = time.monotonic()
+                        yield ": keepalive\n\n"
                     try:
                         tick = await asyncio.wait_for(queue.get(), 1.0)
                     except TimeoutError:
-                        quiet += 1.0
-                        if quiet >= KEEPALIVE_S:
-                            quiet = 0.0
-                            yield ": keepalive\n\n"
                         continue
-                    quiet = 0.0
                     if tick is None:  # fell behind: start again from a snapshot
                         snapshot = floor_for(who, current_tick())
                         sent = {row["seat"] for row in snapshot["seats"]}
                         last_aggs = (snapshot["teams"], snapshot["totals"])
+                        last_write = time.monotonic()
                         yield _sse("floor", snapshot)
+                        continue
+                    site_wide = scope_key(who) == ("site",) and sees_seats(who)
+                    if site_wide and tick.changed:  # the same diff for every such browser
+                        if tick._site_diff is None:
+                            aggs = aggregates(who, tick)
+                            tick._site_diff = _sse(
+                                "diff",
+                                {
+                                    "ts": iso(tick.ts),
+                                    "seats": tick.changed,
+                                    "teams": aggs[0],
+                                    "totals": aggs[1],
+                                },
+                            )
+                        last_aggs = aggregates(who, tick)
+                        last_write = time.monotonic()
+                        yield tick._site_diff
                         continue
                     seats: dict[str, Seat | None] = {}
                     if sees_seats(who):
@@ -485,6 +603,7 @@ def create_app(service: FloorService) -> FastAPI:
                     if not seats and aggs == last_aggs:
                         continue
                     last_aggs = aggs
+                    last_write = time.monotonic()
                     diff = {"ts": iso(tick.ts), "seats": seats, "teams": aggs[0], "totals": aggs[1]}
                     yield _sse("diff", diff)
             finally:
@@ -510,7 +629,12 @@ def create_app(service: FloorService) -> FastAPI:
         if who.role == "agent" and day != places.day(time.time()):
             raise ApiError(403, "an agent sees their own seat today only", "date")
 
-    @app.get("/api/v1/seats/{seat}/timeline", responses=ERRORS | {404: ERRORS[403]})
+    @app.get(
+        "/api/v1/seats/{seat}/timeline",
+        response_model=None,
+        responses=ERRORS
+        | {404: ERRORS[403], 200: {"model": TimelineBody, "description": "the seat's day"}},
+    )
     def get_timeline(who: Who, seat: SeatId, date: DateQuery) -> dict[str, Any]:
         """A seat's events of a site-local day (norms the site does not show left out)."""
         day = valid_date(date)
@@ -540,7 +664,15 @@ def create_app(service: FloorService) -> FastAPI:
 
     @app.get(
         "/api/v1/reports/daily",
-        responses=ERRORS | {200: {"content": {"application/json": {}, "text/csv": {}}}},
+        response_model=None,
+        responses=ERRORS
+        | {
+            200: {
+                "model": ReportBody,
+                "description": "JSON, or CSV with format=csv",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
     )
     def get_daily_report(
         who: Who,

@@ -24,7 +24,7 @@ Seat = dict[str, Any]
 
 # Seats whose colour can change with time alone (a hold growing past its limit) are looked at
 # every tick; the others only when a message about them came, or at a full pass this often.
-FULL_PASS_S = 5.0
+FULL_PASS_S = 30.0
 RATE_WINDOW_S = 10
 
 
@@ -48,8 +48,7 @@ class Counters:
     """What /metrics reports of the ingest side (messages seen by the live floor)."""
 
     events: int = 0  # event messages received (before de-duplication by the store)
-    messages: int = 0
-    last_message_mono: float = 0.0
+    messages: int = 0  # every message of the site
     per_second: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=64))
 
     def event(self, mono: float) -> None:
@@ -97,14 +96,15 @@ class LiveFloor:
             self.model.apply(topic, payload, mono)
             self._dirty.add(parsed.seat)
             self.counters.messages += 1
-            self.counters.last_message_mono = mono
             if parsed.kind == "event":
                 self.counters.event(mono)
 
     # --- rows ------------------------------------------------------------------------------
 
-    def seat_row(self, seat: str, view: SeatView | None, now: float) -> Seat:
-        place = self.places.place(seat, now)
+    def seat_row(
+        self, seat: str, view: SeatView | None, now: float, day: str | None = None
+    ) -> Seat:
+        place = self.places.place_on(seat, day or self.places.day(now))
         state = view.state if view is not None else None
         online = view.online if view is not None else None
         if view is not None:
@@ -149,8 +149,9 @@ class LiveFloor:
                 names = self._dirty | self._timed
             self._dirty = set()
             changed: dict[str, Seat] = {}
+            day = self.places.day(now)
             for seat in names:
-                row = self.seat_row(seat, self.model.seats.get(seat), now)
+                row = self.seat_row(seat, self.model.seats.get(seat), now, day)
                 if _timed(row):
                     self._timed.add(seat)
                 else:
@@ -170,12 +171,9 @@ class LiveFloor:
 
 
 def _timed(row: Seat) -> bool:
-    return (
-        row["call"] != "idle"
-        or row["presence"] == "away"
-        or row["level"] != "ok"
-        or bool(row["violations"])
-    )
+    """Whether the row's colour can change with time alone (floor.severity: ringing past the
+    answer limit, hold past its limits, away past 5 and 15 minutes)."""
+    return row["call"] in ("ringing", "hold") or row["presence"] == "away"
 
 
 AGG_KEYS = ("online", "on_call", "ringing", "on_hold", "away", "violations")
