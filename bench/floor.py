@@ -2,17 +2,17 @@
 
 N seats are simulated by ONE light publisher process (raw sockets: one MQTT connection per
 seat with its will, as real seats connect, but no paho and no seatbox process per seat) that
-speaks the real topic tree (`edge.api.topics`) and payloads (the `state`, `info`, `event` and
-`levels` schemas; every payload passes `edge.api.models`) at the rates stated under
-ASSUMPTIONS. The floor service runs in a process of its own: `floor.ingest.Ingest` with the
-floor model as its listener and the SQLite store, as `seatbox floor serve` wires them; when
-`floor.web.app` exists (the WEB SERVER helper's branch) the service is that app on uvicorn and
-SSE clients read `GET /api/v1/floor/stream`.
+speaks the topic tree of `edge.api.topics` with `state`, `info`, `event` and `levels` payloads
+valid against docs/schemas/ at the rates stated under ASSUMPTIONS. The floor service runs in a
+process of its own exactly as `seatbox floor serve` runs it (`floor.web.serve`: ingest, live
+floor, batched store writer, FastAPI on uvicorn), with a probe listener added after the live
+floor and the store's batch writes timed; browsers are SSE clients of
+`GET /api/v1/floor/stream` with a manager token.
 
 Measured per seat count, in one run:
 - staleness from publish (the payload's `ts`, the seat's wall clock at publish, ms) to the
   floor model (wall time when the model has applied it) and to the store, p50/p99;
-- to an SSE client (when the web app exists): wall time the client reads a seat change in a
+- to an SSE client: wall time the client reads a seat change in a
   `diff` minus the `since` of that change (the publisher sets each part's `since` to its
   publish time), p50/p99;
 - CPU (% of one core) and RSS of Mosquitto, the service and the publisher (/proc);
@@ -25,8 +25,9 @@ Measured per seat count, in one run:
 Targets (issue 15, this 2-core machine): 10,000 seats with p99 staleness < 1 s; a full floor
 within 10 s of a restart; broker load independent of the number of browsers.
 
-Run: .venv/bin/python bench/floor.py [--seats 1000,5000,10000] [--window 20] [--direct 50]
-(`--strict`: exit 1 when a target fails). About 1.5 min per seat count on a quiet machine.
+Run: .venv/bin/python bench/floor.py [--seats 1000,5000,10000] [--window 20] [--browsers 50]
+[--direct 50] [--max-queued 20000] [--profile DIR] (`--strict`: exit 1 when a target fails).
+About 1.5-3 min per seat count.
 """
 
 from __future__ import annotations
@@ -387,7 +388,7 @@ class Publisher:
             self._event(
                 seat, "call.resumed", {"source": "headset", "call": seat.call, "hold_s": hold_s}, t
             )
-            self._event(seat, "mute.off", {"by": None}, t)
+            self._event(seat, "mute.off", {"by": "hold_policy"}, t)
             return 10 + rng.expovariate(1 / TALK_MEAN_S) / 2
         # active -> idle: the call ends
         seat.phase = "idle"
