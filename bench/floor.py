@@ -624,7 +624,9 @@ def cpu_s(pid: int) -> float:
 class Proc:
     """A child process of this bench (publisher or service) talking JSON lines."""
 
-    def __init__(self, role: str, extra: Sequence[str], workdir: Path) -> None:
+    def __init__(
+        self, role: str, extra: Sequence[str], workdir: Path, token: str | None = None
+    ) -> None:
         self.t0 = time.time()
         self.lines: list[dict[str, Any]] = []
         self.cond = threading.Condition()
@@ -635,6 +637,7 @@ class Proc:
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
+            env={**os.environ, "BENCH_TOKEN": token or ""},
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -799,7 +802,7 @@ class SseBrowsers:
     newer than what it had, the wall time now minus that `since` (the publisher set it to the
     publish time); the others read and discard."""
 
-    def __init__(self, url: str, token: str, count: int) -> None:
+    def __init__(self, url: str, token: str, count: int, measure: bool = True) -> None:
         import asyncio
 
         self.url, self.token, self.count = url, token, count
@@ -811,7 +814,8 @@ class SseBrowsers:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.tasks = [
-            asyncio.run_coroutine_threadsafe(self._browser(i == 0), self.loop) for i in range(count)
+            asyncio.run_coroutine_threadsafe(self._browser(measure and i == 0), self.loop)
+            for i in range(count)
         ]
 
     async def _browser(self, measure: bool) -> None:
@@ -962,6 +966,7 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
     service = start_service(port, seats, workdir)
     publisher = None
     browsers: SseBrowsers | None = None
+    readers: Proc | None = None
     loadavg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\n{seats} seats (load average {loadavg})", flush=True)
     try:
@@ -1007,7 +1012,13 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
 
         # 50 browsers on the service's SSE stream; the first one measures
         url = f"http://127.0.0.1:{http_port}/api/v1/floor/stream"
-        browsers = SseBrowsers(url, token, args.browsers)
+        # The measuring browser here, the others in a process of their own (one Python thread
+        # reading 49 streams of diffs would otherwise delay the measuring one's reads).
+        if args.browsers > 1:
+            readers = Proc(
+                "browsers", ["--url", url, "--count", str(args.browsers - 1)], workdir, token
+            )
+        browsers = SseBrowsers(url, token, 1)
         wait_until(lambda: browsers.snapshots >= 1 or browsers.errors, 60, "SSE snapshot")
         # 50 pages opening at once (as after a service restart: EventSource reconnects) each
         # get a full snapshot; wait until the live floor is current again, then measure.
@@ -1028,6 +1039,8 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
         sse = browsers.samples[:]
         snapshots = browsers.snapshots
         browsers.stop()
+        if readers is not None:
+            readers.stop()
         record(
             "SSE: full snapshots the measuring browser got", f"{snapshots} (1 = never fell behind)"
         )
@@ -1132,6 +1145,8 @@ def one_size(seats: int, args: argparse.Namespace, workdir: Path) -> None:
     finally:
         if browsers is not None:
             browsers.stop()
+        if readers is not None:
+            readers.stop()
         if publisher is not None:
             publisher.stop()
         service.stop("quit")
@@ -1174,6 +1189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--t0", default="0", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--url", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "publisher":
         args.seats = int(args.seats)
@@ -1182,6 +1199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role == "service":
         args.seats = int(args.seats)
         service_main(args)
+        return 0
+    if args.role == "browsers":  # SSE readers that only read (the bench measures one more)
+        readers = SseBrowsers(args.url, os.environ["BENCH_TOKEN"], args.count, measure=False)
+        for _ in sys.stdin:  # until the bench closes stdin or stops us
+            pass
+        readers.stop()
         return 0
     print(f"machine: {describe()}")
     print(f"assumptions: {ASSUMPTIONS}")
