@@ -81,6 +81,7 @@ class LiveFloor:
         self.model = FloorModel(site=site)
         self.counters = Counters()
         self._lock = threading.Lock()
+        self._step_lock = threading.Lock()
         self._dirty: set[str] = set()
         self._timed: set[str] = set()  # seats whose level may change with time alone
         self.current: dict[str, Seat] = {}
@@ -139,26 +140,33 @@ class LiveFloor:
         }
 
     def step(self, now: float) -> dict[str, Seat]:
-        """Recompute what may have changed at wall time `now`; the rows that did."""
-        with self._lock:
-            full = now - self._last_full >= FULL_PASS_S
-            if full:
-                self._last_full = now
-                names: Iterable[str] = set(self.model.seats) | set(self.places.layout_seats())
-            else:
-                names = self._dirty | self._timed
-            self._dirty = set()
-            changed: dict[str, Seat] = {}
-            day = self.places.day(now)
-            for seat in names:
-                row = self.seat_row(seat, self.model.seats.get(seat), now, day)
-                if _timed(row):
-                    self._timed.add(seat)
+        """Recompute what may have changed at wall time `now`; the rows that did.
+
+        The rows are computed outside the lock the MQTT thread's `apply` takes, so a long
+        step (a full pass over 10,000 seats) does not hold up the ingest (bench/floor.py);
+        steps themselves run one at a time."""
+        with self._step_lock:
+            with self._lock:
+                full = now - self._last_full >= FULL_PASS_S
+                if full:
+                    self._last_full = now
+                    names: Iterable[str] = set(self.model.seats) | set(self.places.layout_seats())
                 else:
-                    self._timed.discard(seat)
-                if self.current.get(seat) != row:
-                    self.current[seat] = row
-                    changed[seat] = row
+                    names = self._dirty | self._timed
+                self._dirty = set()
+                views = [(seat, self.model.seats.get(seat)) for seat in names]
+            day = self.places.day(now)
+            rows = [(seat, self.seat_row(seat, view, now, day)) for seat, view in views]
+            changed: dict[str, Seat] = {}
+            with self._lock:
+                for seat, row in rows:
+                    if _timed(row):
+                        self._timed.add(seat)
+                    else:
+                        self._timed.discard(seat)
+                    if self.current.get(seat) != row:
+                        self.current[seat] = row
+                        changed[seat] = row
             return changed
 
     def rows(self) -> list[Seat]:
