@@ -49,9 +49,9 @@ class EmbeddedBroker:
         config = BrokerConfig.from_dict(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-                "plugins": {
-                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
-                },
+                # Everyone may connect; a client with a username keeps its persistent session
+                # (amqtt's own anonymous plugin keeps none: embedded_auth.py says why).
+                "plugins": {"edge.shell.mqtt.embedded_auth.OpenNamedSessions": {}},
             }
         )
         self._broker = Broker(config, loop=self._loop)
