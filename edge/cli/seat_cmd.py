@@ -358,9 +358,7 @@ def demo_cmd(args: argparse.Namespace) -> int:
         # Twelve seats' connection chatter would scroll the floor view away.
         logging.getLogger("edge").setLevel(logging.WARNING)
     try:
-        return run_demo(
-            args.seats, args.duration, not args.no_view, args.broker, args.port, http
-        )
+        return run_demo(args.seats, args.duration, not args.no_view, args.broker, args.port, http)
     except OSError as exc:
         raise SeatboxError(str(exc)) from exc
 

@@ -12,6 +12,7 @@ log goes to `floor.log` in the scratch folder.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -97,10 +98,8 @@ def local_timezone() -> str:
     from zoneinfo import ZoneInfo
 
     candidates = [os.environ.get("TZ", "").lstrip(":")]
-    try:
+    with contextlib.suppress(OSError):
         candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
-    except OSError:
-        pass
     try:
         link = os.readlink("/etc/localtime")
         candidates.append(link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else "")
@@ -145,7 +144,10 @@ def _toml_value(value: object) -> str:
 
 
 def layout_toml(layout: dict[str, Any]) -> str:
-    lines = ["# The demo's seats: written by `seatbox demo` (docs/floor.md, Site layout)", "[teams]"]
+    lines = [
+        "# The demo's seats: written by `seatbox demo` (docs/floor.md, Site layout)",
+        "[teams]",
+    ]
     for team, entry in layout["teams"].items():
         lines.append(f"{team} = {{ name = {_toml_value(entry['name'])} }}")
     lines.append("")
@@ -232,7 +234,9 @@ class WebFloor:
         lines = [f"seatbox demo: web floor at {self.url}"]
         for login in self.logins:
             lines.append(f"  login {login.user} / {login.password}   {login.what}")
-        lines.append(f"  files: {self.folder} (floor.toml, layout.toml, floor.log; removed at the end)")
+        lines.append(
+            f"  files: {self.folder} (floor.toml, layout.toml, floor.log; removed at the end)"
+        )
         return lines
 
     def stop(self) -> None:
