@@ -37,6 +37,8 @@ def test_demo_floor_shows_every_seat_and_stops_cleanly() -> None:
         assert seat in out
     assert "seatbox demo: stopped" in out
     assert "Traceback" not in result.stderr
+    # amqtt's subscription table changed under a connecting seat (fixed in embedded.py).
+    assert "dictionary changed size" not in result.stderr
     # --no-floor: no floor service, so no URL and no login to print.
     assert "http://" not in out and "login" not in out
 
@@ -165,7 +167,9 @@ def test_demo_web_floor_answers_at_the_printed_url_with_the_printed_logins() -> 
             pass
         assert not folder.exists()
         assert proc.stderr is not None
-        assert "Traceback" not in proc.stderr.read()
+        errors = proc.stderr.read()
+        assert "Traceback" not in errors
+        assert "dictionary changed size" not in errors
     finally:
         busy.close()
         if proc.poll() is None:

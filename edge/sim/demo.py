@@ -147,6 +147,22 @@ def _unseen(floor_view: FloorView, floor: Floor) -> list[str]:
     return [r.config.seat.id for r in floor.runtimes if r.config.seat.id not in seen]
 
 
+def _show(floor_view: FloorView, stop: threading.Event, footer: str) -> None:
+    """The live terminal view (FloorView.show), with the web floor's address under it: the
+    twelve tiles push the lines printed before them off a small terminal."""
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    def frame() -> Group:
+        with floor_view.lock:
+            return Group(render(floor_view.model), Text(footer, style="bold"))
+
+    with Live(frame(), refresh_per_second=4, screen=False) as live:
+        while not stop.wait(0.5):
+            live.update(frame())
+
+
 def _start_web_floor(
     seats: int, url: str, embedded: bool, http: tuple[str, int]
 ) -> demo_floor.WebFloor | None:
@@ -207,7 +223,16 @@ def run_demo(
         if view:
             if duration is not None:
                 threading.Timer(duration, stop.set).start()
-            floor_view.show(stop)
+            if web is not None:
+                supervisor = web.logins[0]
+                _show(
+                    floor_view,
+                    stop,
+                    f"web floor: {web.url}  login {supervisor.user} / {supervisor.password}"
+                    "  (Ctrl-C to stop)",
+                )
+            else:
+                floor_view.show(stop)
         else:
             stop.wait(duration)
             # On a loaded machine a seat may connect late: the one printed floor waits (at most
