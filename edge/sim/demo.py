@@ -34,10 +34,14 @@ DEMO_SCENARIOS = REPO_CONFIG_DIR / "scenarios" / "demo"
 
 
 def demo_profile(now: datetime) -> Profile:
-    """The demo profile with the shift placed around now, so the floor is at work whenever run."""
+    """The demo profile with the shift placed around now, so the floor is at work whenever run.
+
+    The shift began this minute: an absence counts from the first minute (the seats' away
+    norm and the web floor's amber and red), and no seat is late (a box that starts after the
+    shift start and finds its agent there cannot tell when they came)."""
     base = load_profile("demo")
     data = {name: section.model_dump(mode="json") for name, section in base.sections.items()}
-    start = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    start = now.replace(second=0, microsecond=0)
     end = min(now + timedelta(hours=8), now.replace(hour=23, minute=59))
     data["attendance"].update(
         start=start.strftime("%H:%M"),

@@ -117,8 +117,8 @@ def local_timezone() -> str:
 
 
 def demo_layout(seats: list[str]) -> dict[str, Any]:
-    """Teams of six (the last takes what is left over), each a block of desks three wide, the
-    blocks side by side with an aisle between them."""
+    """Teams of six (the last takes what is left over), each a block of desks two wide and three
+    deep; three blocks a row, with aisles half a desk wide between them."""
     count = max(1, len(seats) // TEAM_SIZE)
     teams = [TEAM_IDS[i] if i < len(TEAM_IDS) else f"team-{i + 1}" for i in range(count)]
     layout: dict[str, Any] = {
@@ -131,8 +131,8 @@ def demo_layout(seats: list[str]) -> dict[str, Any]:
         layout["seats"][seat] = {
             "team": teams[team],
             "label": seat,
-            "x": team * 4 + desk % 3,
-            "y": desk // 3,
+            "x": (team % 3) * 2.5 + desk % 2,
+            "y": (team // 3) * 3.5 + desk // 2,
         }
     return layout
 
