@@ -226,7 +226,9 @@ def run_demo(
         print(f"seatbox demo: {seats} seats on {floor.url}; Ctrl-C to stop", flush=True)
         if view:
             if duration is not None:
-                threading.Timer(duration, stop.set).start()
+                timer = threading.Timer(duration, stop.set)
+                timer.daemon = True  # Ctrl-C before the duration does not wait for it
+                timer.start()
             if web is not None:
                 supervisor = web.logins[0]
                 _show(
