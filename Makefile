@@ -1,5 +1,6 @@
 # seatbox: every target sets up what it needs by itself (idempotent).
-#   make demo   a simulated floor of 12 seats on the embedded broker, live floor view
+#   make demo   a simulated floor of 12 seats on the embedded broker, live floor view and the
+#               floor service (web wallboard; the URL and logins are printed)
 #   make test   the whole test suite against real parts (Mosquitto, ALSA file PCM, pty serial)
 #   make lint   ruff + mypy --strict on edge/ and dsp/
 #   make bench  the benchmarks in bench/ (figures go to docs/benchmarks.md by hand); the fuzz

@@ -68,6 +68,15 @@ def register(sub: Any) -> None:
     demo.add_argument(
         "--port", type=int, default=0, help="embedded broker port (default: a free one)"
     )
+    demo.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        default="127.0.0.1:8080",
+        help="the web floor's address (default 127.0.0.1:8080; a free port if that one is busy)",
+    )
+    demo.add_argument(
+        "--no-floor", action="store_true", help="no floor service (web wallboard), the seats only"
+    )
     demo.set_defaults(func=demo_cmd)
 
     floor = sub.add_parser("floor", help="live floor view of a site (subscribes like a supervisor)")
@@ -339,15 +348,17 @@ def replay_cmd(args: argparse.Namespace) -> int:
 
 def demo_cmd(args: argparse.Namespace) -> int:
     from edge.sim.demo import run_demo
+    from edge.sim.demo_floor import parse_http
 
     if args.seats < 1:
         raise framed("", UsageError("--seats: expected at least 1"))
     _check_broker_arg(args)
+    http = None if args.no_floor else parse_http(args.http)
     if args.log_level == "INFO":
         # Twelve seats' connection chatter would scroll the floor view away.
         logging.getLogger("edge").setLevel(logging.WARNING)
     try:
-        return run_demo(args.seats, args.duration, not args.no_view, args.broker, args.port)
+        return run_demo(args.seats, args.duration, not args.no_view, args.broker, args.port, http)
     except OSError as exc:
         raise SeatboxError(str(exc)) from exc
 

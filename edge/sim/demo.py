@@ -1,4 +1,5 @@
-"""`seatbox demo`: an embedded broker, a floor of simulated seats in real time, a live floor view.
+"""`seatbox demo`: an embedded broker, a floor of simulated seats in real time, a live floor view,
+and the floor service with its web wallboard (edge/sim/demo_floor.py) unless `--no-floor`.
 
 Every seat is a full runtime (core, norms, MQTT link) driven by virtual devices in a loop.
 """
@@ -6,6 +7,7 @@ Every seat is a full runtime (core, norms, MQTT link) driven by virtual devices 
 from __future__ import annotations
 
 import logging
+import signal
 import tempfile
 import threading
 import time
@@ -23,6 +25,7 @@ from edge.shell.mqtt.embedded import EmbeddedBroker
 from edge.shell.runtime import Runtime
 from edge.shell.scenario import load_scenario, scenario_from_dict
 from edge.sim import build as sim
+from edge.sim import demo_floor
 from floor.view import FloorView, render
 
 log = logging.getLogger(__name__)
@@ -31,10 +34,14 @@ DEMO_SCENARIOS = REPO_CONFIG_DIR / "scenarios" / "demo"
 
 
 def demo_profile(now: datetime) -> Profile:
-    """The demo profile with the shift placed around now, so the floor is at work whenever run."""
+    """The demo profile with the shift placed around now, so the floor is at work whenever run.
+
+    The shift began this minute: an absence counts from the first minute (the seats' away
+    norm and the web floor's amber and red), and no seat is late (a box that starts after the
+    shift start and finds its agent there cannot tell when they came)."""
     base = load_profile("demo")
     data = {name: section.model_dump(mode="json") for name, section in base.sections.items()}
-    start = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    start = now.replace(second=0, microsecond=0)
     end = min(now + timedelta(hours=8), now.replace(hour=23, minute=59))
     data["attendance"].update(
         start=start.strftime("%H:%M"),
@@ -45,6 +52,10 @@ def demo_profile(now: datetime) -> Profile:
         workdays=[1, 2, 3, 4, 5, 6, 7],
     )
     return profile_from_dict("demo", data, source=str(find_profile("demo")))
+
+
+def seat_ids(seats: int) -> list[str]:
+    return [f"A-{index + 1:02d}" for index in range(seats)]
 
 
 @dataclass
@@ -101,7 +112,7 @@ def start_floor(
     workdir = tempfile.TemporaryDirectory(prefix="seatbox-demo-")
     for index in range(seats):
         scenario = load_scenario(files[index % len(files)])
-        seat_id = f"A-{index + 1:02d}"
+        seat_id = seat_ids(seats)[index]
         raw: dict[str, Any] = read_toml(Path(scenario.path))
         raw["seat"].update(site=site, id=seat_id)
         scenario = scenario_from_dict(raw, scenario.path)
@@ -140,24 +151,94 @@ def _unseen(floor_view: FloorView, floor: Floor) -> list[str]:
     return [r.config.seat.id for r in floor.runtimes if r.config.seat.id not in seen]
 
 
+def _show(floor_view: FloorView, stop: threading.Event, footer: str) -> None:
+    """The live terminal view (FloorView.show), with the web floor's address under it: the
+    twelve tiles push the lines printed before them off a small terminal."""
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    def frame() -> Group:
+        with floor_view.lock:
+            return Group(render(floor_view.model), Text(footer, style="bold"))
+
+    with Live(frame(), refresh_per_second=4, screen=False) as live:
+        while not stop.wait(0.5):
+            live.update(frame())
+
+
+def _start_web_floor(
+    seats: int, url: str, embedded: bool, http: tuple[str, int]
+) -> demo_floor.WebFloor | None:
+    """The floor service on the demo's broker, answering HTTP; None (said in one line) when
+    the `[floor]` extra is missing or the service does not come up: the demo goes on without."""
+    missing = demo_floor.missing_floor_extra()
+    if missing is not None:
+        print(
+            f"seatbox demo: no web floor: the [floor] extra is not installed ({missing} is "
+            "missing; pip install 'seatbox[floor]'); the terminal view runs without it",
+            flush=True,
+        )
+        return None
+    host, port = http
+    port, note = demo_floor.free_listen(host, port)
+    if note:
+        print(f"seatbox demo: {note}", flush=True)
+    web = demo_floor.start_web_floor(seat_ids(seats), url, embedded, host, port)
+    problem = web.wait_ready()
+    if problem is not None:
+        print(f"seatbox demo: the web floor did not start: {problem}", flush=True)
+        web.stop()
+        return None
+    return web
+
+
 def run_demo(
-    seats: int, duration: float | None, view: bool, broker_url: str | None, port: int
+    seats: int,
+    duration: float | None,
+    view: bool,
+    broker_url: str | None,
+    port: int,
+    http: tuple[str, int] | None = None,
 ) -> int:
-    broker, url = start_broker(broker_url, port)
-    # The view subscribes before any seat starts, so it sees every seat's first publish
-    # itself rather than relying on the broker's retained copy arriving in time.
-    floor_view = FloorView(BrokerSection(url=url), site="demo")
-    floor_view.start()
-    if not floor_view.subscribed.wait(LATE_SEATS_S):
-        log.warning("demo: the floor view is not subscribed yet; starting the seats anyway")
-    floor = start_floor(seats=seats, broker_url=url, broker=broker)
-    print(f"seatbox demo: {seats} seats on {floor.url}; Ctrl-C to stop", flush=True)
+    """`http` None: no web floor (`--no-floor`)."""
     stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM ends the demo as Ctrl-C does: seats, floor service and broker stop.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    broker, url = start_broker(broker_url, port)
+    web: demo_floor.WebFloor | None = None
+    floor: Floor | None = None
+    floor_view: FloorView | None = None
     try:
+        # The floor service subscribes before any seat starts (as the terminal view does).
+        if http is not None:
+            web = _start_web_floor(seats, url, broker is not None, http)
+        # The view subscribes before any seat starts, so it sees every seat's first publish
+        # itself rather than relying on the broker's retained copy arriving in time.
+        floor_view = FloorView(BrokerSection(url=url), site="demo")
+        floor_view.start()
+        if not floor_view.subscribed.wait(LATE_SEATS_S):
+            log.warning("demo: the floor view is not subscribed yet; starting the seats anyway")
+        floor = start_floor(seats=seats, broker_url=url, broker=broker)
+        if web is not None:
+            print("\n".join(web.banner()), flush=True)
+        print(f"seatbox demo: {seats} seats on {floor.url}; Ctrl-C to stop", flush=True)
         if view:
             if duration is not None:
-                threading.Timer(duration, stop.set).start()
-            floor_view.show(stop)
+                timer = threading.Timer(duration, stop.set)
+                timer.daemon = True  # Ctrl-C before the duration does not wait for it
+                timer.start()
+            if web is not None:
+                supervisor = web.logins[0]
+                _show(
+                    floor_view,
+                    stop,
+                    f"web floor: {web.url}  login {supervisor.user} / {supervisor.password}"
+                    "  (Ctrl-C to stop)",
+                )
+            else:
+                floor_view.show(stop)
         else:
             stop.wait(duration)
             # On a loaded machine a seat may connect late: the one printed floor waits (at most
@@ -176,7 +257,13 @@ def run_demo(
         pass
     finally:
         stop.set()
-        floor_view.stop()
-        floor.stop()
+        if floor_view is not None:
+            floor_view.stop()
+        if web is not None:
+            web.stop()  # before the broker: the service's last words are not reconnects
+        if floor is not None:
+            floor.stop()  # the seats, then the broker
+        elif broker is not None:
+            broker.stop()
     print("seatbox demo: stopped", flush=True)
     return 0

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,19 @@ class EmbeddedBroker:
         config = BrokerConfig.from_dict(
             {
                 "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-                "plugins": {
-                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
-                },
+                # Everyone may connect; a client with a username keeps its persistent session
+                # (amqtt's own anonymous plugin keeps none: embedded_auth.py says why).
+                "plugins": {"edge.shell.mqtt.embedded_auth.OpenNamedSessions": {}},
             }
         )
         self._broker = Broker(config, loop=self._loop)
+        # amqtt 0.12 iterates its subscription table across awaits (retained messages for a
+        # connecting client; each broadcast): a client subscribing meanwhile ends that
+        # connection with "RuntimeError: dictionary changed size during iteration" (seen with
+        # a dozen demo seats connecting at once; they reconnected seconds later). A table
+        # that iterates over a copy of its keys avoids it.
+        if isinstance(getattr(self._broker, "_subscriptions", None), dict):
+            self._broker._subscriptions = _CopyIterDict(self._broker._subscriptions)
         await self._broker.start()
 
     def start(self, timeout: float = 10.0) -> None:
@@ -80,6 +88,22 @@ class EmbeddedBroker:
             log.warning("embedded broker shutdown: %s", exc)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+class _CopyIterDict(dict[Any, Any]):
+    """A dict whose iteration reads a copy: safe while the dict changes between awaits."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(super().keys()))
+
+    def keys(self) -> Any:
+        return list(super().keys())
+
+    def items(self) -> Any:
+        return list(super().items())
+
+    def values(self) -> Any:
+        return list(super().values())
 
 
 def _free_port(host: str) -> int:
