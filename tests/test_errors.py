@@ -23,7 +23,11 @@ SEATBOX = [sys.executable, "-m", "edge.cli"]
 
 # Exception classes that may stay outside SeatboxError, by class name, with the reason.
 # Exception classes that may stay outside the root, each with the reason (none today).
-OUTSIDE: dict[str, str] = {}
+OUTSIDE: dict[str, str] = {
+    # Starlette's HTTPException: an HTTP answer (status, error, field) raised inside a request
+    # handler and turned into a response by the app; it never reaches the CLI's handler.
+    "ApiError": "an HTTP response of the floor API",
+}
 
 
 @functools.cache
