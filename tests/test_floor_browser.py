@@ -312,7 +312,7 @@ def test_a_supervisor_watches_a_long_hold_turn_amber_then_red_opens_the_timeline
     # A seat in no team of hers is not on her floor (the server leaves it out).
     expect(page.locator('#seat-list tr[data-seat="P-02"]')).to_be_visible()
     assert page.locator('[data-seat="X-09"]').count() == 0
-    expect(page.locator('#map [data-seat="P-03"]')).to_contain_text("away over 5 min")
+    expect(page.locator('#map [data-seat="P-03"]')).to_contain_text("away past the agent limit")
 
     # Alerts are off until asked for: she turns on the flash for a new violation.
     flash = page.get_by_label("flash")
