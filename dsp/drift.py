@@ -1,0 +1,192 @@
+"""A buffer between two audio clocks that absorbs their drift by resampling.
+
+The producer writes blocks at its device clock, the consumer reads blocks at another. Both
+run at the same nominal rate, but two USB clocks differ by up to a few hundred ppm: a plain
+FIFO would slowly fill (delay grows) or empty (underruns). `DriftBuffer` keeps its fill at a
+target instead: a PI controller on the (smoothed) fill level sets the resampling step (input
+samples consumed per output sample), and each read interpolates the output with a 4-point
+cubic (Catmull-Rom) at fractional positions. The integral term converges to the clock ratio,
+so the fill, and the delay it adds, stays at the target whatever the skew (up to `max_ppm`).
+
+Underrun (the consumer caught up): the missing samples are silence, counted, and the buffer
+re-primes to the target before it plays again. Overrun (more than `capacity_s`): the oldest
+samples are dropped down to the target, counted. No threads or locks here: the relay guards
+it with its own lock.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatBlock = npt.NDArray[np.float64]
+
+# PI gains on the fill error in seconds: natural frequency sqrt(KI) = 0.5 rad/s and damping
+# KP / (2 sqrt(KI)) = 0.7. A 200 ppm step moves the fill by well under a millisecond
+# (~200e-6 / 0.5 s^-1 x 0.6 = 0.25 ms), then it returns to the target within ~10 s.
+DEFAULT_KP = 0.7
+DEFAULT_KI = 0.25
+# The fill seen at each read saws by a block; a 0.2 s low-pass leaves < 1 % of that ripple
+# (blocks of 5 ms) and lags the 0.5 rad/s loop by only ~6 degrees.
+DEFAULT_SMOOTH_S = 0.2
+DEFAULT_MAX_PPM = 2000.0
+
+
+class DriftBuffer:
+    def __init__(
+        self,
+        samplerate: int,
+        target_s: float,
+        capacity_s: float = 0.25,
+        kp: float = DEFAULT_KP,
+        ki: float = DEFAULT_KI,
+        smooth_s: float = DEFAULT_SMOOTH_S,
+        max_ppm: float = DEFAULT_MAX_PPM,
+        adaptive: bool = True,
+    ) -> None:
+        if samplerate <= 0:
+            raise ValueError(f"drift buffer samplerate: expected > 0, got {samplerate}")
+        if not 0 < target_s < capacity_s:
+            raise ValueError(
+                f"drift buffer target_s: expected > 0 and below capacity_s ({capacity_s}), "
+                f"got {target_s}"
+            )
+        self.samplerate = samplerate
+        self.target = target_s * samplerate
+        self.capacity = int(capacity_s * samplerate)
+        self.kp, self.ki = kp, ki
+        self.smooth_s = smooth_s
+        self.max_correction = max_ppm * 1e-6
+        self.adaptive = adaptive
+        # Room for the capacity plus a write, and one sample of history before the read head.
+        self._buf = np.zeros(2 * self.capacity + 16)
+        self._start = 0  # buf[_start] is one sample before the read head's integer part
+        self._pos = 1.0  # read head, relative to _start (>= 1: one sample of history)
+        self._end = 1  # a zero of history
+        self._integral = 0.0
+        self._last_write: tuple[float, int] | None = None
+        self._fill_avg: float | None = None
+        self.primed = False
+        self.step = 1.0  # input samples consumed per output sample
+        self.underruns = 0
+        self.overruns = 0
+        self.written = 0
+        self.read_count = 0
+
+    @property
+    def fill(self) -> float:
+        """Input samples waiting to be read (the buffer's share of the delay, in samples)."""
+        return (self._end - self._start) - self._pos
+
+    @property
+    def ppm(self) -> float:
+        """The clock difference the controller has learnt (its integral term), in ppm:
+        positive when the consumer's clock is slower than the producer's."""
+        return self.ki * self._integral * 1e6 if self.adaptive else 0.0
+
+    def write(self, block: FloatBlock, now: float | None = None) -> None:
+        """Add the producer's block; `now` (seconds, any monotonic clock shared with `read`)
+        lets the controller see the fill as if the producer's samples came one by one."""
+        n = block.shape[0]
+        self.written += n
+        self._last_write = (now, n) if now is not None else None
+        if n >= self.capacity:
+            block = block[n - int(self.target) :]
+            n = block.shape[0]
+        if self.fill + n > self.capacity:
+            self.overruns += 1
+            excess = self.fill + n - self.target
+            from_old = min(excess, self.fill)
+            self._pos += from_old
+            block = block[int(round(excess - from_old)) :]
+            n = block.shape[0]
+            self._start_from_head()
+            self._compact()
+        if self._end + n > self._buf.shape[0]:
+            self._compact()
+        self._buf[self._end : self._end + n] = block
+        self._end += n
+
+    def _compact(self) -> None:
+        keep_from = min(self._start + int(self._pos) - 1, self._end)
+        length = self._end - keep_from
+        self._buf[:length] = self._buf[keep_from : self._end]
+        self._pos -= keep_from - self._start
+        self._start, self._end = 0, length
+
+    def read(self, n: int, now: float | None = None) -> FloatBlock:
+        out = np.zeros(n)
+        self.read_count += n
+        if not self.primed:
+            if self._continuous_fill(now) < self.target:
+                return out
+            # Start exactly at the target: what a block arrived beyond it is skipped, so the
+            # controller starts with no error to work off (the delay is right from the start).
+            self._pos += self._continuous_fill(now) - self.target
+            self.primed = True
+            self._fill_avg = None
+        self._control(n, self._continuous_fill(now))
+        positions = self._pos + self.step * np.arange(n, dtype=np.float64)
+        available = self._end - self._start
+        # Catmull-Rom needs the samples at floor(p) - 1 .. floor(p) + 2.
+        usable = int(np.searchsorted(np.floor(positions) + 2, available, side="left"))
+        if usable < n:
+            self.underruns += 1
+            self.primed = False
+        if usable:
+            out[:usable] = self._interpolate(positions[:usable])
+            self._pos = float(positions[usable - 1]) + self.step
+        if usable < n:
+            # Everything left is consumed; the rest of this block is silence.
+            self._pos = float(max(self._pos, available - 2))
+        self._start_from_head()
+        return out
+
+    def _start_from_head(self) -> None:
+        shift = int(self._pos) - 1
+        if shift > 0:
+            self._start += shift
+            self._pos -= shift
+
+    def _interpolate(self, positions: FloatBlock) -> FloatBlock:
+        base = np.floor(positions).astype(np.intp)
+        t = positions - base
+        idx = self._start + base
+        y0, y1 = self._buf[idx - 1], self._buf[idx]
+        y2, y3 = self._buf[idx + 1], self._buf[idx + 2]
+        a = -0.5 * y0 + 1.5 * y1 - 1.5 * y2 + 0.5 * y3
+        b = y0 - 2.5 * y1 + 2.0 * y2 - 0.5 * y3
+        c = -0.5 * y0 + 0.5 * y2
+        return np.asarray(((a * t + b) * t + c) * t + y1, dtype=np.float64)
+
+    def _continuous_fill(self, now: float | None) -> float:
+        """The fill without the producer's block sawtooth: a block written `elapsed` ago
+        counts only for the part a continuous producer would have delivered by now. Without
+        it the fill seen at a read jumps by whole blocks as the two clocks' phases turn, and
+        the controller would chase those jumps."""
+        last = self._last_write
+        if now is None or last is None:
+            return self.fill
+        written_at, size = last
+        produced = min(float(size), max(0.0, (now - written_at) * self.samplerate))
+        return self.fill - size + produced
+
+    def _control(self, n: int, fill: float) -> None:
+        dt = n / self.samplerate
+        if self._fill_avg is None:
+            self._fill_avg = fill
+        else:
+            alpha = min(1.0, dt / self.smooth_s) if self.smooth_s > 0 else 1.0
+            self._fill_avg += alpha * (fill - self._fill_avg)
+        if not self.adaptive:
+            self.step = 1.0
+            return
+        error_s = (self._fill_avg - self.target) / self.samplerate
+        limit = self.max_correction
+        if self.ki > 0:
+            self._integral += error_s * dt
+            # Anti-windup: the integral alone never asks for more than the limit.
+            bound = limit / self.ki
+            self._integral = min(bound, max(-bound, self._integral))
+        correction = self.kp * error_s + self.ki * self._integral
+        self.step = 1.0 + min(limit, max(-limit, correction))
