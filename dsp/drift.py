@@ -9,8 +9,9 @@ cubic (Catmull-Rom) at fractional positions. The integral term converges to the 
 so the fill, and the delay it adds, stays at the target whatever the skew (up to `max_ppm`).
 
 Underrun (the consumer caught up): the missing samples are silence, counted, and the buffer
-re-primes to the target before it plays again. Overrun (more than `capacity_s`): the oldest
-samples are dropped down to the target, counted. No threads or locks here: the relay guards
+re-primes before it plays again, to a target one read larger (up to half the capacity): the
+deliveries were burstier than the target allowed, as a jitter buffer adapts. Overrun (more than `capacity_s`, or a smoothed fill more than `resync_s` above the target, as
+after a consumer's stall): the oldest samples are dropped down to the target, counted. No threads or locks here: the relay guards
 it with its own lock.
 """
 
@@ -21,14 +22,16 @@ import numpy.typing as npt
 
 FloatBlock = npt.NDArray[np.float64]
 
-# PI gains on the fill error in seconds: natural frequency sqrt(KI) = 0.5 rad/s and damping
-# KP / (2 sqrt(KI)) = 0.7. A 200 ppm step moves the fill by well under a millisecond
-# (~200e-6 / 0.5 s^-1 x 0.6 = 0.25 ms), then it returns to the target within ~10 s.
-DEFAULT_KP = 0.7
-DEFAULT_KI = 0.25
-# The fill seen at each read saws by a block; a 0.2 s low-pass leaves < 1 % of that ripple
-# (blocks of 5 ms) and lags the 0.5 rad/s loop by only ~6 degrees.
-DEFAULT_SMOOTH_S = 0.2
+# PI gains on the fill error in seconds: natural frequency sqrt(KI) = 0.2 rad/s, damping
+# KP / (2 sqrt(KI)) = 1. Clocks drift slowly (200 ppm is 0.2 ms per second), so the loop can be
+# slow and deaf to the fill's jitter: a 200 ppm step moves the fill by ~200e-6 / 0.2 s^-1 / e
+# = 0.4 ms at most, and the loop has learnt it within ~30 s.
+DEFAULT_KP = 0.4
+DEFAULT_KI = 0.04
+# The fill seen at each read saws by a block, and by much more where the audio server wakes
+# its clients in bursts (PulseAudio: tens of ms): a 1 s low-pass leaves a few percent of that
+# and lags the 0.2 rad/s loop by ~11 degrees.
+DEFAULT_SMOOTH_S = 1.0
 DEFAULT_MAX_PPM = 2000.0
 
 
@@ -43,6 +46,8 @@ class DriftBuffer:
         smooth_s: float = DEFAULT_SMOOTH_S,
         max_ppm: float = DEFAULT_MAX_PPM,
         adaptive: bool = True,
+        adapt_target: bool = True,
+        resync_s: float | None = None,
     ) -> None:
         if samplerate <= 0:
             raise ValueError(f"drift buffer samplerate: expected > 0, got {samplerate}")
@@ -58,12 +63,20 @@ class DriftBuffer:
         self.smooth_s = smooth_s
         self.max_correction = max_ppm * 1e-6
         self.adaptive = adaptive
+        self.adapt_target = adapt_target
+        self.max_target = capacity_s * samplerate / 2
+        # A consumer that stalled (its device starved) leaves that much more in the buffer,
+        # which the controller would take seconds to play off at its +-max_ppm: beyond
+        # `resync_s` above the target (on the smoothed fill) the excess is dropped at once.
+        self.resync = (resync_s if resync_s is not None else max(target_s, 0.02)) * samplerate
+        self.resyncs = 0
         # Room for the capacity plus a write, and one sample of history before the read head.
         self._buf = np.zeros(2 * self.capacity + 16)
         self._start = 0  # buf[_start] is one sample before the read head's integer part
         self._pos = 1.0  # read head, relative to _start (>= 1: one sample of history)
         self._end = 1  # a zero of history
         self._integral = 0.0
+        self._settle = 0.0
         self._last_write: tuple[float, int] | None = None
         self._fill_avg: float | None = None
         self.primed = False
@@ -72,6 +85,11 @@ class DriftBuffer:
         self.overruns = 0
         self.written = 0
         self.read_count = 0
+
+    @property
+    def target_s(self) -> float:
+        """The fill the controller holds (the configured one, raised by underruns)."""
+        return self.target / self.samplerate
 
     @property
     def fill(self) -> float:
@@ -125,7 +143,13 @@ class DriftBuffer:
             self._pos += self._continuous_fill(now) - self.target
             self.primed = True
             self._fill_avg = None
+            self._settle = 2.0 * self.smooth_s
         self._control(n, self._continuous_fill(now))
+        if self._fill_avg is not None and self._fill_avg > self.target + self.resync:
+            self.resyncs += 1
+            self.overruns += 1
+            self._pos += max(0.0, self._continuous_fill(now) - self.target)
+            self._fill_avg = None
         positions = self._pos + self.step * np.arange(n, dtype=np.float64)
         available = self._end - self._start
         # Catmull-Rom needs the samples at floor(p) - 1 .. floor(p) + 2.
@@ -133,6 +157,11 @@ class DriftBuffer:
         if usable < n:
             self.underruns += 1
             self.primed = False
+            if self.adapt_target and self.target + n <= self.max_target:
+                # The producer's deliveries are burstier than the target allows: keep one
+                # more read's worth from now on (a jitter buffer's adaptation; `target_s`
+                # reports the delay this costs).
+                self.target += n
         if usable:
             out[:usable] = self._interpolate(positions[:usable])
             self._pos = float(positions[usable - 1]) + self.step
@@ -183,7 +212,11 @@ class DriftBuffer:
             return
         error_s = (self._fill_avg - self.target) / self.samplerate
         limit = self.max_correction
-        if self.ki > 0:
+        if self._settle > 0:
+            # The average is still filling up after (re)priming: no integration yet, or the
+            # start-up transient would be learnt as a clock difference.
+            self._settle -= dt
+        elif self.ki > 0:
             self._integral += error_s * dt
             # Anti-windup: the integral alone never asks for more than the limit.
             bound = limit / self.ki
