@@ -17,22 +17,25 @@ it with its own lock.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
 FloatBlock = npt.NDArray[np.float64]
 
-# PI gains on the fill error in seconds: natural frequency sqrt(KI) = 0.2 rad/s, damping
-# KP / (2 sqrt(KI)) = 1. Clocks drift slowly (200 ppm is 0.2 ms per second), so the loop can be
-# slow and deaf to the fill's jitter: a 200 ppm step moves the fill by ~200e-6 / 0.2 s^-1 / e
-# = 0.4 ms at most, and the loop has learnt it within ~30 s.
-DEFAULT_KP = 0.4
-DEFAULT_KI = 0.04
-# The fill seen at each read saws by a block, and by much more where the audio server wakes
-# its clients in bursts (PulseAudio: tens of ms): a 1 s low-pass leaves a few percent of that
-# and lags the 0.2 rad/s loop by ~11 degrees.
-DEFAULT_SMOOTH_S = 1.0
-DEFAULT_MAX_PPM = 2000.0
+# PI gains on the fill error in seconds: natural frequency sqrt(KI) = 0.3 rad/s, damping
+# KP / (2 sqrt(KI)) = 1. A 200 ppm step moves the fill by ~200e-6 / 0.3 s^-1 / e = 0.25 ms at
+# most, and the loop has learnt it within ~15 s; slower loops learnt too little in a 16 s
+# real-time run, faster ones swung to the limit after every device xrun of a busy machine.
+DEFAULT_KP = 0.6
+DEFAULT_KI = 0.09
+# The fill is averaged over time (weighted by how long each level was held) with this time
+# constant: it removes the block sawtooth and the bursts of an audio server that wakes its
+# clients tens of ms at a time (PulseAudio), and lags the 0.3 rad/s loop by ~12 degrees.
+DEFAULT_SMOOTH_S = 0.7
+# Two USB devices within +-500 ppm each differ by at most 1000 ppm.
+DEFAULT_MAX_PPM = 1000.0
 
 
 class DriftBuffer:
@@ -79,6 +82,8 @@ class DriftBuffer:
         self._settle = 0.0
         self._last_write: tuple[float, int] | None = None
         self._fill_avg: float | None = None
+        self._time_avg: float | None = None
+        self._t_last: float | None = None
         self.primed = False
         self.step = 1.0  # input samples consumed per output sample
         self.underruns = 0
@@ -106,6 +111,7 @@ class DriftBuffer:
         """Add the producer's block; `now` (seconds, any monotonic clock shared with `read`)
         lets the controller see the fill as if the producer's samples came one by one."""
         n = block.shape[0]
+        self._track(now)
         self.written += n
         self._last_write = (now, n) if now is not None else None
         if n >= self.capacity:
@@ -133,6 +139,7 @@ class DriftBuffer:
         self._start, self._end = 0, length
 
     def read(self, n: int, now: float | None = None) -> FloatBlock:
+        self._track(now)
         out = np.zeros(n)
         self.read_count += n
         if not self.primed:
@@ -200,10 +207,26 @@ class DriftBuffer:
         produced = min(float(size), max(0.0, (now - written_at) * self.samplerate))
         return self.fill - size + produced
 
+    def _track(self, now: float | None) -> None:
+        """Time-weighted average of the fill (the level held since the last event, weighted
+        by how long it was held): by Little's law the mean delay the buffer adds, whatever the
+        phase or burstiness of the two sides' callbacks."""
+        if now is None:
+            self._t_last = None
+            return
+        if self._t_last is not None and self._time_avg is not None and now > self._t_last:
+            held = now - self._t_last
+            weight = 1.0 - math.exp(-held / self.smooth_s) if self.smooth_s > 0 else 1.0
+            self._time_avg += weight * (self.fill - self._time_avg)
+        self._t_last = now
+
     def _control(self, n: int, fill: float) -> None:
         dt = n / self.samplerate
         if self._fill_avg is None:
             self._fill_avg = fill
+            self._time_avg = fill if self._t_last is not None else None
+        elif self._time_avg is not None and self._t_last is not None:
+            self._fill_avg = self._time_avg
         else:
             alpha = min(1.0, dt / self.smooth_s) if self.smooth_s > 0 else 1.0
             self._fill_avg += alpha * (fill - self._fill_avg)

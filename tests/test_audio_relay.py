@@ -36,7 +36,7 @@ from dsp.limiter import db_to_gain
 REPO = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).resolve().parent / "relay_probe.py"
 PERIOD_S = 0.01
-LATENCY_S = 0.03  # the drift buffers hold three periods
+LATENCY_S = 0.05  # the drift buffers: PulseAudio wakes its clients in bursts of tens of ms
 DEVICE_LATENCY_S = 0.05  # PortAudio buffer of each stream (PulseAudio wakes clients in bursts)
 PEAK_LIMIT_DBFS = -8.0  # the default profile: 102 dB SPL limit, 110 dB SPL sensitivity
 SKEWED_RATE = 48010  # +208 ppm
@@ -95,14 +95,14 @@ def probe(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def held_run(pulse: dict[str, str]) -> dict[str, Any]:
-    """One run: hold from 3 s to 4 s, a +20 dB burst from the PC at 5 s, meters on."""
+    """One run: hold from 3 s to 4 s, a +20 dB burst from the PC at 4.5 s, meters on."""
     return probe(
         pulse,
-        "--seconds", "7",
+        "--seconds", "8",
         "--pc-rate", str(SKEWED_RATE),
         "--hold-at", "3",
         "--hold-for", "1",
-        "--burst-at", "5",
+        "--burst-at", "4.5",
         "--peak-limit", str(PEAK_LIMIT_DBFS),
         "--record",
         "--meters",
@@ -161,7 +161,7 @@ def judged_run(pulse: dict[str, str]) -> dict[str, Any]:
             "--seconds", "16",
             "--pc-rate", str(SKEWED_RATE),
             "--record",
-            "--warm-up", "3",
+            "--warm-up", "4",
         )  # fmt: skip
         if clean_after_warm_up(result):
             return result

@@ -4,15 +4,15 @@
     gadget capture (the PC's speaker) -> [drift buffer] -> gain cap -> peak limiter -> rx meters
                                                                              -> headset earpiece
 
-Two duplex PortAudio streams, one per device and so one per clock: the headset (mic in,
-earpiece out) and the gadget's ALSA card (the PC's speaker in, the PC's microphone out). Each
-callback writes what its device captured into one direction's `DriftBuffer` and reads what its
-device plays from the other's; the buffer's controller resamples so that the two USB clocks'
-drift never grows the delay. All sample processing (gate, cap, limiter) and the meters' input
-happen in the headset's callback, so the tx and rx meter periods share one clock; the meters
-themselves (P.56, VAD, A-weighting) run in a worker thread, which hands `AudioLevels` to the
-seat's sink exactly as the capture backend does (`AudioStatus` for a lost device, with
-re-opening and back-off).
+Four one-way PortAudio streams, two per device and so two per clock: the headset's (mic in,
+earpiece out) and the gadget ALSA card's (the PC's speaker in, the PC's microphone out). Each
+capture callback writes into one direction's `DriftBuffer`; each playback callback reads from
+the other's, whose controller resamples so that the two USB clocks' drift never grows the
+delay (one-way streams, not duplex: PortAudio's ALSA duplex over two PCMs failed in poll here).
+The sample processing (gate, cap, limiter) and the meters' input happen in the headset's two
+callbacks, so the tx and rx meter periods share one clock; the meters themselves (P.56, VAD,
+A-weighting) run in a worker thread, which hands `AudioLevels` to the seat's sink exactly as
+the capture backend does (`AudioStatus` for a lost device, with re-opening and back-off).
 
 Enforcement for the seat's runtime, effective in the next audio period:
 - `set_mic_mute(muted)` (the seat's `SetMicMute`: hold-mute or the agent's mute) and
