@@ -183,3 +183,28 @@ def test_200_ppm_of_clock_skew_does_not_grow_the_delay(pulse: dict[str, str]) ->
         assert abs(growth) < 0.0008, (direction, delays)
         # The relay's own share stays near the buffer target (raised only by underruns).
         assert max(delays[3:]) < run["target_ms"][direction] / 1000 + 2 * PERIOD_S, delays
+
+
+def test_bad_relay_settings_and_a_missing_device_are_reported_not_raised() -> None:
+    from drivers.audio.events import AudioStatus
+    from drivers.audio.relay import AudioRelay, RelaySide
+
+    side = RelaySide("in", "out")
+    with pytest.raises(ValueError, match="latency: expected at least two periods"):
+        AudioRelay(side, side, period_s=0.01, latency_s=0.015)
+    with pytest.raises(ValueError, match="device names are needed"):
+        AudioRelay(RelaySide("", "out"), side)
+    seen: list[object] = []
+    relay = AudioRelay(
+        RelaySide("no such headset", "no such headset"), side, meters=False, retry_initial_s=5
+    )
+    relay.set_hold(True)  # before start: kept, applied when the streams open
+    relay.start(seen.append)
+    try:
+        wait_until(lambda: seen, 10, "the relay's status")
+    finally:
+        relay.stop()
+    (status,) = seen
+    assert isinstance(status, AudioStatus) and not status.ok
+    assert "input device 'no such headset' not found" in status.detail
+    assert relay.gate_closed and not relay.running.is_set()

@@ -144,7 +144,6 @@ class AudioRelay:
         self._lock = threading.Lock()  # the drift buffers and the gate bookkeeping
         self._meter_queue: queue.Queue[tuple[str, int, Any]] = queue.Queue()
         self._max_meter_blocks = max(1, int(METER_QUEUE_S * samplerate / self.period))
-        self._pending_meter = 0
         self._stop = threading.Event()
         self._failed = threading.Event()
         self._failure = ""
@@ -207,6 +206,7 @@ class AudioRelay:
                 return  # not running (applied when the streams open) or no change
             dsp.gate.set_closed(closed)
             self.gate_changes.append(GateChange(closed, self.stats.frames))
+            del self.gate_changes[:-64]  # the recent ones are enough to check the timing
 
     # -- worker ---------------------------------------------------------------------------
 
@@ -259,7 +259,6 @@ class AudioRelay:
         self._failure = ""
         while not self._meter_queue.empty():
             self._meter_queue.get_nowait()
-        self._pending_meter = 0
         self._pc_frames = self._pc_in_frames = self._ear_frames = 0
         self.recorded = {}
         dsp = _Dsp(self)
@@ -385,10 +384,9 @@ class AudioRelay:
     def _to_meters(self, channel: str, first: int, block: Any) -> None:
         if not (self.meters or self.tap is not None):
             return
-        if self._pending_meter >= self._max_meter_blocks:
-            self.stats.meter_drops += 1
+        if self._meter_queue.qsize() >= self._max_meter_blocks:
+            self.stats.meter_drops += 1  # the meter worker fell behind: drop, never block
             return
-        self._pending_meter += 1
         self._meter_queue.put_nowait((channel, first, block))
 
     def _keep(self, name: str, first: int, now: float, block: Any) -> None:
@@ -414,7 +412,6 @@ class AudioRelay:
                 if time.monotonic() - self._last_callback > self.stall_s:
                     return f"no audio callbacks for {self.stall_s:.1f} s"
                 continue
-            self._pending_meter -= 1
             if self.tap is not None:
                 self.tap(channel, first, block)
             if pipeline is not None:
