@@ -79,6 +79,7 @@ class DriftBuffer:
         self._pos = 1.0  # read head, relative to _start (>= 1: one sample of history)
         self._end = 1  # a zero of history
         self._integral = 0.0
+        self._ramp_cache = np.zeros(0)
         self._settle = 0.0
         self._last_write: tuple[float, int] | None = None
         self._fill_avg: float | None = None
@@ -157,10 +158,13 @@ class DriftBuffer:
             self.overruns += 1
             self._pos += max(0.0, self._continuous_fill(now) - self.target)
             self._fill_avg = None
-        positions = self._pos + self.step * np.arange(n, dtype=np.float64)
+        positions = self._pos + self.step * self._ramp(n)
         available = self._end - self._start
         # Catmull-Rom needs the samples at floor(p) - 1 .. floor(p) + 2.
-        usable = int(np.searchsorted(np.floor(positions) + 2, available, side="left"))
+        if int(positions[-1]) + 2 < available:
+            usable = n
+        else:
+            usable = int(np.searchsorted(np.floor(positions) + 2, available, side="left"))
         if usable < n:
             self.underruns += 1
             self.primed = False
@@ -178,6 +182,11 @@ class DriftBuffer:
         self._start_from_head()
         return out
 
+    def _ramp(self, n: int) -> FloatBlock:
+        if self._ramp_cache.shape[0] != n:
+            self._ramp_cache = np.arange(n, dtype=np.float64)
+        return self._ramp_cache
+
     def _start_from_head(self) -> None:
         shift = int(self._pos) - 1
         if shift > 0:
@@ -185,7 +194,7 @@ class DriftBuffer:
             self._pos -= shift
 
     def _interpolate(self, positions: FloatBlock) -> FloatBlock:
-        base = np.floor(positions).astype(np.intp)
+        base = positions.astype(np.intp)  # positions are >= 1: truncation is floor
         t = positions - base
         idx = self._start + base
         y0, y1 = self._buf[idx - 1], self._buf[idx]

@@ -80,6 +80,7 @@ class PeakLimiter:
         self._x_hist = np.zeros(self.lookahead - 1)
         self._need_hist = np.ones(self.window - 1)
         self._min_hist = np.ones(self.lookahead - 1)
+        self._idle = True  # no gain below 1 anywhere in the histories
         self.min_gain = 1.0  # lowest gain applied since the last `reset_stats`
 
     @property
@@ -100,10 +101,15 @@ class PeakLimiter:
         if n == 0:
             return np.empty(0, dtype=np.float64)
         ceiling = self.ceiling
+        magnitude = np.abs(block)
+        if self._idle and (ceiling is None or float(magnitude.max()) <= ceiling):
+            # Nothing to limit now or within the window (the common case): only the delay.
+            delayed = np.concatenate([self._x_hist, block])
+            self._x_hist = delayed[n:]
+            return np.asarray(delayed[:n], dtype=np.float64)
         if ceiling is None:
             need = np.ones(n)
         else:
-            magnitude = np.abs(block)
             need = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-12))
         needs = np.concatenate([self._need_hist, need])
         minima = np.concatenate([self._min_hist, running_min(needs, self.window)])
@@ -117,6 +123,8 @@ class PeakLimiter:
         self._need_hist = needs[needs.shape[0] - (self.window - 1) :]
         self._min_hist = minima[minima.shape[0] - (self.lookahead - 1) :]
         self.min_gain = min(self.min_gain, float(gain.min()))
+        # Idle again once every gain the window can still use is 1.
+        self._idle = bool(self._need_hist.min() >= 1.0 and self._min_hist.min() >= 1.0)
         return np.asarray(out, dtype=np.float64)
 
 
