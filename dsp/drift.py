@@ -79,6 +79,7 @@ class DriftBuffer:
         self._pos = 1.0  # read head, relative to _start (>= 1: one sample of history)
         self._end = 1  # a zero of history
         self._integral = 0.0
+        self._setpoint = self.target
         self._ramp_cache = np.zeros(0)
         self._settle = 0.0
         self._last_write: tuple[float, int] | None = None
@@ -242,13 +243,19 @@ class DriftBuffer:
         if not self.adaptive:
             self.step = 1.0
             return
-        error_s = (self._fill_avg - self.target) / self.samplerate
         limit = self.max_correction
         if self._settle > 0:
-            # The average is still filling up after (re)priming: no integration yet, or the
-            # start-up transient would be learnt as a clock difference.
+            # The average is still settling after (re)priming: hold the learnt clock
+            # difference only. Then the average reached becomes the setpoint: priming put
+            # the producer-continuous fill at the target, and the time average sits above it
+            # by the shape of the deliveries (half a block, the server's bursts), which is
+            # not an error to correct.
             self._settle -= dt
-        elif self.ki > 0:
+            self._setpoint = self._fill_avg
+            self.step = 1.0 + min(limit, max(-limit, self.ki * self._integral))
+            return
+        error_s = (self._fill_avg - self._setpoint) / self.samplerate
+        if self.ki > 0:
             self._integral += error_s * dt
             # Anti-windup: the integral alone never asks for more than the limit.
             bound = limit / self.ki

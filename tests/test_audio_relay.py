@@ -158,7 +158,7 @@ def judged_run(pulse: dict[str, str]) -> dict[str, Any]:
     for _ in range(2):
         result = probe(
             pulse,
-            "--seconds", "16",
+            "--seconds", "20",
             "--pc-rate", str(SKEWED_RATE),
             "--record",
             "--warm-up", "4",
@@ -176,11 +176,12 @@ def test_200_ppm_of_clock_skew_does_not_grow_the_delay(pulse: dict[str, str]) ->
     run = judged_run(pulse)
     for direction in ("tx", "rx"):
         delays = run[f"delay_{direction}"]  # one per second from 1 s
-        assert len(delays) >= 13, delays
-        early, late = delays[3:8], delays[-5:]  # centred on 6 s and on ~14 s
+        assert len(delays) >= 17, delays
+        early, late = delays[3:8], delays[-5:]  # centred on 6 s and on ~17 s
         growth = sum(late) / len(late) - sum(early) / len(early)
-        # Uncorrected, 208 ppm moves the delay by 1.7 ms between those windows.
-        assert abs(growth) < 0.0008, (direction, delays)
+        # Uncorrected, 208 ppm moves the delay by 2.3 ms between those windows. The measure
+        # itself wanders by a few tenths of a ms (callback times through PulseAudio).
+        assert abs(growth) < 0.001, (direction, delays)
         # The relay's own share stays near the buffer target (raised only by underruns).
         assert max(delays[3:]) < run["target_ms"][direction] / 1000 + 2 * PERIOD_S, delays
 
