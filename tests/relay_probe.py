@@ -5,8 +5,10 @@ agent's voice, which this probe plays; the relay captures its monitor), `hs_ear`
 earpiece output; this probe records its monitor), `pc_spk` (the customer's voice from the PC,
 played here) and `pc_mic` (the relay's output to the PC, recorded here). The ALSA pulse plugin
 (`.asoundrc` in this process's HOME, read when PortAudio initialises) gives PortAudio a real
-ALSA path to each. The gadget side can be opened at another rate than the nominal 48 kHz, which
-the relay does not know about: a clock off by `--pc-rate`/48000 - 1.
+ALSA path to each. Each side can be opened at another rate than the nominal 48 kHz, which the
+relay does not know about: a clock off by `--pc-rate`/48000 - 1 (`--hs-rate` likewise). Only
+the playback streams keep that rate in real time (PulseAudio paces a capture stream at its
+source's rate), so the skew of each direction is its consumer's.
 
 Prints one JSON object: the relay's counters, per-second delays of each direction (by
 cross-correlation of what the relay captured and what it played, on time axes fitted to the
@@ -115,6 +117,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--pc-rate", type=int, default=RATE)
+    parser.add_argument("--hs-rate", type=int, default=RATE)
     parser.add_argument("--period", type=float, default=0.005)
     parser.add_argument("--latency", type=float, default=0.011)
     parser.add_argument("--device-latency", type=float, default=0.02)
@@ -137,7 +140,7 @@ def main() -> int:
         customer[start : start + RATE // 2] *= db_to_gain(20.0)  # +20 dB: peaks at 0 dBFS
     levels: list[Any] = []
     relay = AudioRelay(
-        RelaySide("hs_mic_rec", "hs_ear_play"),
+        RelaySide("hs_mic_rec", "hs_ear_play", open_rate=args.hs_rate),
         RelaySide("pc_spk_rec", "pc_mic_play", open_rate=args.pc_rate),
         samplerate=RATE,
         period_s=args.period,
@@ -254,8 +257,12 @@ def main() -> int:
     }
     if args.record:
         rec = relay.recorded
+        # PulseAudio delivers a capture stream opened at another rate than its source's at
+        # the source's rate in real time (the relay learns no skew on them, and the delays
+        # drift by the nominal difference if placed at the opened rate): the clock skew is
+        # simulated by the playback streams, whose time axes are at their opened rate.
         result["delay_tx"] = delays(rec["mic_in"], rec["pc_out"], RATE, args.pc_rate, 1.0)
-        result["delay_rx"] = delays(rec["pc_in"], rec["ear_out"], args.pc_rate, RATE, 1.0)
+        result["delay_rx"] = delays(rec["pc_in"], rec["ear_out"], RATE, args.hs_rate, 1.0)
         result["ear_out_peak"] = float(np.abs(joined(rec["ear_out"])[0]).max())
         mic = joined(rec["mic_in"])[0]
         gated = joined(rec["mic_gated"])[0]
