@@ -80,6 +80,7 @@ class DriftBuffer:
         self._end = 1  # a zero of history
         self._integral = 0.0
         self._setpoint = self.target
+        self._area = self._area_s = 0.0
         self._ramp_cache = np.zeros(0)
         self._settle = 0.0
         self._last_write: tuple[float, int] | None = None
@@ -153,6 +154,7 @@ class DriftBuffer:
             self.primed = True
             self._fill_avg = None
             self._settle = 2.0 * self.smooth_s
+            self._area = self._area_s = 0.0
         self._control(n, self._continuous_fill(now))
         if self._fill_avg is not None and self._fill_avg > self.target + self.resync:
             self.resyncs += 1
@@ -224,10 +226,13 @@ class DriftBuffer:
         if now is None:
             self._t_last = None
             return
-        if self._t_last is not None and self._time_avg is not None and now > self._t_last:
+        if self._t_last is not None and now > self._t_last:
             held = now - self._t_last
-            weight = 1.0 - math.exp(-held / self.smooth_s) if self.smooth_s > 0 else 1.0
-            self._time_avg += weight * (self.fill - self._time_avg)
+            self._area += held * self.fill  # the exact time average over the settle window
+            self._area_s += held
+            if self._time_avg is not None:
+                weight = 1.0 - math.exp(-held / self.smooth_s) if self.smooth_s > 0 else 1.0
+                self._time_avg += weight * (self.fill - self._time_avg)
         self._t_last = now
 
     def _control(self, n: int, fill: float) -> None:
@@ -251,7 +256,14 @@ class DriftBuffer:
             # by the shape of the deliveries (half a block, the server's bursts), which is
             # not an error to correct.
             self._settle -= dt
-            self._setpoint = self._fill_avg
+            if self._area_s > 0:
+                # The exact time average since priming, not the low-pass seeded by one
+                # (possibly bursty) sample.
+                self._setpoint = self._area / self._area_s
+                if self._time_avg is not None:
+                    self._time_avg = self._setpoint
+            else:
+                self._setpoint = self._fill_avg
             self.step = 1.0 + min(limit, max(-limit, self.ki * self._integral))
             return
         error_s = (self._fill_avg - self._setpoint) / self.samplerate
