@@ -200,6 +200,10 @@ def test_bridge_defaults_and_values(tmp_path: Path) -> None:
         ('product = ""', "bridge.product"),
         (f'product = "{"x" * 127}"', "bridge.product"),
         ("colour = 1", "bridge.colour"),
+        ("audio_rate = 22050", "bridge.audio_rate"),
+        ('audio_period = "0.5s"', "bridge.audio_period"),
+        ('audio_latency = "1s"', "bridge.audio_latency"),
+        ('audio_period = "10ms"\naudio_latency = "15ms"', "bridge.audio_latency"),
     ],
 )
 def test_bad_bridge_values_name_the_field(tmp_path: Path, body: str, field: str) -> None:

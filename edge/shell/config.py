@@ -136,6 +136,16 @@ class BridgeSection(Section):
     product_id: int = Field(default=0x0104, ge=0, le=0xFFFF)
     # One product string for the HID and the audio function (Zoom web pairs them by name).
     product: Annotated[NonEmptyText, AfterValidator(_usb_text)] = "Seatbox Headset"
+    # The audio relay (drivers/audio/relay.py; docs/audio.md "The bridge's audio relay"):
+    # PortAudio names of the headset's card and of the gadget's ALSA card, empty: not relayed.
+    audio_headset: Text = ""  # e.g. "Jabra EVOLVE 30: USB Audio (hw:1,0)"
+    audio_pc: Text = ""  # the gadget's card, e.g. "UAC2_Gadget: ... (hw:2,0)"
+    audio_rate: Literal[16000, 32000, 44100, 48000] = 48000  # both sides' nominal rate
+    audio_period: Annotated[Duration, Field(ge=0.001, le=0.05)] = 0.005  # callback block
+    # Drift buffer target per direction (the relay's own share of the delay), >= 2 periods.
+    audio_latency: Annotated[Duration, Field(ge=0.002, le=0.2)] = 0.011
+    # PortAudio buffer of each stream; 0: PortAudio's low latency for the device.
+    audio_device_latency: Annotated[Duration, Field(ge=0, le=0.5)] = 0.0
 
 
 class StorageSection(Section):
@@ -175,6 +185,15 @@ def _requirements(config: SeatConfig) -> list[tuple[str, str]]:
     broker = config.broker
     if broker.password_file and not broker.username:
         problems.append(("[broker] username", "required when password_file is set"))
+    bridge = config.bridge
+    if bridge.audio_latency < 2 * bridge.audio_period:
+        problems.append(
+            (
+                "[bridge] audio_latency",
+                f"at least two audio periods ({2 * bridge.audio_period:g} s), "
+                f"got {bridge.audio_latency:g} s",
+            )
+        )
     if bool(broker.cert_file) != bool(broker.key_file):
         missing = "cert_file" if not broker.cert_file else "key_file"
         problems.append((f"[broker] {missing}", "set both cert_file and key_file for mutual TLS"))

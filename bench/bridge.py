@@ -1,0 +1,189 @@
+"""The bridge's audio relay: added delay per direction, CPU per audio second, xruns over a run.
+
+1. CPU (no devices, deterministic): the relay's sample path for 60 s of both directions at
+   48 kHz in 5 ms blocks (gate, two drift buffers resampling at +-208 ppm, gain cap, peak
+   limiter) with and without the seat's meters, next to today's audio pipeline (both channels'
+   meters at 16 kHz in 20 ms blocks, as bench/dsp.py) in the same run; best of 5.
+2. Real time (a private PulseAudio with null sinks through the ALSA pulse plugin, as
+   tests/test_audio_relay.py; the gadget side opened at 48010 Hz = +208 ppm): the relay's own
+   delay per direction by cross-correlation of the known signal it captured with what it
+   played, the device buffers PortAudio reports for its streams, the learnt clock difference,
+   and underruns/overruns/device xruns. Default 30 s; `--long` runs 10 minutes.
+
+    .venv/bin/python bench/bridge.py [--long] [--seconds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
+from relay_probe import asoundrc, pulse_modules, speech_band  # noqa: E402
+
+from drivers.audio.levels import LevelsPipeline  # noqa: E402
+from dsp.drift import DriftBuffer  # noqa: E402
+from dsp.gate import MicGate  # noqa: E402
+from dsp.limiter import GainCap, PeakLimiter  # noqa: E402
+from dsp.meter import to_int16  # noqa: E402
+
+RATE = 48000
+BLOCK = 240
+SECONDS = 60
+RUNS = 5
+
+
+def relay_path(tx: np.ndarray, rx: np.ndarray, meters: bool) -> None:
+    """Both directions as the relay's four callbacks do it, the PC clock 208 ppm fast."""
+    gate, cap, limiter = MicGate(RATE), GainCap(RATE), PeakLimiter(RATE)
+    limiter.set_ceiling_dbfs(-8.0)
+    cap.set_cap_db(-6.0)
+    to_pc, to_ear = DriftBuffer(RATE, 0.011), DriftBuffer(RATE, 0.011)
+    pipeline = LevelsPipeline(RATE, 0.1) if meters else None
+    pc_period = BLOCK / (RATE * (1 + 208e-6))
+    pc_next = 0.0
+    for k, start in enumerate(range(0, tx.size - BLOCK + 1, BLOCK)):
+        now = k * BLOCK / RATE
+        mic = tx[start : start + BLOCK]
+        sent = gate.process(mic)
+        to_pc.write(sent, now)
+        while pc_next <= now:  # the gadget's callbacks on its own clock
+            to_ear.write(rx[start : start + BLOCK], pc_next)
+            to_pc.read(BLOCK, pc_next)
+            pc_next += pc_period
+        ear = limiter.process(cap.process(to_ear.read(BLOCK, now)))
+        if pipeline is not None:
+            pipeline.feed("tx", to_int16(sent))
+            pipeline.feed("rx", to_int16(ear))
+
+
+def todays_pipeline(tx: np.ndarray, rx: np.ndarray) -> None:
+    """bench/dsp.py's measured path: both channels' meters at 16 kHz in 20 ms blocks."""
+    pipeline = LevelsPipeline(16000, 0.1)
+    for start in range(0, tx.size, 320):
+        pipeline.feed("tx", tx[start : start + 320])
+        pipeline.feed("rx", rx[start : start + 320])
+
+
+def best_ms_per_audio_s(func: Any, *args: Any) -> float:
+    best = float("inf")
+    for _ in range(RUNS):
+        start = time.process_time()
+        func(*args)
+        best = min(best, time.process_time() - start)
+    return 1000.0 * best / SECONDS
+
+
+def cpu_figures() -> None:
+    tx = speech_band(SECONDS, seed=1, level=0.3)
+    rx = speech_band(SECONDS, seed=2, level=0.1)
+    tx16 = to_int16(tx[::3])
+    rx16 = to_int16(rx[::3])
+    relay_path(tx[: RATE * 2], rx[: RATE * 2], True)  # warm up imports and caches
+    todays_pipeline(tx16[:32000], rx16[:32000])
+    bare = best_ms_per_audio_s(relay_path, tx, rx, False)
+    full = best_ms_per_audio_s(relay_path, tx, rx, True)
+    today = best_ms_per_audio_s(todays_pipeline, tx16, rx16)
+    print(f"CPU, {SECONDS} s of audio, both directions, best of {RUNS}:")
+    print(f"  relay sample path alone (48 kHz, 5 ms blocks):  {bare:7.3f} ms CPU per audio second")
+    print(f"  relay + the seat's meters at 48 kHz:            {full:7.3f} ms CPU per audio second")
+    print(
+        f"  today's pipeline (meters, 16 kHz, 20 ms):        {today:7.3f} ms CPU per audio second"
+    )
+    print(f"  ratio relay+meters / today: {full / today:.2f}; relay path alone / today: "
+          f"{bare / today:.2f}")  # fmt: skip
+
+
+def realtime(seconds: float, record: bool) -> dict[str, Any]:
+    if shutil.which("pulseaudio") is None:
+        raise SystemExit("needs pulseaudio and libasound2-plugins (make debs-test)")
+    home = Path(tempfile.mkdtemp(prefix="seatbox-bridge-bench-"))
+    (home / ".asoundrc").write_text(asoundrc())
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home)}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests")])
+    args = ["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes"]
+    args += ["-L", "module-native-protocol-unix"]
+    for module in pulse_modules():
+        args += ["-L", module]
+    subprocess.run(args, check=True, capture_output=True, timeout=30, env=env)
+    try:
+        deadline = time.monotonic() + 15
+        while subprocess.run(["pactl", "info"], capture_output=True, env=env).returncode:
+            if time.monotonic() > deadline:
+                raise SystemExit("the PulseAudio server did not start")
+            time.sleep(0.1)
+        probe = [sys.executable, str(REPO / "tests" / "relay_probe.py")]
+        probe += ["--seconds", str(seconds), "--pc-rate", "48010", "--warm-up", "3"]
+        probe += ["--period", "0.01", "--latency", "0.03", "--device-latency", "0.05", "--meters"]
+        if record:
+            probe.append("--record")
+        run = subprocess.run(probe, capture_output=True, text=True, timeout=seconds + 120, env=env)
+        if run.returncode:
+            raise SystemExit(run.stderr[-2000:])
+        result: dict[str, Any] = json.loads(run.stdout.splitlines()[-1])
+        return result
+    finally:
+        subprocess.run(["pulseaudio", "-k"], capture_output=True, timeout=30, env=env)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--long", action="store_true", help="the 10-minute xrun run")
+    parser.add_argument("--seconds", type=float, default=0.0, help="real-time run length")
+    args = parser.parse_args()
+    seconds = args.seconds or (600.0 if args.long else 30.0)
+    print(f"machine: {platform.uname()}")
+    print(f"cpu: {cpu_model()}; python {platform.python_version()}; numpy {np.__version__}")
+    print(f"load average before: {os.getloadavg()}")
+    cpu_figures()
+    record = seconds <= 60
+    print(f"\nreal time, {seconds:.0f} s ({'10-minute run' if seconds >= 600 else 'short run; --long for 10 minutes'}),"
+          " PulseAudio null sinks via the ALSA pulse plugin, gadget side +208 ppm,"
+          " 10 ms periods, drift buffers 30 ms, PortAudio buffers 50 ms:")  # fmt: skip
+    r = realtime(seconds, record)
+    print(f"  audio relayed: {r['audio_s']:.1f} s; load average after: {os.getloadavg()}")
+    warm = r["at_warm_up"]
+    for d in ("tx", "rx"):
+        name = "tx (mic -> PC)" if d == "tx" else "rx (PC -> ear)"
+        line = (
+            f"  {name}: underruns {r['underruns'][d]} (after warm-up "
+            f"{r['underruns'][d] - warm['underruns'].get(d, 0)}), overruns {r['overruns'][d]} "
+            f"(after warm-up {r['overruns'][d] - warm['overruns'].get(d, 0)}), learnt "
+            f"{r['ppm'][d]:+.0f} ppm, buffer target {r['target_ms'][d]:.0f} ms"
+        )
+        if record and r[f"delay_{d}"]:
+            delays = np.array(r[f"delay_{d}"][2:]) * 1000
+            line += (
+                f"; relay's own delay median {np.median(delays):.1f} ms "
+                f"(min {delays.min():.1f}, max {delays.max():.1f}, last-first "
+                f"{delays[-1] - delays[0]:+.1f})"
+            )
+        print(line)
+    print(f"  device xruns (PortAudio flags): {r['device_xruns']} (after warm-up: "
+          f"{ {k: v - warm['device_xruns'].get(k, 0) for k, v in r['device_xruns'].items()} })")  # fmt: skip
+    print(f"  PortAudio buffers of the four streams: {[round(x * 1000) for x in r['device_latency_s']]} ms"
+          " (mic in, ear out, PC speaker in, PC mic out); one direction adds its input's and its"
+          " output's buffer to the relay's own delay")  # fmt: skip
+    print(f"  process CPU (relay + the probe's own four streams): "
+          f"{1000 * r['cpu_s'] / max(r['audio_s'], 1e-9):.1f} ms per audio second")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The bridge's sample-path dsp: mic gate, peak limiter, receive gain cap, drift buffer (numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dsp.drift import DriftBuffer
+from dsp.exposure import NoiseDose
+from dsp.gate import MicGate
+from dsp.limiter import (
+    GainCap,
+    PeakLimiter,
+    db_to_gain,
+    dose_gain_limit_db,
+    peak_ceiling_dbfs,
+    running_min,
+)
+
+RATE = 48000
+BLOCK = 240  # 5 ms
+
+
+def tone(seconds: float, dbfs: float, freq: float = 1000.0, rate: int = RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return db_to_gain(dbfs) * np.sin(2 * np.pi * freq * t)
+
+
+def blocks(x: np.ndarray, size: int = BLOCK) -> list[np.ndarray]:
+    return [x[i : i + size] for i in range(0, x.shape[0], size)]
+
+
+# --- gate --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", [240, 64, 960])
+def test_the_gate_is_fully_closed_by_the_end_of_the_block_after_it_is_told(block: int) -> None:
+    gate = MicGate(RATE)
+    x = tone(0.1, -10.0)
+    out = [gate.process(b) for b in blocks(x, block)[:3]]
+    assert np.array_equal(np.concatenate(out), x[: 3 * block])  # open: untouched
+    gate.set_closed(True)
+    closing = gate.process(x[3 * block : 4 * block])
+    assert closing[-1] == 0.0 and gate.settled_at is not None and gate.settled_at <= block
+    assert np.all(closing[gate.settled_at :] == 0.0)
+    after = gate.process(x[4 * block : 5 * block])
+    assert not after.any()
+    # Smooth: no step larger than the signal's own sample-to-sample change plus the ramp's.
+    ramp = np.abs(np.diff(np.concatenate([x[3 * block - 1 : 3 * block], closing])))
+    assert ramp.max() <= np.abs(np.diff(x)).max() + 1e-9
+    gate.set_closed(False)
+    opening = gate.process(x[5 * block : 6 * block])
+    assert np.allclose(
+        opening[gate.settled_at or 0 :], x[5 * block : 6 * block][gate.settled_at or 0 :]
+    )
+
+
+def test_the_gate_ramp_avoids_the_click_of_a_hard_cut() -> None:
+    x = tone(0.02, -6.0, freq=200.0)
+    gate = MicGate(RATE)
+    gate.set_closed(True)
+    soft = gate.process(x)
+    hard = x * (np.arange(x.shape[0]) < 0)
+    hard[:0] = 0
+    # A hard cut in the middle of a cycle jumps by up to the full amplitude; the ramp does not.
+    assert np.abs(np.diff(np.concatenate([[x[0]], soft]))).max() < 0.5 * db_to_gain(-6.0)
+
+
+# --- limiter -----------------------------------------------------------------------------------
+
+
+def test_running_min_equals_the_naive_window_minimum() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.random(1000)
+    for width in (1, 2, 7, 48, 999):
+        naive = np.array([values[i : i + width].min() for i in range(1000 - width + 1)])
+        assert np.array_equal(running_min(values, width), naive)
+
+
+def test_a_20_db_burst_is_held_at_the_ceiling_and_the_rest_passes_unchanged() -> None:
+    ceiling_db = peak_ceiling_dbfs(102.0, 110.0)  # the default profile: -8 dBFS peaks
+    assert ceiling_db == -8.0
+    limiter = PeakLimiter(RATE)
+    limiter.set_ceiling_dbfs(ceiling_db)
+    speech = tone(1.0, -20.0, freq=440.0)
+    burst = speech.copy()
+    burst[RATE // 2 : RATE // 2 + RATE // 5] *= db_to_gain(20.0)  # +20 dB: peaks at 0 dBFS
+    out = np.concatenate([limiter.process(b) for b in blocks(burst)])
+    ceiling = db_to_gain(ceiling_db)
+    assert np.abs(out).max() <= ceiling
+    delayed = out[limiter.delay :]
+    during = delayed[RATE // 2 + 480 : RATE // 2 + RATE // 5 - 480]
+    assert np.abs(during).max() == pytest.approx(ceiling, rel=0.01)  # held at the cap
+    before = delayed[: RATE // 2 - 480]
+    assert np.allclose(before, burst[: before.shape[0]])  # below the cap: untouched
+    after = delayed[RATE // 2 + RATE // 5 + 960 :]
+    assert np.allclose(
+        after, burst[RATE // 2 + RATE // 5 + 960 : RATE // 2 + RATE // 5 + 960 + after.shape[0]]
+    )
+    assert limiter.min_gain == pytest.approx(db_to_gain(-8.0), rel=0.01)
+
+
+def test_the_limiter_holds_single_sample_spikes_of_random_block_sizes() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(RATE) * 0.05
+    x[rng.integers(0, RATE, 40)] = rng.choice([-1.0, 1.0], 40)  # full-scale clicks
+    limiter = PeakLimiter(RATE, ceiling=db_to_gain(-12.0))
+    out, i = [], 0
+    while i < x.shape[0]:
+        n = int(rng.integers(1, 700))
+        out.append(limiter.process(x[i : i + n]))
+        i += n
+    y = np.concatenate(out)
+    assert y.shape == x.shape and np.abs(y).max() <= db_to_gain(-12.0)
+
+
+def test_without_a_ceiling_the_limiter_only_delays() -> None:
+    limiter = PeakLimiter(RATE)
+    x = tone(0.05, 0.0)
+    y = np.concatenate([limiter.process(b) for b in blocks(x)])
+    assert np.array_equal(y[limiter.delay :], x[: x.shape[0] - limiter.delay])
+
+
+def test_the_daily_dose_cap_is_a_smooth_gain_limit() -> None:
+    dose = NoiseDose(day="2026-12-03")
+    dose.add(85.0, 4 * 3600)  # 158 % of the 80 dB(A) criterion
+    assert dose_gain_limit_db(dose.dose_pct(80.0), -6.0) == -6.0
+    assert dose_gain_limit_db(50.0, -6.0) is None
+    cap = GainCap(RATE)
+    x = np.full(RATE // 10, 0.5)
+    cap.set_cap_db(-6.0)
+    y = np.concatenate([cap.process(b) for b in blocks(x)])
+    assert y[-1] == pytest.approx(0.5 * db_to_gain(-6.0))
+    assert np.all(np.diff(y) <= 0) and np.abs(np.diff(y)).max() < 0.5 / cap.ramp + 1e-12
+    cap.set_cap_db(None)
+    z = np.concatenate([cap.process(b) for b in blocks(x)])
+    assert z[-1] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="receive gain cap"):
+        cap.set_cap_db(float("nan"))
+
+
+# --- drift buffer ------------------------------------------------------------------------------
+
+
+def run_clocks(
+    ppm: float, seconds: float, target_s: float, adaptive: bool = True
+) -> tuple[DriftBuffer, list[float]]:
+    """A producer whose clock is `ppm` faster than the consumer's (both 5 ms blocks), simulated
+    in 0.1 ms ticks. Returns the buffer and the delay of the output behind the source (seconds,
+    by cross-correlation) in each second after the first."""
+    buf = DriftBuffer(RATE, target_s, adaptive=adaptive)
+    source = speech_band(seconds * 1.01 + 1)
+    produce_rate = RATE * (1 + ppm * 1e-6)
+    produced = consumed = 0
+    out = []
+    for tick in range(int(seconds * 10000)):
+        t = tick / 10000
+        while produced * BLOCK / produce_rate <= t:
+            buf.write(source[produced * BLOCK : (produced + 1) * BLOCK], now=t)
+            produced += 1
+        while consumed * BLOCK / RATE <= t:
+            out.append(buf.read(BLOCK, now=t))
+            consumed += 1
+    y = np.concatenate(out)
+    delays = []
+    for second in range(1, int(seconds) - 1):
+        j0 = second * RATE
+        k0 = int(j0 * produce_rate / RATE) - RATE // 20
+        lag = fractional_lag(source[k0 : k0 + RATE + RATE // 20], y[j0 : j0 + RATE], RATE // 20)
+        delays.append(j0 / RATE - (k0 - lag) / produce_rate)
+    return buf, delays
+
+
+@pytest.mark.parametrize("ppm", [200.0, -200.0])
+def test_the_drift_buffer_learns_the_skew_and_its_delay_does_not_grow(ppm: float) -> None:
+    buf, delays = run_clocks(ppm, 30.0, 0.011)
+    assert buf.underruns == 0 and buf.overruns == 0
+    assert max(delays) - min(delays) < 0.0005, delays  # within 0.5 ms over 28 s
+    assert 0.008 < np.mean(delays) < 0.014  # the 11 ms target, within a block
+    assert buf.ppm == pytest.approx(ppm, abs=40)
+    # Without the controller the same skew moves the delay by 200e-6 x 30 s = 6 ms (or runs
+    # the buffer dry): the checks above would fail.
+    fixed, drifting = run_clocks(ppm, 30.0, 0.011, adaptive=False)
+    assert abs(drifting[-1] - drifting[0]) > 0.004 or fixed.underruns + fixed.overruns > 0
+
+
+def speech_band(seconds: float, seed: int = 1) -> np.ndarray:
+    """A known signal in the telephone band: noise low-passed at 3.4 kHz (windowed sinc)."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(-64, 65)
+    taps = 2 * 3400 / RATE * np.sinc(2 * 3400 / RATE * k) * np.hanning(129)
+    return np.convolve(rng.standard_normal(int(seconds * RATE)) * 0.3, taps, "same")
+
+
+def test_the_drift_buffer_passes_the_signal_through_at_its_delay() -> None:
+    buf = DriftBuffer(RATE, 0.011)
+    source = speech_band(3.0)
+    out = []
+    for i in range(0, source.shape[0], BLOCK):
+        buf.write(source[i : i + BLOCK], now=i / RATE)
+        out.append(buf.read(BLOCK, now=(i + 100) / RATE))
+    y = np.concatenate(out)
+    lag = fractional_lag(source[RATE : 2 * RATE], y[RATE : 2 * RATE])
+    assert 0.005 * RATE < lag < 0.016 * RATE  # the target fill (11 ms) within a block
+    shifted = fractional_shift(source, lag)[RATE : 2 * RATE]
+    residual = y[RATE : 2 * RATE] - shifted
+    assert 10 * np.log10(np.mean(residual**2) / np.mean(shifted**2)) < -35
+
+
+def fractional_lag(x: np.ndarray, y: np.ndarray, max_lag: int | None = None) -> float:
+    """Delay of y behind x (samples, with parabolic interpolation of the correlation peak)."""
+    n = 1 << int(np.ceil(np.log2(x.shape[0] + y.shape[0])))
+    corr = np.fft.irfft(np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n)), n)
+    if max_lag is not None:  # y sits inside x: y[i] = x[i + m], m in 0..max_lag
+        corr = np.fft.irfft(np.fft.rfft(x, n) * np.conj(np.fft.rfft(y, n)), n)
+        m = int(np.argmax(corr[: max_lag + 1]))
+        a, b, c = corr[m - 1], corr[m], corr[m + 1]
+        return -(m + 0.5 * (a - c) / (a - 2 * b + c))
+    k = int(np.argmax(corr[: x.shape[0] // 2]))
+    a, b, c = corr[k - 1], corr[k], corr[k + 1]
+    return k + 0.5 * (a - c) / (a - 2 * b + c)
+
+
+def fractional_shift(x: np.ndarray, delay: float) -> np.ndarray:
+    n = x.shape[0]
+    freqs = np.fft.rfftfreq(n)
+    return np.fft.irfft(np.fft.rfft(x) * np.exp(-2j * np.pi * freqs * delay), n)
+
+
+def test_underrun_and_overrun_are_counted_and_recovered() -> None:
+    buf = DriftBuffer(RATE, 0.01, capacity_s=0.05)
+    buf.write(np.ones(960))
+    assert buf.read(240).any()
+    for _ in range(4):
+        buf.read(240)  # the producer stopped
+    assert buf.underruns == 1 and not buf.primed
+    assert not buf.read(240).any()  # re-priming: silence until the target is back
+    for _ in range(20):
+        buf.write(np.ones(240))  # the consumer stopped
+    assert buf.overruns >= 1 and buf.fill <= buf.capacity
+    assert buf.read(240).all()
+
+
+def test_bad_drift_buffer_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="target_s"):
+        DriftBuffer(RATE, 0.5, capacity_s=0.25)
+    with pytest.raises(ValueError, match="samplerate"):
+        DriftBuffer(0, 0.01)
