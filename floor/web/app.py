@@ -145,7 +145,7 @@ class SeatRow(BaseModel):
     violations: list[Violation]
     from_store: bool = Field(
         description="shown from the floor service's store (its last copy before a restart); "
-        "false once the broker has sent anything of this seat"
+        "false once the broker has sent this seat's state, info or availability"
     )
 
 

@@ -116,8 +116,8 @@ class LiveFloor:
         broker's retained messages arrive, so a restarted service shows the whole floor at
         once whatever the broker still holds (issue 15). Seats the broker has already spoken
         of are left alone; its messages arriving later overwrite the seeded ones. A seeded
-        seat's row says `from_store` until the broker sends anything of it. The seats
-        seeded."""
+        seat's row says `from_store` until the broker sends its state, info or availability.
+        Returns the number of seats seeded."""
         seeded = 0
         with self._lock:
             for record in records:

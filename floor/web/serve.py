@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ def seed_live_floor(service: Any, store: Any) -> None:
     started = time.monotonic()
     try:
         records = store.seat_records(service.site)
-    except SeatboxError as exc:
+    except (SeatboxError, sqlite3.Error) as exc:
         log.warning("floor service: live floor not seeded from the store: %s", exc)
         return
     seeded = service.live.seed(records, time.monotonic())
