@@ -41,6 +41,7 @@ from floor.store_common import (
     Batch,
     Purged,
     SeatColumn,
+    SeatRecord,
     StoreUnavailable,
     StreamSpan,
     Written,
@@ -109,6 +110,8 @@ class Store(Protocol):
     def rollups(self, site: str, seat: str, day: str) -> dict[str, float]: ...
 
     def seat(self, site: str, seat: str) -> dict[str, Any] | None: ...
+
+    def seat_records(self, site: str) -> list[SeatRecord]: ...
 
     def tables(self) -> list[str]: ...
 
@@ -345,6 +348,20 @@ class SqliteStore:
             "info": json.loads(info) if info else None,
             "online": None if online is None else bool(online),
         }
+
+    def seat_records(self, site: str) -> list[SeatRecord]:
+        """Every seat's last stored state, info (JSON texts as received) and availability:
+        what seeds the live floor at start (issue 15)."""
+        _ids(site, site)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seat, state, info, online FROM seats WHERE site = ? ORDER BY seat",
+                (site,),
+            ).fetchall()
+        return [
+            SeatRecord(seat, state, info, None if on is None else bool(on))
+            for seat, state, info, on in rows
+        ]
 
     def tables(self) -> list[str]:
         with self._lock:

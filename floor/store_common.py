@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from edge.api.models import StreamEvent
 from edge.base.errors import ParseError, SeatboxError
@@ -29,6 +29,16 @@ ROLLUPS: dict[str, tuple[str, str | None, str]] = {
     "away_s": ("presence.present", "away_s", "sum"),  # each absence, when the agent is back
 }
 # Besides ROLLUPS, every event type is counted as `events.<type>` (conduct events by type).
+
+
+class SeatRecord(NamedTuple):
+    """A seat's last stored retained messages: `state` and `info` as the JSON text received,
+    `online` from its availability (None: never heard)."""
+
+    seat: str
+    state: str | None
+    info: str | None
+    online: bool | None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from floor.store_common import (
     SEED_WINDOW_S,
     Batch,
     Purged,
+    SeatRecord,
     StoreUnavailable,
     StreamSpan,
     Written,
@@ -362,6 +363,20 @@ class PostgresStore:
             "info": json.loads(info) if info else None,
             "online": None if online is None else bool(online),
         }
+
+    def seat_records(self, site: str) -> list[SeatRecord]:
+        """Every seat's last stored state, info and availability (floor.store.Store)."""
+        _ids(site, site)
+        rows = self._run(
+            lambda conn: conn.execute(
+                "SELECT seat, state, info, online FROM seats WHERE site = %s ORDER BY seat",
+                (site,),
+            ).fetchall()
+        )
+        return [
+            SeatRecord(seat, state, info, None if on is None else bool(on))
+            for seat, state, info, on in rows
+        ]
 
     def tables(self) -> list[str]:
         rows = self._run(

@@ -33,6 +33,7 @@ from floor_web_support import (
     Floor,
     Seats,
     add_accounts,
+    add_token,
     add_users,
     event,
     seatbox,
@@ -585,3 +586,57 @@ def test_with_postgresql_gone_the_live_floor_goes_on_and_the_store_catches_up(
         seats.close()
         assert running.stop() == 0
     assert "Traceback" not in running.log.read_text()
+
+
+def test_a_restart_with_the_brokers_retained_messages_gone_still_shows_the_last_states(
+    tmp_path: Path,
+) -> None:
+    """Issue 15: the live floor is seeded from the store at start, so a restarted service
+    shows every seat's last state at once even when the broker replays nothing (here a fresh
+    broker on the same port), each row marked `from_store` until the broker speaks of it."""
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    config = write_config(tmp_path / "restart", broker, min_group_size=1)
+    token = add_token(config, "bi", "manager")
+    running = start(config)
+    seats = Seats(broker)
+    try:
+        seats.online("A-01", call="active")
+        seats.online("B-01", presence="away")
+        with running.bearer(token) as boss:
+
+            def two_live() -> bool:
+                rows = {s["seat"]: s for s in boss.get("/api/v1/floor").json()["seats"]}
+                return all(rows.get(s, {}).get("online") for s in ("A-01", "B-01"))
+
+            wait_until(two_live, 10, "two seats online")
+            before = {s["seat"]: s for s in boss.get("/api/v1/floor").json()["seats"]}
+        assert not before["A-01"]["from_store"] and before["A-01"]["call"] == "active"
+        seats.close()
+        assert running.stop() == 0
+        broker.stop()
+        broker.start()  # persistence off: nothing retained any more
+        seats = Seats(broker)
+        running = start(config)
+        with running.bearer(token) as boss:
+            rows = {s["seat"]: s for s in boss.get("/api/v1/floor").json()["seats"]}
+            assert (rows["A-01"]["call"], rows["A-01"]["online"]) == ("active", True)
+            assert (rows["B-01"]["presence"], rows["B-01"]["online"]) == ("away", True)
+            assert rows["A-01"]["from_store"] and rows["B-01"]["from_store"]
+            assert rows["A-01"]["call_since"] == before["A-01"]["call_since"]
+            assert rows["A-02"]["online"] is None and not rows["A-02"]["from_store"]
+            # The seat speaks again: its own message replaces the store's copy.
+            seats.online("A-01")
+
+            def a01_live() -> bool:
+                rows = {s["seat"]: s for s in boss.get("/api/v1/floor").json()["seats"]}
+                return rows["A-01"]["call"] == "idle" and not rows["A-01"]["from_store"]
+
+            wait_until(a01_live, 10, "A-01's new state from the broker")
+            rows = {s["seat"]: s for s in boss.get("/api/v1/floor").json()["seats"]}
+            assert rows["B-01"]["from_store"]
+        assert "2 seats seeded from the store" in running.log.read_text()
+    finally:
+        seats.close()
+        assert running.stop() == 0
+        broker.stop()

@@ -91,6 +91,14 @@ def test_a_batch_is_one_transaction_with_copies_counted_once(store: Any) -> None
     assert store.counters() == {"duplicates": 2, "invalid": 2}
     assert store.seat(SITE, "A-01") == {"state": None, "info": None, "online": True}
     assert store.seat(SITE, "A-02") == {"state": {"x": 1}, "info": None, "online": None}
+    # The bulk read that seeds the live floor at start: the same, every seat at once.
+    store.put_info(SITE, "A-02", b'{"i": 2}', 3.0)
+    store.put_availability(SITE, "A-02", False, 3.0)
+    assert [tuple(r) for r in store.seat_records(SITE)] == [
+        ("A-01", None, None, True),
+        ("A-02", '{"x": 1}', '{"i": 2}', False),
+    ]
+    assert store.seat_records("other-site") == []
 
 
 def test_seats_and_events_are_listed_in_the_same_order_by_both_stores(store: Any) -> None:

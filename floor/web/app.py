@@ -143,6 +143,10 @@ class SeatRow(BaseModel):
     reasons: list[str]
     since: str | None
     violations: list[Violation]
+    from_store: bool = Field(
+        description="shown from the floor service's store (its last copy before a restart); "
+        "false once the broker has sent this seat's state, info or availability"
+    )
 
 
 class Aggregate(BaseModel):
@@ -279,13 +283,19 @@ class Tick:
     )
     # The site-wide diff, encoded once for every browser that sees the whole site.
     _site_diff: str | None = None
+    # Per scope, the `floor` snapshot encoded once for every browser opening in this tick,
+    # and the seats it holds.
+    _snapshots: dict[tuple[Any, ...], tuple[str, set[str], Any]] = field(default_factory=dict)
 
 
 class Hub:
     """Steps the live floor twice a second and hands each tick to every open stream."""
 
-    def __init__(self, service: FloorService) -> None:
+    def __init__(
+        self, service: FloorService, prepare: Callable[[Tick], None] = lambda tick: None
+    ) -> None:
         self.service = service
+        self._prepare = prepare  # run on the step's thread: what every stream will share
         self.streams: set[asyncio.Queue[Tick | None]] = set()
         self.last: Tick | None = None
 
@@ -298,13 +308,10 @@ class Hub:
         self.streams.discard(queue)
 
     async def run(self) -> None:
-        live = self.service.live
         while True:
             started = time.monotonic()
             try:
-                now = time.time()
-                changed = await asyncio.to_thread(live.step, now)
-                tick = Tick(now, changed, live.rows())
+                tick = await asyncio.to_thread(self._tick, time.time())
                 self.last = tick
                 for queue in list(self.streams):
                     if queue.full():  # a slow browser: it gets a fresh snapshot instead
@@ -317,12 +324,19 @@ class Hub:
                 log.exception("floor web: live floor step failed")
             await asyncio.sleep(max(0.0, TICK_S - (time.monotonic() - started)))
 
+    def _tick(self, now: float) -> Tick:
+        """One step of the live floor and what the streams share of it, off the event loop."""
+        live = self.service.live
+        tick = Tick(now, live.step(now), live.rows())
+        self._prepare(tick)
+        return tick
+
 
 def create_app(service: FloorService) -> FastAPI:
     """The floor service's web app (FastAPI)."""
     accounts = service.accounts
     places = service.places
-    hub = Hub(service)
+    hub = Hub(service, lambda tick: prepare(tick))
     login_slots = threading.BoundedSemaphore(LOGINS_AT_ONCE)
 
     @contextlib.asynccontextmanager
@@ -502,6 +516,24 @@ def create_app(service: FloorService) -> FastAPI:
             tick._aggregates[key] = (teams, totals)
         return tick._aggregates[key]
 
+    site_wide_viewer = Principal(name="", role="manager")  # the scope ("site",), not a user
+
+    def site_diff(tick: Tick, who: Principal) -> str:
+        """The site-wide diff of this tick, encoded once for every browser seeing the site."""
+        if tick._site_diff is None:
+            teams, totals = aggregates(who, tick)
+            tick._site_diff = _sse(
+                "diff",
+                {"ts": iso(tick.ts), "seats": tick.changed, "teams": teams, "totals": totals},
+            )
+        return tick._site_diff
+
+    def prepare(tick: Tick) -> None:
+        """On the step's thread: the site's aggregates and diff, before any stream needs them
+        (the event loop then only writes the same text to every site-wide browser)."""
+        if tick.changed and hub.streams and sees_seats(site_wide_viewer):
+            site_diff(tick, site_wide_viewer)
+
     def current_tick() -> Tick:
         return hub.last or Tick(time.time(), {}, service.live.rows())
 
@@ -519,6 +551,19 @@ def create_app(service: FloorService) -> FastAPI:
             "teams": teams,
             "totals": totals,
         }
+
+    def snapshot_for(who: Principal, tick: Tick) -> tuple[str, set[str], Any]:
+        """The `floor` event of this scope, encoded once per tick for every browser of the
+        scope that opens (or falls behind) in it: its text, its seats, its aggregates."""
+        key = (scope_key(who), sees_seats(who))
+        if key not in tick._snapshots:
+            snapshot = floor_for(who, tick)
+            tick._snapshots[key] = (
+                _sse("floor", snapshot),
+                {row["seat"] for row in snapshot["seats"]},
+                (snapshot["teams"], snapshot["totals"]),
+            )
+        return tick._snapshots[key]
 
     @app.get(
         "/api/v1/floor",
@@ -549,10 +594,9 @@ def create_app(service: FloorService) -> FastAPI:
 
         async def events() -> AsyncIterator[str]:
             try:
-                snapshot = floor_for(who, current_tick())
-                sent = {row["seat"] for row in snapshot["seats"]}
-                last_aggs = (snapshot["teams"], snapshot["totals"])
-                yield _sse("floor", snapshot)
+                text, seen, last_aggs = snapshot_for(who, current_tick())
+                sent = set(seen)
+                yield text
                 last_write = last_check = time.monotonic()
                 while not service.stopping():
                     if time.monotonic() - last_check >= KEEPALIVE_S:
@@ -567,28 +611,16 @@ def create_app(service: FloorService) -> FastAPI:
                     except TimeoutError:
                         continue
                     if tick is None:  # fell behind: start again from a snapshot
-                        snapshot = floor_for(who, current_tick())
-                        sent = {row["seat"] for row in snapshot["seats"]}
-                        last_aggs = (snapshot["teams"], snapshot["totals"])
+                        text, seen, last_aggs = snapshot_for(who, current_tick())
+                        sent = set(seen)
                         last_write = time.monotonic()
-                        yield _sse("floor", snapshot)
+                        yield text
                         continue
                     site_wide = scope_key(who) == ("site",) and sees_seats(who)
                     if site_wide and tick.changed:  # the same diff for every such browser
-                        if tick._site_diff is None:
-                            aggs = aggregates(who, tick)
-                            tick._site_diff = _sse(
-                                "diff",
-                                {
-                                    "ts": iso(tick.ts),
-                                    "seats": tick.changed,
-                                    "teams": aggs[0],
-                                    "totals": aggs[1],
-                                },
-                            )
                         last_aggs = aggregates(who, tick)
                         last_write = time.monotonic()
-                        yield tick._site_diff
+                        yield site_diff(tick, who)
                         continue
                     seats: dict[str, Seat | None] = {}
                     if sees_seats(who):

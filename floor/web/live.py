@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.api.topics import parse_topic
+from edge.api.topics import ROOT, parse_topic
+from edge.base.schema import valid_id
 from floor.model import FloorModel, SeatView
+from floor.store_common import SeatRecord
 from floor.web.places import Places
 
 Seat = dict[str, Any]
@@ -25,6 +27,9 @@ Seat = dict[str, Any]
 # Seats whose colour can change with time alone (a hold growing past its limit) are looked at
 # every tick; the others only when a message about them came, or at a full pass this often.
 FULL_PASS_S = 30.0
+# A full pass is spread over this many steps (10 s at two a second), so no one tick computes
+# every row of a 10,000-seat floor while the browsers wait for it (issue 15).
+SWEEP_STEPS = 20
 RATE_WINDOW_S = 10
 
 
@@ -86,6 +91,10 @@ class LiveFloor:
         self._timed: set[str] = set()  # seats whose level may change with time alone
         self.current: dict[str, Seat] = {}
         self._last_full = float("-inf")
+        self._sweep: list[str] = []  # seats of the full pass under way, not yet looked at
+        self._sweep_chunk = 1
+        # Seats shown from the store's copy (seed) until the broker says anything of them.
+        self._from_store: set[str] = set()
 
     # --- the ingest's listener (MQTT thread) -----------------------------------------------
 
@@ -96,9 +105,37 @@ class LiveFloor:
         with self._lock:
             self.model.apply(topic, payload, mono)
             self._dirty.add(parsed.seat)
+            if parsed.kind != "event":
+                self._from_store.discard(parsed.seat)
             self.counters.messages += 1
             if parsed.kind == "event":
                 self.counters.event(mono)
+
+    def seed(self, records: Iterable[SeatRecord], mono: float) -> int:
+        """The store's last state, info and availability of each seat, applied before the
+        broker's retained messages arrive, so a restarted service shows the whole floor at
+        once whatever the broker still holds (issue 15). Seats the broker has already spoken
+        of are left alone; its messages arriving later overwrite the seeded ones. A seeded
+        seat's row says `from_store` until the broker sends its state, info or availability.
+        Returns the number of seats seeded."""
+        seeded = 0
+        with self._lock:
+            for record in records:
+                if record.seat in self.model.seats or not valid_id(record.seat):
+                    continue
+                base = f"{ROOT}/{self.site}/{record.seat}"
+                if record.info:
+                    self.model.apply(f"{base}/info", record.info.encode(), mono)
+                if record.state:
+                    self.model.apply(f"{base}/state", record.state.encode(), mono)
+                if record.online is not None:
+                    payload = b"online" if record.online else b"offline"
+                    self.model.apply(f"{base}/availability", payload, mono)
+                if record.seat in self.model.seats:
+                    self._dirty.add(record.seat)
+                    self._from_store.add(record.seat)
+                    seeded += 1
+        return seeded
 
     # --- rows ------------------------------------------------------------------------------
 
@@ -106,6 +143,7 @@ class LiveFloor:
         self, seat: str, view: SeatView | None, now: float, day: str | None = None
     ) -> Seat:
         place = self.places.place_on(seat, day or self.places.day(now))
+        from_store = seat in self._from_store
         state = view.state if view is not None else None
         online = view.online if view is not None else None
         if view is not None:
@@ -137,6 +175,7 @@ class LiveFloor:
                 for v in (state.violations if state else [])
                 if self.places.shows(v.type)
             ],
+            "from_store": from_store,
         }
 
     def step(self, now: float) -> dict[str, Seat]:
@@ -147,12 +186,20 @@ class LiveFloor:
         steps themselves run one at a time."""
         with self._step_lock:
             with self._lock:
-                full = now - self._last_full >= FULL_PASS_S
-                if full:
+                names: set[str] = self._dirty | self._timed
+                if not self.current:  # the first rows: every seat at once
                     self._last_full = now
-                    names: Iterable[str] = set(self.model.seats) | set(self.places.layout_seats())
+                    names |= set(self.model.seats) | set(self.places.layout_seats())
                 else:
-                    names = self._dirty | self._timed
+                    if not self._sweep and now - self._last_full >= FULL_PASS_S:
+                        self._last_full = now
+                        self._sweep = sorted(
+                            set(self.model.seats) | set(self.places.layout_seats())
+                        )
+                        self._sweep_chunk = -(-len(self._sweep) // SWEEP_STEPS)
+                    if self._sweep:
+                        names.update(self._sweep[-self._sweep_chunk :])
+                        del self._sweep[-self._sweep_chunk :]
                 self._dirty = set()
                 views = [(seat, self.model.seats.get(seat)) for seat in names]
             day = self.places.day(now)
@@ -200,11 +247,12 @@ def aggregate(rows: Iterable[Seat], now: float, min_group: int, team: str | None
         counts["on_hold"] += row["call"] == "hold"
         counts["away"] += row["presence"] == "away"
         counts["violations"] += row["level"] == "violation"
-        since = epoch_of(row["call_since"])
-        if since is not None and row["call"] == "hold":
-            longest_hold = max(longest_hold, now - since)
-        if since is not None and row["call"] == "ringing":
-            longest_ring = max(longest_ring, now - since)
+        if row["call"] == "hold" or row["call"] == "ringing":  # parse only these times
+            since = epoch_of(row["call_since"])
+            if since is not None and row["call"] == "hold":
+                longest_hold = max(longest_hold, now - since)
+            if since is not None and row["call"] == "ringing":
+                longest_ring = max(longest_ring, now - since)
     agg: dict[str, Any] = {} if team is None else {"team": team}
     agg["seats"] = len(rows)
     suppressed = len(rows) < min_group

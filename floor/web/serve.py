@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,24 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def seed_live_floor(service: Any, store: Any) -> None:
+    """The live floor from the store's last state/info/availability per seat, before the
+    ingest subscribes: a full floor at once after a restart, whatever the broker replays
+    (issue 15). A store that cannot be read is logged; the broker's messages still come."""
+    started = time.monotonic()
+    try:
+        records = store.seat_records(service.site)
+    except (SeatboxError, sqlite3.Error) as exc:
+        log.warning("floor service: live floor not seeded from the store: %s", exc)
+        return
+    seeded = service.live.seed(records, time.monotonic())
+    log.info(
+        "floor service: %d seats seeded from the store in %.2f s",
+        seeded,
+        time.monotonic() - started,
+    )
+
+
 def serve(config_path: str | Path, duration: float | None = None) -> int:
     import uvicorn
 
@@ -47,6 +67,7 @@ def serve(config_path: str | Path, duration: float | None = None) -> int:
     store = open_store(config, paths)
     where = getattr(store, "where", None) or str(paths.sqlite)
     service = build_service(config, paths, store)
+    seed_live_floor(service, store)
     stop = threading.Event()
     try:
         sock = _listen(config.http.host, config.http.port)
