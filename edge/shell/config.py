@@ -137,7 +137,8 @@ class BridgeSection(Section):
     # One product string for the HID and the audio function (Zoom web pairs them by name).
     product: Annotated[NonEmptyText, AfterValidator(_usb_text)] = "Seatbox Headset"
     # The audio relay (drivers/audio/relay.py; docs/audio.md "The bridge's audio relay"):
-    # PortAudio names of the headset's card and of the gadget's ALSA card, empty: not relayed.
+    # PortAudio names of the headset's card and of the gadget's ALSA card (each name one card's
+    # capture and playback), empty: not relayed; built when audio is not none (edge/shell/wiring.py).
     audio_headset: Text = ""  # e.g. "Jabra EVOLVE 30: USB Audio (hw:1,0)"
     audio_pc: Text = ""  # the gadget's card, e.g. "UAC2_Gadget: ... (hw:2,0)"
     audio_rate: Literal[16000, 32000, 44100, 48000] = 48000  # both sides' nominal rate

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from drivers.audio.relay import AudioRelay, RelaySide
 from drivers.audio.virtual import VirtualAudio
 from drivers.hid.interface import Headset
 from drivers.hid.virtual import VirtualHeadset
@@ -42,7 +43,7 @@ from drivers.host.virtual import VirtualCallHost
 from drivers.radar.virtual import VirtualRadar
 from edge.api.topics import Topics
 from edge.base.errors import ConfigError
-from edge.core.clock import Clock
+from edge.core.clock import Clock, Instant
 from edge.core.profile import Profile
 from edge.shell.config import SeatConfig
 from edge.shell.day_store import DayStore
@@ -102,6 +103,8 @@ def build_seat(
     if callable(relay):
         # A bridged seat: the headset's requests the seat receives also go to the PC.
         runtime.taps.append(relay)
+    if isinstance(devices.audio, AudioRelay):
+        runtime.progress_hooks.append(RelayEnforcement(runtime, devices.audio, profile))
     if link is not None:
         link.on_command = runtime.on_command
         link.on_connected = runtime.birth
@@ -120,6 +123,38 @@ def build_seat(
     if isinstance(devices.audio, VirtualAudio):
         runtime.every(devices.audio.period_s, devices.audio.tick)
     return runtime
+
+
+class RelayEnforcement:
+    """What the bridge's audio relay enforces beyond the `Audio` protocol's `SetMicMute` and
+    `SetRxCap`, from the core's state after each input (the core thread, so in the same step as
+    those effects): the gate held closed while the call is held, whatever said so (the PC's Hold
+    LED, the headset, a CTI command), and the receive path's per-sample ceiling from the
+    profile's peak limit and the sensitivity of the headset model in use (docs/audio.md)."""
+
+    def __init__(self, runtime: Runtime, relay: AudioRelay, profile: Profile) -> None:
+        self.runtime, self.relay = runtime, relay
+        self.hearing = profile["hearing"]
+        self.held: bool | None = None
+        self.ceiling: float | None = None
+        self(runtime.clock.now())
+
+    def __call__(self, at: Instant) -> None:
+        from dsp.limiter import peak_ceiling_dbfs  # numpy: only a seat with a relay loads it
+
+        facts = self.runtime.state.facts
+        held = facts.call.state == "held"
+        if held != self.held:
+            self.held = held
+            self.relay.set_hold(held)
+        info = facts.headset.info
+        sensitivity = self.hearing.sensitivity_db_spl.get(
+            info.model if info else "", self.hearing.default_sensitivity_db_spl
+        )
+        ceiling = peak_ceiling_dbfs(self.hearing.peak_limit_db_spl, sensitivity)
+        if ceiling != self.ceiling:
+            self.ceiling = ceiling
+            self.relay.set_peak_limit_dbfs(ceiling)
 
 
 def open_outbox(config: SeatConfig, state_dir: str) -> Outbox | None:
@@ -181,6 +216,9 @@ def build_devices(config: SeatConfig) -> Devices:
             # What mute and cap replaced survives a crash: put back at the next start.
             mixer_restore_file=Path(config.storage.state_dir) / RESTORE_FILE_NAME,
         )
+    relay = build_audio_relay(config)
+    if relay is not None:
+        devices.audio = relay  # the bridge's audio path replaces the plain capture
     if config.radar.backend == "virtual":
         devices.radar = VirtualRadar()
     elif config.radar.backend == "ld2410":
@@ -209,6 +247,26 @@ def build_bridge(config: SeatConfig) -> CallHost:
     return GadgetBridge(
         config.bridge.hid_device,
         status_file=Path(config.storage.state_dir) / STATUS_FILE_NAME,
+    )
+
+
+def build_audio_relay(config: SeatConfig) -> AudioRelay | None:
+    """The bridge's audio relay (docs/audio.md) when `[call] sources` has "bridge", `[bridge]
+    audio` is not none and both cards are named (each name is one card's capture and playback)."""
+    bridge = config.bridge
+    if "bridge" not in config.call.sources or bridge.audio == "none":
+        return None
+    if not (bridge.audio_headset and bridge.audio_pc):
+        return None
+    return AudioRelay(
+        RelaySide(bridge.audio_headset, bridge.audio_headset),
+        RelaySide(bridge.audio_pc, bridge.audio_pc),
+        samplerate=bridge.audio_rate,
+        period_s=bridge.audio_period,
+        latency_s=bridge.audio_latency,
+        device_latency_s=bridge.audio_device_latency,
+        levels_hz=config.audio.levels_hz,
+        vad_mode=config.audio.vad_mode,
     )
 
 
