@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -407,44 +408,32 @@ def user_add(args: argparse.Namespace) -> int:
     if not valid_name(args.name):
         raise UsageError(f"NAME: expected 1-64 of A-Z a-z 0-9 . _ @ -, got {args.name[:70]!r}")
     check_role(args.role, args.team, args.seat)
-    accounts = _open(args)
-    try:
+    with closing(_open(args)) as accounts:
         accounts.add_user(args.name, args.role, _read_password(args), args.team, args.seat)
-    finally:
-        accounts.close()
     scope = ", ".join(args.team) or (f"seat {args.seat}" if args.seat else "the site")
     print(f"user {args.name} added: {args.role} ({scope})")
     return 0
 
 
 def user_list(args: argparse.Namespace) -> int:
-    accounts = _open(args)
-    try:
+    with closing(_open(args)) as accounts:
         for user in accounts.users():
             teams = ",".join(user.teams) or "-"
             print(f"{user.name}\t{user.role}\tteams={teams}\tseat={user.seat or '-'}")
-    finally:
-        accounts.close()
     return 0
 
 
 def user_remove(args: argparse.Namespace) -> int:
-    accounts = _open(args)
-    try:
+    with closing(_open(args)) as accounts:
         if not accounts.remove_user(args.name):
             raise UsageError(f"NAME: no user {args.name[:70]!r}")
-    finally:
-        accounts.close()
     print(f"user {args.name} removed")
     return 0
 
 
 def token_add(args: argparse.Namespace) -> int:
-    accounts = _open(args)
-    try:
+    with closing(_open(args)) as accounts:
         token = accounts.add_token(args.name, args.role, args.team)
-    finally:
-        accounts.close()
     print(f"token {args.name} added: {args.role}; send it as 'Authorization: Bearer <token>'.")
     print("It is shown once (only its SHA-256 is kept):")
     print(token)
@@ -452,25 +441,19 @@ def token_add(args: argparse.Namespace) -> int:
 
 
 def token_list(args: argparse.Namespace) -> int:
-    accounts = _open(args)
-    try:
+    with closing(_open(args)) as accounts:
         for row in accounts.tokens():
             used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row["last_used"])) + "Z"
             used = used if row["last_used"] else "never"
             teams = ",".join(row["teams"]) or "-"
             print(f"{row['name']}\t{row['role']}\tteams={teams}\tlast used {used}")
-    finally:
-        accounts.close()
     return 0
 
 
 def token_revoke(args: argparse.Namespace) -> int:
-    accounts = _open(args)
-    try:
+    with closing(_open(args)) as accounts:
         if not accounts.revoke_token(args.name):
             raise UsageError(f"NAME: no token {args.name[:70]!r}")
-    finally:
-        accounts.close()
     print(f"token {args.name} revoked")
     return 0
 
@@ -479,11 +462,8 @@ def access_log(args: argparse.Namespace) -> int:
     """`seatbox floor access-log`: the latest views, oldest first (UTC)."""
     if not 1 <= args.limit <= ACCESS_LOG_KEEP:
         raise UsageError(f"--limit: expected 1 to {ACCESS_LOG_KEEP}, got {args.limit}")
-    accounts = _open(args)
-    try:
+    with closing(_open(args)) as accounts:
         rows = accounts.access_log(args.limit)
-    finally:
-        accounts.close()
     for row in reversed(rows):
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["at"]))
         print(f"{when}\t{row['who']}\t{row['role']}\t{row['what']}")
