@@ -19,7 +19,7 @@ import csv
 import io
 import json
 import time as clock
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
@@ -547,11 +547,16 @@ def daily_report(
     privacy: Privacy | None = None,
     *,
     now: float | None = None,
+    teams: Collection[str | None] | None = None,
+    self_view: str | None = None,
 ) -> Report:
     """The site's report for its local `day`: one row per seat (layout seats, and every seat
     with events that day), with the agent and team the roster gives for that day (else the
     layout's team); team aggregates; hold and answer time distributions. `now` (epoch
-    seconds, default the clock) ends a day still in progress."""
+    seconds, default the clock) ends a day still in progress. `teams`: only seats of these
+    teams (that day) are read, and totals cover them (a supervisor's teams; None: the
+    site). `self_view` (a seat id): an agent's own view: only that seat's row, also in
+    team-only mode (docs/privacy.md)."""
     if not valid_id(site):
         raise ParseError(f"site id {site[:70]!r}: expected 1-64 of A-Z a-z 0-9 _ -")
     layout, roster, privacy = layout or Layout(), roster or Roster(), privacy or Privacy()
@@ -563,6 +568,10 @@ def daily_report(
     limits: list[Thresholds] = []
     # One seat at a time: a site's day is millions of events, a seat's a few hundred.
     for seat in sorted(set(layout.seats) | set(store.seats_between(site, lo, hi))):
+        place = layout.seat(seat)
+        agent, team = roster.assignment(the_day, seat, place.team)
+        if (teams is not None and team not in teams) or (self_view not in (None, seat)):
+            continue  # not asked for: not read
         events = [
             event
             for event in store.events_between(site, lo, hi, seat=seat)
@@ -573,12 +582,10 @@ def daily_report(
         seat_day = _seat_day(events, seat_limits, lo, hi, now, zone, privacy)
         if not events:  # nothing heard from this seat that day: no numbers, not zeros
             seat_day.values = {key: None for key in seat_day.values}
-        place = layout.seat(seat)
-        entry = roster.on(the_day, seat)
         row: dict[str, Any] = {
             "seat": seat,
-            "team": (entry.team if entry and entry.team else None) or place.team,
-            "agent": entry.agent if entry else None,
+            "team": team,
+            "agent": agent,
             "label": place.label,
             "in_layout": place.in_layout,
             **seat_day.values,
@@ -590,7 +597,7 @@ def daily_report(
         limits.append(seat_limits)
 
     min_group = privacy.min_group_size
-    teams: list[dict[str, Any]] = []
+    aggregates: list[dict[str, Any]] = []
     team_dists: dict[str, Any] = {}
     names = sorted({row["team"] for row in rows if row["team"]})
     for name in [*names, None] if any(r["team"] is None for r in rows) else names:
@@ -598,7 +605,7 @@ def daily_report(
         aggregate = _aggregate(
             name, [rows[i] for i in picked], [days[i] for i in picked], min_group
         )
-        teams.append(aggregate)
+        aggregates.append(aggregate)
         if name is not None and not aggregate["suppressed"]:
             team_dists[name] = _distributions(
                 [days[i] for i in picked], [limits[i] for i in picked]
@@ -609,14 +616,14 @@ def daily_report(
     distributions["suppressed"] = totals["suppressed"]
     distributions["teams"] = team_dists
     types = sorted({kind for row in rows for kind in row["events"]})
-    if not privacy.individual_views:
-        rows = []  # team-only mode: no per-seat or per-agent rows
+    if self_view is None and not privacy.individual_views:
+        rows = []  # team-only mode: no per-seat or per-agent rows (but an agent's own)
     return Report(
         site=site,
         date=the_day.isoformat(),
         timezone=str(getattr(zone, "key", zone)),
         rows=rows,
-        teams=teams,
+        teams=aggregates,
         totals=totals,
         distributions=distributions,
         event_types=types,

@@ -100,6 +100,16 @@ class Roster:
         text = day.isoformat() if isinstance(day, date) else day
         return self.entries.get((text, seat))
 
+    def assignment(
+        self, day: str | date, seat: str, layout_team: str | None
+    ) -> tuple[str | None, str | None]:
+        """(agent, team) of `seat` on the local `day`: the roster's, the team falling back to
+        the layout's (`layout_team`)."""
+        entry = self.on(day, seat)
+        if entry is None:
+            return None, layout_team
+        return entry.agent, entry.team or layout_team
+
     def day(self, day: str | date) -> list[RosterEntry]:
         text = day.isoformat() if isinstance(day, date) else day
         return [entry for (d, _), entry in sorted(self.entries.items()) if d == text]

@@ -94,6 +94,9 @@ def test_roster_maps_seat_and_day_to_agent_and_team(tmp_path: Path) -> None:
     second = roster.on("2026-11-24", "A-01")
     assert second is not None and (second.agent, second.team) == ("agent-9", None)
     assert roster.on("2026-11-25", "A-01") is None
+    assert roster.assignment("2026-11-23", "A-01", "sales") == ("agent-7", "care")
+    assert roster.assignment("2026-11-24", "A-01", "sales") == ("agent-9", "sales")
+    assert roster.assignment("2026-11-25", "A-01", "sales") == (None, "sales")
     assert Roster.load(None).on("2026-11-23", "A-01") is None
 
 
@@ -134,14 +137,24 @@ def test_privacy_norm_patterns() -> None:
 
 # --- reports from simulated seats ------------------------------------------------------------
 
-# R-01 (default profile): the box is up at 08:30, the agent comes at 08:52 (7 min late for
-# 08:45); a call answered after 4 s with a 200 s hold; a call answered after 17 s (4 rings: late)
-# with a 60 s hold; away 10:00-10:12; gone at 17:00 (30 min early for 17:30).
+# A short shift keeps the simulated days short (a few seconds each): 08:45-11:00, lunch
+# 10:00-10:15; the numbers are the profile's, as a site would set them.
+SHORT_SHIFT = """
+[attendance]
+end = "11:00"
+lunch_start = "10:00"
+lunch_end = "10:15"
+"""
+SHIFT_MINUTES = (11 * 60) - (8 * 60 + 45) - 15
+
+# R-01 (the default profile, short shift): the box is up at 08:30, the agent comes at 08:52
+# (7 min late for 08:45); a call answered after 4 s with a 200 s hold; a call answered after
+# 17 s (4 rings: late) with a 60 s hold; away 09:30-09:42; gone at 10:40 (20 min early).
 R01 = """
 [seat]
 site = "lab"
 id = "R-01"
-profile = "default"
+profile = "PROFILE"
 start = "2026-11-23T08:30:00+08:00"
 [[step]]
 t = "0s"
@@ -180,27 +193,27 @@ do = "host.resume"
 t = "43m"
 do = "host.end"
 [[step]]
-t = "90m"
+t = "60m"
 do = "radar.absent"
 [[step]]
-t = "102m"
+t = "72m"
 do = "radar.present"
 [[step]]
-t = "510m"
+t = "130m"
 do = "radar.absent"
 [[step]]
-t = "541m"
+t = "151m"
 do = "end"
 """
 
-# R-02 (lenient profile: hold warn 3 min): on time at 08:40; a call answered after 2 s with a
-# 150 s hold; away for lunch only (12:00-13:20); the report is made at the day's end, the agent
-# still there (the scenario stops at 13:25: a shorter test).
+# R-02 (the lenient profile, hold warning at 3 min; short shift): on time at 08:40; a call
+# answered after 2 s with a 150 s hold; away for lunch only (10:00-10:14); the report is made
+# at the day's end, the agent still there (the scenario stops at 10:20).
 R02 = """
 [seat]
 site = "lab"
 id = "R-02"
-profile = "lenient"
+profile = "PROFILE"
 start = "2026-11-23T08:30:00+08:00"
 [[step]]
 t = "0s"
@@ -209,32 +222,30 @@ do = "radar.absent"
 t = "10m"
 do = "radar.present"
 [[step]]
-t = "60m"
+t = "30m"
 do = "host.ring"
 [[step]]
-t = "3602s"
+t = "1802s"
 do = "host.answer"
 [[step]]
-t = "61m"
+t = "31m"
 do = "host.hold"
 [[step]]
-t = "3810s"
+t = "2010s"
 do = "host.resume"
 [[step]]
-t = "64m"
+t = "34m"
 do = "host.end"
 [[step]]
-t = "210m"
+t = "90m"
 do = "radar.absent"
 [[step]]
-t = "290m"
+t = "104m"
 do = "radar.present"
 [[step]]
-t = "295m"
+t = "110m"
 do = "end"
 """
-
-SHIFT_MINUTES = (17 * 60 + 30) - (8 * 60 + 45) - 90  # 08:45-17:30 without lunch 12:00-13:30
 
 
 @dataclass
@@ -255,9 +266,11 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
     through the store's add_event, their info as the seat publishes it (own thresholds)."""
     folder = tmp_path_factory.mktemp("reports")
     runs = {}
-    for seat, text in (("R-01", R01), ("R-02", R02)):
+    for seat, text, base in (("R-01", R01, "default"), ("R-02", R02, "lenient")):
+        profile = folder / f"{seat}-profile.toml"
+        profile.write_text(f'name = "short-{base}"\nextends = "{base}"\n{SHORT_SHIFT}')
         scenario = folder / f"{seat}.toml"
-        scenario.write_text(text, encoding="utf-8")
+        scenario.write_text(text.replace("PROFILE", str(profile)), encoding="utf-8")
         command = seatbox("simulate", str(scenario), "--fast", "--events-out", "-")
         runs[seat] = (scenario, subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO))
     store = SqliteStore(folder / "floor.sqlite")
@@ -268,9 +281,9 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
         events[seat] = [json.loads(line) for line in out.decode().splitlines()]
         for line in out.splitlines():
             assert store.add_event("lab", seat, parse_event(line), 0.0)
-        profile = tomllib.loads(scenario.read_text())["seat"]["profile"]
+        used = tomllib.loads(scenario.read_text())["seat"]["profile"]
         info = {**valid_info(seat), "site": "lab"}
-        info["thresholds"] = info_thresholds(load_profile(profile).to_dict())
+        info["thresholds"] = info_thresholds(load_profile(used).to_dict())
         store.put_info("lab", seat, json.dumps(info).encode(), 0.0)
     yield Played(store, events)
     store.close()
@@ -282,7 +295,7 @@ def summary(played: Played, seat: str) -> dict[str, Any]:
     return dict(found)
 
 
-def report(played: Played, **privacy: Any) -> Report:
+def report(played: Played, teams: set[str | None] | None = None, **privacy: Any) -> Report:
     return daily_report(
         played.store,
         "lab",
@@ -294,6 +307,7 @@ def report(played: Played, **privacy: Any) -> Report:
         Roster.parse(f"date,seat,agent,team\n{DAY},R-01,agent-7,\n"),
         Privacy(PrivacySection(**{"min_group_size": 1, **privacy})),
         now=END_OF_DAY,
+        teams=teams,
     )
 
 
@@ -307,18 +321,18 @@ def test_attendance_away_and_calls_as_the_scenario_played_them(played: Played) -
     own = summary(played, "R-01")
     assert row["arrival"] == "2026-11-23T08:52:00.000+08:00"
     assert row["late"] == own["attendance"]["late_min"] == 7.0
-    assert row["early_leave"] == own["attendance"]["early_leave_min"] == 30.0
+    assert row["early_leave"] == own["attendance"]["early_leave_min"] == 20.0
     assert row["absent"] is False
-    # Away in working time after arrival: 10:00-10:12 and 17:00-17:30, as the seat counted.
+    # Away in working time after arrival: 09:30-09:42 and 10:40-11:00, as the seat counted.
     assert row["away_count"] == own["away"]["away_count"] == 2
-    assert row["away_minutes"] == own["away"]["away_min"] == 12 + 30
+    assert row["away_minutes"] == own["away"]["away_min"] == 12 + 20
     assert (row["calls"], row["answered"], row["answered_late"]) == (2, 2, 1)
     assert (row["holds"], row["holds_too_long"]) == (2, 1)
     assert row["events"]["hold.too_long"] == 1 and row["events"]["shift.late"] == 1
-    # Out of adherence: 7 min late, 12 - 5 (grace) min away, 30 min early (the last absence
+    # Out of adherence: 7 min late, 12 - 5 (grace) min away, 20 min early (the last absence
     # is the early leave: counted once).
     assert row["scheduled_minutes"] == SHIFT_MINUTES
-    assert row["adherence_pct"] == round((1 - (7 + 7 + 30) / SHIFT_MINUTES) * 100, 1)
+    assert row["adherence_pct"] == round((1 - (7 + 7 + 20) / SHIFT_MINUTES) * 100, 1)
     assert row["thresholds"] == "seat"
 
     other = row_of(report(played), "R-02")
@@ -352,6 +366,10 @@ def test_roster_and_layout_give_agent_and_team(played: Played) -> None:
     assert teams["sales"]["calls"] == 2 and teams["care"]["calls"] == 1
     assert teams["sales"]["late_count"] == 1 and teams["care"]["late_count"] == 0
     assert result.totals["holds_too_long"] == 1 and result.totals["people"] == 2
+    # A supervisor of `care` only: only its seats are read, the totals are theirs.
+    care = report(played, teams={"care"})
+    assert [row["seat"] for row in care.rows] == ["R-02"]
+    assert [team["team"] for team in care.teams] == ["care"] and care.totals["calls"] == 1
     # Another day: the roster says nothing, the layout's team stands.
     moved = daily_report(
         played.store,
@@ -384,13 +402,23 @@ def test_privacy_norms_hide_event_types_and_their_columns(played: Played) -> Non
     assert row["events"] and all(t.split(".")[0] in ("shift", "presence") for t in row["events"])
     assert "hold.too_long" not in row["events"] and row["events"]["shift.late"] == 1
     assert row["calls"] is None and row["holds_too_long"] is None
-    assert row["late"] == 7.0 and row["away_minutes"] == 42.0
+    assert row["late"] == 7.0 and row["away_minutes"] == 32.0
     entries = timeline(played.store, "lab", "R-01", DAY, SITE_TZ, result_privacy(["hold.*"]))
     assert [e["type"] for e in entries] == ["hold.long", "hold.too_long"]
     assert entries[1]["ts"] == "2026-11-23T09:04:00.000+08:00"
     team_only = report(played, individual_views=False)
     assert team_only.rows == [] and team_only.totals["calls"] == 3
     assert team_only.to_csv().splitlines() == [",".join(team_only.columns)]
+    own = daily_report(
+        played.store,
+        "lab",
+        DAY,
+        SITE_TZ,
+        privacy=Privacy(PrivacySection(individual_views=False)),
+        now=END_OF_DAY,
+        self_view="R-02",
+    )
+    assert [row["seat"] for row in own.rows] == ["R-02"]  # an agent's self-view stays
 
 
 def result_privacy(norms: list[str]) -> Privacy:
