@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from edge.api.models import StreamEvent
-from edge.base.errors import ParseError
+from edge.base.errors import ParseError, SeatboxError
 from edge.base.schema import valid_id
 
 # name -> (event type, data key or None to count, how): what each rollup is and where it
@@ -38,7 +38,7 @@ class Purged:
     seats: int
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(SeatboxError):
     """The store cannot be read or written now (PostgreSQL stopped, a disk error): nothing of
     the failed call was kept; the caller may retry the same call later."""
 
