@@ -56,8 +56,8 @@ SESSION_EXPIRY_S = 24 * 3600
 RESEND_PERIOD_S = 1.0
 PURGE_PERIOD_S = 3600.0
 MAX_LOGGED = 10_000  # (seat, leaf) pairs whose bad payloads were logged once (then counted only)
-# Events waiting for the store, at most (about 1 KB each in memory): 100,000 is 20 s of a
-# 10,000-seat site at 5,000 events/s; beyond it events are dropped and asked for again later.
+# Events waiting for the store, at most (about 830 bytes each in memory, measured): 100,000 is
+# 20 s at 5,000 events/s; beyond it events are dropped and asked for again later.
 MAX_QUEUED = 100_000
 BATCH_MAX = 5_000  # events in one transaction
 RETRY_FIRST_S = 0.5  # backoff while the store is unavailable: doubled up to RETRY_MAX_S

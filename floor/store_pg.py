@@ -7,9 +7,11 @@ service counters, retention by `purge(now)`. The schema is created when absent
 (`CREATE TABLE IF NOT EXISTS`). Ids are checked before they reach SQL; every value is a bound
 parameter (psycopg 3 server-side binding).
 
-One connection, used under a lock. A lost connection (the server stopped or restarted, the
-network) makes the call raise `StoreUnavailable` and nothing of it is kept (its transaction
-rolls back); the next call connects again. Messages name the url without its password.
+Two connections, each under its own lock: one for writes, one for reads (a report never waits
+for the ingest's batch). A lost connection (the server stopped or restarted, the network) makes
+the call raise `StoreUnavailable` and nothing of it is kept (its transaction rolls back); the
+next call connects again (a call on a connection the server dropped since is tried once more at
+once). Messages name the url without its password.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -119,6 +122,14 @@ def _why(exc: BaseException, secrets: list[str]) -> str:
     return text[:300] or type(exc).__name__
 
 
+@dataclass
+class _Link:
+    """One connection and the lock it is used under."""
+
+    conn: psycopg.Connection[Any] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class PostgresStore:
     """The store in PostgreSQL. Safe to call from several threads (one lock)."""
 
@@ -129,52 +140,67 @@ class PostgresStore:
         self.where = redacted(url)
         self._secrets = secrets_of(url)
         self.raw_s, self.rollups_s = raw_s, rollups_s
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection[Any] | None = None
+        # Two connections, each used under its own lock: writes (the ingest's batches, purge)
+        # and reads (reports, the web app, seeding), so a report never waits for a batch.
+        self._links: dict[str, _Link] = {"write": _Link(), "read": _Link()}
         try:
-            with self._lock:
-                self._connected()
+            link = self._links["write"]
+            with link.lock:
+                self._connected(link, schema=True)
         except StoreUnavailable as exc:
             raise ConfigError(f"[store] url: {exc}") from None
 
-    # --- the connection ---------------------------------------------------------------------
+    # --- the connections --------------------------------------------------------------------
 
-    def _connected(self) -> psycopg.Connection[Any]:
-        conn = self._conn
+    def _connected(self, link: _Link, schema: bool) -> psycopg.Connection[Any]:
+        conn = link.conn
         if conn is not None and not conn.closed and not conn.broken:
             return conn
-        self._conn = None
+        link.conn = None
         try:
             conn = psycopg.connect(self.url, **CONNECT_OPTIONS)
-            with conn.transaction():
-                for statement in SCHEMA:
-                    conn.execute(statement)
+            if schema:
+                with conn.transaction():
+                    for statement in SCHEMA:
+                        conn.execute(statement)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"PostgreSQL {self.where}: {_why(exc, self._secrets)}") from None
-        self._conn = conn
+        link.conn = conn
         return conn
 
-    def _run(self, work: Any) -> Any:
-        """`work(conn)` in one transaction; StoreUnavailable when the server cannot be reached
-        (or fails as a server: shut down, out of disk); RuntimeError when it refuses a
-        statement. Either way the transaction is rolled back."""
-        with self._lock:
-            conn = self._connected()
-            try:
-                with conn.transaction():
-                    return work(conn)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                # The server went away, refused, ran out of disk: worth retrying later.
-                with contextlib.suppress(psycopg.Error):
-                    conn.close()
-                self._conn = None
-                raise StoreUnavailable(
-                    f"PostgreSQL {self.where}: {_why(exc, self._secrets)}"
-                ) from None
-            except psycopg.Error as exc:  # a statement the server refused: retrying won't help
-                if conn.broken or conn.closed:
-                    self._conn = None
-                raise RuntimeError(f"PostgreSQL {self.where}: {_why(exc, self._secrets)}") from None
+    def _run(self, work: Any, role: str = "write") -> Any:
+        """`work(conn)` in one transaction on the `role` connection ("write" or "read");
+        StoreUnavailable when the server cannot be reached (or fails as a server: shut down,
+        out of disk); RuntimeError when it refuses a statement. Either way the transaction is
+        rolled back."""
+        link = self._links[role]
+        with link.lock:
+            for attempt in (1, 2):
+                reused = link.conn is not None and not link.conn.closed
+                conn = self._connected(link, schema=role == "write")
+                try:
+                    with conn.transaction():
+                        return work(conn)
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    # The server went away, refused, ran out of disk: worth retrying later.
+                    with contextlib.suppress(psycopg.Error):
+                        conn.close()
+                    link.conn = None
+                    if reused and attempt == 1:
+                        continue  # a connection the server has dropped (restarted): once more
+                    raise StoreUnavailable(
+                        f"PostgreSQL {self.where}: {_why(exc, self._secrets)}"
+                    ) from None
+                except psycopg.Error as exc:  # a statement the server refused: no retry
+                    if conn.broken or conn.closed:
+                        link.conn = None
+                    raise RuntimeError(
+                        f"PostgreSQL {self.where}: {_why(exc, self._secrets)}"
+                    ) from None
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, work: Any) -> Any:
+        return self._run(work, role="read")
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -285,7 +311,7 @@ class PostgresStore:
         self._run(lambda conn: self._count(conn, name, by))
 
     def counters(self) -> dict[str, int]:
-        rows = self._run(lambda conn: conn.execute("SELECT name, value FROM counters").fetchall())
+        rows = self._read(lambda conn: conn.execute("SELECT name, value FROM counters").fetchall())
         return {name: int(value) for name, value in rows}
 
     def purge(self, now: float) -> Purged:
@@ -322,7 +348,7 @@ class PostgresStore:
                 ).fetchall()
             return islands, lowest
 
-        islands, lowest = self._run(work)
+        islands, lowest = self._read(work)
         known = {(seat, boot): int(seq) for seat, boot, seq in lowest}
         return spans(islands, now - self.raw_s + PURGE_MARGIN_S, known)
 
@@ -335,12 +361,12 @@ class PostgresStore:
             query += " AND seat = %s"
             params += (seat,)
         query += " ORDER BY seat, boot_id, seq"
-        rows = self._run(lambda conn: conn.execute(query, params).fetchall())
+        rows = self._read(lambda conn: conn.execute(query, params).fetchall())
         keys = ("seat", "boot_id", "seq", "ts", "day", "type")
         return [dict(zip(keys, row[:6], strict=True), data=json.loads(row[6])) for row in rows]
 
     def rollups(self, site: str, seat: str, day: str) -> dict[str, float]:
-        rows = self._run(
+        rows = self._read(
             lambda conn: conn.execute(
                 "SELECT name, value FROM rollups WHERE site = %s AND seat = %s AND day = %s",
                 (site, seat, day),
@@ -349,7 +375,7 @@ class PostgresStore:
         return {name: float(value) for name, value in rows}
 
     def seat(self, site: str, seat: str) -> dict[str, Any] | None:
-        row = self._run(
+        row = self._read(
             lambda conn: conn.execute(
                 "SELECT state, info, online FROM seats WHERE site = %s AND seat = %s",
                 (site, seat),
@@ -379,7 +405,7 @@ class PostgresStore:
         ]
 
     def tables(self) -> list[str]:
-        rows = self._run(
+        rows = self._read(
             lambda conn: conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
             ).fetchall()
@@ -403,14 +429,14 @@ class PostgresStore:
             query += " AND seat = %s"
             params += (seat,)
         query += " ORDER BY ts_epoch, seat, boot_id, seq"
-        found = self._run(lambda conn: conn.execute(query, params).fetchall())
+        found = self._read(lambda conn: conn.execute(query, params).fetchall())
         keys = ("seat", "boot_id", "seq", "ts", "ts_epoch", "day", "type")
         return [dict(zip(keys, row[:7], strict=True), data=json.loads(row[7])) for row in found]
 
     def seats_between(self, site: str, start: float, end: float) -> list[str]:
         """The seats of `site` with an event whose own `ts` is in [start, end), sorted."""
         _ids(site, site)
-        rows = self._run(
+        rows = self._read(
             lambda conn: conn.execute(
                 "SELECT DISTINCT seat FROM events WHERE site = %s AND ts_epoch >= %s "
                 "AND ts_epoch < %s ORDER BY seat",
@@ -420,8 +446,9 @@ class PostgresStore:
         return [seat for (seat,) in rows]
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                with contextlib.suppress(psycopg.Error):
-                    self._conn.close()
-                self._conn = None
+        for link in self._links.values():
+            with link.lock:
+                if link.conn is not None:
+                    with contextlib.suppress(psycopg.Error):
+                        link.conn.close()
+                    link.conn = None

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import free_port, wait_until
+from support import free_port
 
 PG_BIN = Path(os.environ.get("SEATBOX_PG_BIN", "/usr/lib/postgresql/15/bin"))
 STORES = ["sqlite", "postgresql"]
@@ -126,10 +126,6 @@ def open_test_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest, *
 
     server: PgServer = request.getfixturevalue("pg_server")
     return PostgresStore(server.new_database(), **kw)
-
-
-def wait_stored(store: Any, site: str, count: int, timeout: float, what: str) -> None:
-    wait_until(lambda: len(store.events(site)) >= count, timeout, what)
 
 
 def event_payload(seq: int, boot: str, kind: str, ts: str = "") -> bytes:

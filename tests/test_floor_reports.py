@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from floor_support import STORES, open_test_store, pg_server  # noqa: F401
 from payload_samples import valid_info
 
 from edge.api.models import parse_event
@@ -250,7 +251,7 @@ do = "end"
 
 @dataclass
 class Played:
-    store: SqliteStore
+    store: Any  # SqliteStore or PostgresStore
     events: dict[str, list[dict[str, Any]]]  # seat -> the events the simulated seat made
 
 
@@ -260,10 +261,15 @@ def seatbox(*args: str) -> list[str]:
     return [*base, "--log-level", "WARNING", *args]
 
 
+@dataclass
+class Simulated:
+    lines: dict[str, list[bytes]]  # seat -> its events as published
+    infos: dict[str, bytes]  # seat -> its info, with the thresholds of its profile
+
+
 @pytest.fixture(scope="module")
-def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
-    """Both scenarios played by real simulated seats (in parallel), their events written
-    through the store's add_event, their info as the seat publishes it (own thresholds)."""
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Simulated:
+    """Both scenarios played by real simulated seats (in parallel), once for both stores."""
     folder = tmp_path_factory.mktemp("reports")
     runs = {}
     for seat, text, base in (("R-01", R01, "default"), ("R-02", R02, "lenient")):
@@ -273,18 +279,31 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
         scenario.write_text(text.replace("PROFILE", str(profile)), encoding="utf-8")
         command = seatbox("simulate", str(scenario), "--fast", "--events-out", "-")
         runs[seat] = (scenario, subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO))
-    store = SqliteStore(folder / "floor.sqlite")
-    events: dict[str, list[dict[str, Any]]] = {}
+    result = Simulated({}, {})
     for seat, (scenario, run) in runs.items():
         out, _ = run.communicate(timeout=120)
         assert run.returncode == 0
-        events[seat] = [json.loads(line) for line in out.decode().splitlines()]
-        for line in out.splitlines():
-            assert store.add_event("lab", seat, parse_event(line), 0.0)
+        result.lines[seat] = out.splitlines()
         used = tomllib.loads(scenario.read_text())["seat"]["profile"]
         info = {**valid_info(seat), "site": "lab"}
         info["thresholds"] = info_thresholds(load_profile(used).to_dict())
-        store.put_info("lab", seat, json.dumps(info).encode(), 0.0)
+        result.infos[seat] = json.dumps(info).encode()
+    return result
+
+
+@pytest.fixture(scope="module", params=STORES)
+def played(
+    simulated: Simulated, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Played]:
+    """The simulated seats' events written through each store's add_event (SQLite and
+    PostgreSQL: the same reports expected of both), their info as the seat publishes it."""
+    store = open_test_store(request.param, tmp_path_factory.mktemp("store"), request)
+    events: dict[str, list[dict[str, Any]]] = {}
+    for seat, lines in simulated.lines.items():
+        events[seat] = [json.loads(line) for line in lines]
+        for line in lines:
+            assert store.add_event("lab", seat, parse_event(line), 0.0)
+        store.put_info("lab", seat, simulated.infos[seat], 0.0)
     yield Played(store, events)
     store.close()
 

@@ -39,7 +39,7 @@ from edge.api.broker import BrokerSection
 from edge.api.models import parse_event
 from edge.api.stream import StreamTracker
 from floor.ingest import Ingest
-from floor.store import Batch, SqliteStore, spans
+from floor.store import Batch, SqliteStore, StoreUnavailable, spans
 from floor.store_pg import PostgresStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -306,6 +306,17 @@ def _outage(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     seen: list[str] = []
+    refused: list[float] = []  # the writer's attempts while the store was away
+    write_batch = store.write_batch
+
+    def counted(site: str, batch: Batch) -> Any:
+        try:
+            return write_batch(site, batch)
+        except StoreUnavailable:
+            refused.append(time.monotonic())
+            raise
+
+    store.write_batch = counted
     # A small queue bound, so the outage also overflows it: dropped events are asked for again.
     ingest = Ingest(
         BrokerSection(url=broker.url),
@@ -351,6 +362,8 @@ def _outage(
     assert len([m for m in lines if "floor store: unavailable" in m]) == 1, lines
     assert len([m for m in lines if "floor store: back after" in m]) == 1, lines
     assert len([m for m in lines if "dropping new ones" in m]) == 1, lines
+    # Retried with backoff (here at most every second), not once per message that came in.
+    assert 1 <= len(refused) <= 2 + (refused[-1] - refused[0]) / 0.5, len(refused)
 
 
 def test_a_dropped_event_becomes_a_gap_again_merged_with_its_neighbours() -> None:
