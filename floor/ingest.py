@@ -87,8 +87,12 @@ class Ingest:
         tracker: StreamTracker | None = None,
         listeners: Sequence[Listener] = (),
         max_queued: int = MAX_QUEUED,
+        keep: Callable[[str], bool] | None = None,
     ) -> None:
         self.site = site
+        # Which event types are stored ([privacy] norms): the others are de-duplicated and
+        # gap-tracked like any event, then dropped before the store (counted `withheld`).
+        self.keep = keep
         # Called with (topic, payload, monotonic now) for every message of this site before the
         # store sees it (the live floor model): the live floor does not wait for the store.
         self.listeners = list(listeners)
@@ -242,6 +246,9 @@ class Ingest:
             self._cond.notify()
 
     def _put_event(self, seat: str, event: StreamEvent, now: float, mono: float) -> None:
+        if self.keep is not None and not self.keep(event.type):
+            self.count("withheld")
+            return
         with self._cond:
             if len(self._events) + self._inflight < self.max_queued:
                 self._events.append((seat, event, now))

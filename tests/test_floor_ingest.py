@@ -216,6 +216,36 @@ def test_a_gap_is_filled_by_resend_and_hostile_payloads_are_counted_and_ignored(
     assert store.seat("lab", seat) is None or store.seat("lab", seat)["state"] is None  # type: ignore[index]
 
 
+def test_event_types_the_site_does_not_keep_are_never_stored_and_not_asked_for_again(
+    broker: Mosquitto, store: SqliteStore
+) -> None:
+    """[privacy] norms: a hold norm the site neither shows nor stores leaves no row, no
+    rollup, and no gap to ask the seat for; the call events around it are stored."""
+    base = "seatbox/v1/lab/P-01"
+    publisher = Publisher(broker)
+    ingest = started(
+        broker,
+        store,
+        tracker=StreamTracker(from_zero=True, reorder_s=0.0),
+        keep=lambda kind: kind.startswith("call."),
+    )
+    try:
+        for seq, kind in enumerate(("call.ringing", "hold.too_long", "call.ringing")):
+            publisher.send(f"{base}/event", event(seq, kind))
+        wait_until(lambda: store.counters().get("withheld") == 1, 10, "the hold event withheld")
+        wait_until(lambda: len(store.events("lab")) == 2, 10, "the call events stored")
+        assert ingest.ask_for_gaps() == 0  # seq 1 was received: not a gap
+    finally:
+        ingest.stop()
+        publisher.close()
+    assert [(e["seq"], e["type"]) for e in store.events("lab")] == [
+        (0, "call.ringing"),
+        (2, "call.ringing"),
+    ]
+    rollup = store.rollups("lab", "P-01", "2026-11-23")
+    assert rollup["calls"] == 2.0 and not any("hold" in name for name in rollup)
+
+
 @pytest.mark.parametrize("kind", STORES)
 def test_purge_removes_only_what_is_past_retention(
     tmp_path: Path, request: pytest.FixtureRequest, kind: str

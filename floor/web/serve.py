@@ -78,6 +78,7 @@ def serve(config_path: str | Path, duration: float | None = None) -> int:
             config.client_id,
             timed,  # a Store: add_event timed, every other method passed through
             listeners=[service.live.apply],
+            keep=service.places.shows,  # [privacy] norms: not shown is not stored
         )
         timed.ingest = ingest
         service.store_lag = timed.lag_s
