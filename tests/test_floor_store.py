@@ -279,10 +279,15 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
     config.write_text(
         f'[broker]\nurl = "{broker.url}"\nclient_id = "seatbox-floor-kill-{kind}"\n'
         f'[site]\nid = "{SITE}"\n[store]\ndir = "store"\nurl = "{url}"\n'
-        '[privacy]\nraw_events = "3650d"\nrollups = "3650d"\n'
+        '[privacy]\nraw_events = "3650d"\nrollups = "3650d"\n[roster]\nfile = "roster.csv"\n'
     )
     log = tmp_path / "serve.log"
     seats = [SimSeat(broker.port, SITE, f"K-{n:02d}") for n in range(4)]
+    # The roster the service loads reaches its store: two seats' events add to their agents.
+    (tmp_path / "roster.csv").write_text(
+        "date,seat,agent,team\n"
+        + "".join(f"{seat.day},{seat.seat},agent-{n},\n" for n, seat in enumerate(seats[:2]))
+    )
     subscribed = "seatbox/v1/lab/+/event"
     (tmp_path / "store").mkdir()
     check = PostgresStore(url) if url else SqliteStore(tmp_path / "store" / "floor.sqlite")
@@ -310,6 +315,10 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
         for seat in seats:
             rollup = check.rollups(SITE, seat.seat, seat.day)
             assert {k: rollup[k] for k in seat.expected_rollups()} == seat.expected_rollups()
+        for n, seat in enumerate(seats[:2]):  # the site's zone is UTC, as the seats' ts
+            agent = check.agent_rollups(SITE, f"agent-{n}", seat.day)
+            assert {k: agent[k] for k in seat.expected_rollups()} == seat.expected_rollups()
+        assert check.agent_rollups(SITE, "agent-2", seats[2].day) == {}
         # Seeded from the store, the restarted service asked the seats only for what the
         # killed one had not written, not for all they had published before the kill. (Its
         # request for seq 300, lost on the way after the restart, has come: any gap it saw at
