@@ -380,7 +380,7 @@ class SqliteStore:
         return dict(rows)
 
     def agent_rollups(self, site: str, agent: str, day: str) -> dict[str, float]:
-        _ids(site, agent)
+        _ids(site, agent, "agent")
         with self._lock:
             rows = self._db.execute(
                 "SELECT name, value FROM agent_rollups WHERE site = ? AND agent = ? AND day = ?",

@@ -153,8 +153,8 @@ SELECT seat, boot_id, MIN(seq), MAX(seq), MIN(ts_epoch) FROM (
 """
 
 
-def _ids(site: str, seat: str) -> None:
-    for what, value in (("site", site), ("seat", seat)):
+def _ids(site: str, seat: str, kind: str = "seat") -> None:
+    for what, value in (("site", site), (kind, seat)):
         if not (isinstance(value, str) and valid_id(value)):
             raise ParseError(f"{what} id {str(value)[:70]!r}: expected 1-64 of A-Z a-z 0-9 _ -")
 

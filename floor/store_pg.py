@@ -400,7 +400,7 @@ class PostgresStore:
         return {name: float(value) for name, value in rows}
 
     def agent_rollups(self, site: str, agent: str, day: str) -> dict[str, float]:
-        _ids(site, agent)
+        _ids(site, agent, "agent")
         rows = self._read(
             lambda conn: conn.execute(
                 "SELECT name, value FROM agent_rollups WHERE site = %s AND agent = %s AND day = %s",

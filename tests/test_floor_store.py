@@ -39,6 +39,7 @@ from support import Mosquitto, free_port, wait_until
 from edge.api.broker import BrokerSection
 from edge.api.models import parse_event
 from edge.api.stream import StreamTracker
+from edge.base.errors import ParseError
 from floor.ingest import Ingest
 from floor.roster import Roster
 from floor.store import Batch, SqliteStore, StoreUnavailable, spans
@@ -163,6 +164,8 @@ def test_agent_day_rollups_follow_the_roster_count_each_event_once_and_are_purge
         assert store.rollups(SITE, "A-01", DAY)["calls"] == 2.0
         assert store.rollups(SITE, "A-03", DAY) == {"calls": 1.0, "events.call.ringing": 1.0}
         assert store.agent_rollups(SITE, "agent-999", DAY) == {}
+        with pytest.raises(ParseError, match="agent id"):
+            store.agent_rollups(SITE, "x'; DROP TABLE agent_rollups; --", DAY)
         assert "agent_rollups" in store.tables()
 
         # Retention: the rollups of days before the day 30 days ago go, agents' too.
