@@ -11,6 +11,8 @@ Kept:
   redelivery, a resend, a restarted service) is ignored and counted (`duplicates`).
 - `seats`: the latest retained `state` and `info` and the availability of each seat.
 - `rollups`: per seat and day, numbers computed from the events when first stored (ROLLUPS).
+- `agent_rollups`: the same numbers per agent and site-local day, where the roster (given to
+  the store) says who sat at the event's seat that day; none without a roster row.
 Never kept: `levels` (no method takes them; the ingest does not subscribe to them).
 
 The day of an event is the date of its own `ts` at the seat's UTC offset (the seat's local
@@ -27,17 +29,20 @@ import contextlib
 import json
 import sqlite3
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 from edge.api.models import StreamEvent
 from edge.base.errors import ConfigError
+from floor.roster import Roster
 from floor.store_common import (
     ISLANDS_SQL,
     PURGE_MARGIN_S,
     ROLLUPS,
     SEED_WINDOW_S,
+    AgentDays,
     Batch,
     Purged,
     SeatColumn,
@@ -109,6 +114,9 @@ class Store(Protocol):
 
     def rollups(self, site: str, seat: str, day: str) -> dict[str, float]: ...
 
+    def agent_rollups(self, site: str, agent: str, day: str) -> dict[str, float]:
+        """The rollups of an agent's site-local day (the roster's seats that day)."""
+
     def seat(self, site: str, seat: str) -> dict[str, Any] | None: ...
 
     def seat_records(self, site: str) -> list[SeatRecord]: ...
@@ -141,6 +149,11 @@ CREATE TABLE IF NOT EXISTS rollups (
     value REAL NOT NULL,
     PRIMARY KEY (site, seat, day, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_rollups (
+    site TEXT NOT NULL, agent TEXT NOT NULL, day TEXT NOT NULL, name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (site, agent, day, name)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -149,11 +162,18 @@ class SqliteStore:
     """The store in one SQLite file (WAL). Safe to call from several threads (one lock)."""
 
     def __init__(
-        self, path: str | Path, *, raw_s: float = 7 * 86400.0, rollups_s: float = 90 * 86400.0
+        self,
+        path: str | Path,
+        *,
+        raw_s: float = 7 * 86400.0,
+        rollups_s: float = 90 * 86400.0,
+        roster: Roster | None = None,
+        tz: tzinfo | None = None,
     ) -> None:
         self.path = str(path)
         self.where = self.path
         self.raw_s, self.rollups_s = raw_s, rollups_s
+        self.agent_of = AgentDays(roster, tz)  # the key of agent_rollups (site-local day)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -187,12 +207,26 @@ class SqliteStore:
             if cursor.rowcount == 0:
                 self._count("duplicates", 1)
                 return False
+            amounts = rollup_rows(event)
             self._db.executemany(
                 "INSERT INTO rollups VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, seat, day, name) "
                 "DO UPDATE SET value = value + excluded.value",
-                [(site, seat, day, name, amount) for name, amount in rollup_rows(event)],
+                [(site, seat, day, name, amount) for name, amount in amounts],
             )
+            sitting = self.agent_of(seat, moment)
+            if sitting is not None:
+                self._add_agent_rollups(
+                    site, {(*sitting, name): amount for name, amount in amounts}
+                )
             return True
+
+    def _add_agent_rollups(self, site: str, totals: dict[tuple[str, str, str], float]) -> None:
+        """Add `(agent, day, name) -> amount` to agent_rollups (inside the caller's transaction)."""
+        self._db.executemany(
+            "INSERT INTO agent_rollups VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (site, agent, day, name) DO UPDATE SET value = value + excluded.value",
+            [(site, *key, amount) for key, amount in totals.items()],
+        )
 
     def write_batch(self, site: str, batch: Batch) -> Written:
         check_batch(site, batch)
@@ -201,6 +235,7 @@ class SqliteStore:
             with self._lock, self._db:
                 self._db.execute("BEGIN")
                 totals: dict[tuple[str, str, str], float] = {}
+                agents: dict[tuple[str, str, str], float] = {}
                 for seat, event, now in batch.events:
                     moment = _moment(event.ts)
                     day = moment.date().isoformat()
@@ -223,15 +258,20 @@ class SqliteStore:
                         duplicates += 1
                         continue
                     stored += 1
+                    sitting = self.agent_of(seat, moment)
                     for name, amount in rollup_rows(event):
                         key = (seat, day, name)
                         totals[key] = totals.get(key, 0.0) + amount
+                        if sitting is not None:
+                            key = (*sitting, name)
+                            agents[key] = agents.get(key, 0.0) + amount
                 self._db.executemany(
                     "INSERT INTO rollups VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (site, seat, day, name) "
                     "DO UPDATE SET value = value + excluded.value",
                     [(site, *key, amount) for key, amount in totals.items()],
                 )
+                self._add_agent_rollups(site, agents)
                 for (column, seat), (value, now) in batch.seats.items():
                     self._upsert_seat(site, seat, column, value, now)
                 counts = dict(batch.counts)
@@ -301,7 +341,8 @@ class SqliteStore:
 
     def purge(self, now: float) -> Purged:
         """Delete what is past retention at `now` (epoch seconds): events whose `ts` is older
-        than `raw_s`, rollups of days before the day `rollups_s` ago (UTC), and the latest
+        than `raw_s`, rollups and agent rollups of days before the day `rollups_s` ago (UTC),
+        and the latest
         state/info of seats not heard of for `raw_s`."""
         raw_s, rollups_s = self.raw_s, self.rollups_s
         first_day = (datetime.fromtimestamp(now - rollups_s, UTC)).date().isoformat()
@@ -311,8 +352,11 @@ class SqliteStore:
                 "DELETE FROM events WHERE ts_epoch < ?", (now - raw_s,)
             ).rowcount
             rollups = self._db.execute("DELETE FROM rollups WHERE day < ?", (first_day,)).rowcount
+            agents = self._db.execute(
+                "DELETE FROM agent_rollups WHERE day < ?", (first_day,)
+            ).rowcount
             seats = self._db.execute("DELETE FROM seats WHERE updated < ?", (now - raw_s,)).rowcount
-        return Purged(events, rollups, seats)
+        return Purged(events, rollups, seats, agents)
 
     # --- reading (reports and tests) -------------------------------------------------------
 
@@ -332,6 +376,15 @@ class SqliteStore:
             rows = self._db.execute(
                 "SELECT name, value FROM rollups WHERE site = ? AND seat = ? AND day = ?",
                 (site, seat, day),
+            ).fetchall()
+        return dict(rows)
+
+    def agent_rollups(self, site: str, agent: str, day: str) -> dict[str, float]:
+        _ids(site, agent, "agent")
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, value FROM agent_rollups WHERE site = ? AND agent = ? AND day = ?",
+                (site, agent, day),
             ).fetchall()
         return dict(rows)
 
@@ -406,20 +459,22 @@ class SqliteStore:
             return [seat for (seat,) in rows.fetchall()]
 
 
-def open_store(config: FloorConfig, paths: FloorPaths) -> Store:
+def open_store(config: FloorConfig, paths: FloorPaths, roster: Roster | None = None) -> Store:
     """The store a floor config names: SQLite in `paths.sqlite` when `[store] url` is "",
     else PostgreSQL at that url. ConfigError (naming the url without its password) when it
-    cannot be opened."""
+    cannot be opened. `roster` (the site's, `[roster] file`): events of a seat it assigns on
+    their site-local day (`[site] timezone`) also add to that agent's `agent_rollups`."""
     raw_s, rollups_s = config.privacy.raw_events, config.privacy.rollups
+    kw: dict[str, Any] = {"roster": roster, "tz": ZoneInfo(config.site.timezone)}
     if config.store.url:
         from floor.store_pg import PostgresStore
 
-        return PostgresStore(config.store.url, raw_s=raw_s, rollups_s=rollups_s)
+        return PostgresStore(config.store.url, raw_s=raw_s, rollups_s=rollups_s, **kw)
     try:
         paths.sqlite.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"[store] dir: cannot create {paths.sqlite.parent} ({exc})") from None
-    return SqliteStore(paths.sqlite, raw_s=raw_s, rollups_s=rollups_s)
+    return SqliteStore(paths.sqlite, raw_s=raw_s, rollups_s=rollups_s, **kw)
 
 
 def day_of(ts: str) -> str:

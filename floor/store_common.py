@@ -7,12 +7,13 @@ without an import cycle.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Literal, NamedTuple
 
 from edge.api.models import StreamEvent
 from edge.base.errors import ParseError, SeatboxError
 from edge.base.schema import valid_id
+from floor.roster import Roster
 
 # name -> (event type, data key or None to count, how): what each rollup is and where it
 # comes from. "count" adds 1 per event; "sum" adds data[key] (seconds) when it is a number.
@@ -46,6 +47,7 @@ class Purged:
     events: int
     rollups: int
     seats: int
+    agent_rollups: int = 0
 
 
 class StoreUnavailable(SeatboxError):
@@ -151,8 +153,8 @@ SELECT seat, boot_id, MIN(seq), MAX(seq), MIN(ts_epoch) FROM (
 """
 
 
-def _ids(site: str, seat: str) -> None:
-    for what, value in (("site", site), ("seat", seat)):
+def _ids(site: str, seat: str, kind: str = "seat") -> None:
+    for what, value in (("site", site), (kind, seat)):
         if not (isinstance(value, str) and valid_id(value)):
             raise ParseError(f"{what} id {str(value)[:70]!r}: expected 1-64 of A-Z a-z 0-9 _ -")
 
@@ -174,3 +176,21 @@ def rollup_rows(event: StreamEvent) -> list[tuple[str, float]]:
         if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
             rows.append((name, float(value)))
     return rows
+
+
+class AgentDays:
+    """Who sat at a seat on the site-local day of an event, as the roster says: the key of the
+    per-agent-day rollups (`agent_rollups`). `tz` is the site's zone (`[site] timezone`);
+    None takes the event's own offset (the seat's local day, as `rollups`)."""
+
+    def __init__(self, roster: Roster | None = None, tz: tzinfo | None = None) -> None:
+        self.roster = roster or Roster()
+        self.tz = tz
+
+    def __call__(self, seat: str, moment: datetime) -> tuple[str, str] | None:
+        """(agent, site-local day) of the event at `moment` (aware) at `seat`, or None."""
+        if not self.roster.entries:
+            return None
+        day = (moment.astimezone(self.tz) if self.tz else moment).date().isoformat()
+        entry = self.roster.on(day, seat)
+        return None if entry is None else (entry.agent, day)

@@ -2,7 +2,8 @@
 
 The same tables, keys and semantics as `floor.store.SqliteStore` (see there): every event once
 by `(site, seat, boot_id, seq)` (`ON CONFLICT DO NOTHING`; a copy is counted as `duplicates`),
-its rollups added in the same transaction, the latest state/info/availability per seat,
+its rollups (per seat-day, and per agent-day where the roster says who sat there) added in
+the same transaction, the latest state/info/availability per seat,
 service counters, retention by `purge(now)`. The schema is created when absent
 (`CREATE TABLE IF NOT EXISTS`). Ids are checked before they reach SQL; every value is a bound
 parameter (psycopg 3 server-side binding).
@@ -20,7 +21,7 @@ import contextlib
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -28,10 +29,12 @@ import psycopg
 
 from edge.api.models import StreamEvent
 from edge.base.errors import ConfigError
+from floor.roster import Roster
 from floor.store_common import (
     ISLANDS_SQL,
     PURGE_MARGIN_S,
     SEED_WINDOW_S,
+    AgentDays,
     Batch,
     Purged,
     SeatRecord,
@@ -78,6 +81,11 @@ SCHEMA = [
         day TEXT COLLATE "C" NOT NULL, name TEXT COLLATE "C" NOT NULL,
         value DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (site, seat, day, name))""",
+    """CREATE TABLE IF NOT EXISTS agent_rollups (
+        site TEXT COLLATE "C" NOT NULL, agent TEXT COLLATE "C" NOT NULL,
+        day TEXT COLLATE "C" NOT NULL, name TEXT COLLATE "C" NOT NULL,
+        value DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (site, agent, day, name))""",
     """CREATE TABLE IF NOT EXISTS counters (
         name TEXT COLLATE "C" PRIMARY KEY, value BIGINT NOT NULL)""",
 ]
@@ -134,12 +142,19 @@ class PostgresStore:
     """The store in PostgreSQL. Safe to call from several threads (one lock)."""
 
     def __init__(
-        self, url: str, *, raw_s: float = 7 * 86400.0, rollups_s: float = 90 * 86400.0
+        self,
+        url: str,
+        *,
+        raw_s: float = 7 * 86400.0,
+        rollups_s: float = 90 * 86400.0,
+        roster: Roster | None = None,
+        tz: tzinfo | None = None,
     ) -> None:
         self.url = url
         self.where = redacted(url)
         self._secrets = secrets_of(url)
         self.raw_s, self.rollups_s = raw_s, rollups_s
+        self.agent_of = AgentDays(roster, tz)  # the key of agent_rollups (site-local day)
         # Two connections, each used under its own lock: writes (the ingest's batches, purge)
         # and reads (reports, the web app, seeding), so a report never waits for a batch.
         self._links: dict[str, _Link] = {"write": _Link(), "read": _Link()}
@@ -207,7 +222,7 @@ class PostgresStore:
     def write_batch(self, site: str, batch: Batch) -> Written:
         check_batch(site, batch)
         rows: dict[tuple[str, str, int], tuple[Any, ...]] = {}
-        events: dict[tuple[str, str, int], tuple[str, StreamEvent]] = {}
+        events: dict[tuple[str, str, int], tuple[str, StreamEvent, tuple[str, str] | None]] = {}
         for seat, event, now in batch.events:
             key = (seat, event.boot_id, event.seq)
             if key in rows:
@@ -225,7 +240,7 @@ class PostgresStore:
                 json.dumps(event.data, separators=(",", ":")),
                 now,
             )
-            events[key] = (day, event)
+            events[key] = (day, event, self.agent_of(seat, moment))
 
         def work(conn: psycopg.Connection[Any]) -> Written:
             inserted: list[tuple[str, str, int]] = []
@@ -242,19 +257,28 @@ class PostgresStore:
                 )
                 inserted = [(s, b, int(q)) for s, b, q in cursor.fetchall()]
             totals: dict[tuple[str, str, str], float] = {}
+            agents: dict[tuple[str, str, str], float] = {}
             for key in inserted:
-                day, event = events[key]
+                day, event, sitting = events[key]
                 for name, amount in rollup_rows(event):
                     total_key = (key[0], day, name)
                     totals[total_key] = totals.get(total_key, 0.0) + amount
-            if totals:
-                seats, days, names = (list(c) for c in zip(*totals, strict=True))
-                conn.execute(
-                    "INSERT INTO rollups (site, seat, day, name, value) SELECT %s::text, * FROM "
-                    "unnest(%b::text[], %b::text[], %b::text[], %b::float8[]) "
-                    "ON CONFLICT (site, seat, day, name) "
-                    "DO UPDATE SET value = rollups.value + excluded.value",
-                    (site, seats, days, names, list(totals.values())),
+                    if sitting is not None:
+                        total_key = (*sitting, name)
+                        agents[total_key] = agents.get(total_key, 0.0) + amount
+            for table, who, added in (
+                ("rollups", "seat", totals),
+                ("agent_rollups", "agent", agents),
+            ):
+                if not added:
+                    continue
+                keys, days, names = (list(c) for c in zip(*added, strict=True))
+                conn.execute(  # table and who: names of ours, never from input
+                    f"INSERT INTO {table} (site, {who}, day, name, value) SELECT %s::text, * "
+                    "FROM unnest(%b::text[], %b::text[], %b::text[], %b::float8[]) "
+                    f"ON CONFLICT (site, {who}, day, name) "
+                    f"DO UPDATE SET value = {table}.value + excluded.value",
+                    (site, keys, days, names, list(added.values())),
                 )
             for (column, seat), (value, now) in batch.seats.items():
                 self._upsert_seat(conn, site, seat, column, value, now)
@@ -315,7 +339,7 @@ class PostgresStore:
         return {name: int(value) for name, value in rows}
 
     def purge(self, now: float) -> Purged:
-        """As `SqliteStore.purge`: events older than `raw_s` by their `ts`, rollups of days
+        """As `SqliteStore.purge`: events older than `raw_s` by their `ts`, (agent) rollups of days
         before the day `rollups_s` ago (UTC), seats not heard of for `raw_s`."""
         first_day = (datetime.fromtimestamp(now - self.rollups_s, UTC)).date().isoformat()
 
@@ -324,10 +348,11 @@ class PostgresStore:
                 "DELETE FROM events WHERE ts_epoch < %s", (now - self.raw_s,)
             ).rowcount
             rollups = conn.execute("DELETE FROM rollups WHERE day < %s", (first_day,)).rowcount
+            agents = conn.execute("DELETE FROM agent_rollups WHERE day < %s", (first_day,)).rowcount
             seats = conn.execute(
                 "DELETE FROM seats WHERE updated < %s", (now - self.raw_s,)
             ).rowcount
-            return Purged(events, rollups, seats)
+            return Purged(events, rollups, seats, agents)
 
         result: Purged = self._run(work)
         return result
@@ -370,6 +395,16 @@ class PostgresStore:
             lambda conn: conn.execute(
                 "SELECT name, value FROM rollups WHERE site = %s AND seat = %s AND day = %s",
                 (site, seat, day),
+            ).fetchall()
+        )
+        return {name: float(value) for name, value in rows}
+
+    def agent_rollups(self, site: str, agent: str, day: str) -> dict[str, float]:
+        _ids(site, agent, "agent")
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT name, value FROM agent_rollups WHERE site = %s AND agent = %s AND day = %s",
+                (site, agent, day),
             ).fetchall()
         )
         return {name: float(value) for name, value in rows}

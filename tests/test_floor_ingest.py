@@ -139,7 +139,7 @@ def test_simulated_seats_are_stored_once_with_day_rollups_and_no_levels(
     seat = store.seat("lab", "S-holdtime")
     assert seat is not None and seat["online"] is False
     assert seat["state"]["call"]["state"] == "idle" and seat["info"]["seat"] == "S-holdtime"
-    assert store.tables() == ["counters", "events", "rollups", "seats"]
+    assert store.tables() == ["agent_rollups", "counters", "events", "rollups", "seats"]
     assert not any(e["type"].startswith("levels") for e in store.events("lab"))
 
     # The service goes away; a seat plays again meanwhile (a new boot); the broker keeps the
@@ -285,7 +285,7 @@ def test_the_store_takes_only_valid_ids_and_binds_every_value(store: SqliteStore
     odd["data"] = {"note": "'); DELETE FROM events; --"}
     assert store.add_event("lab", "A-01", parse_event(json.dumps(odd).encode()), 0.0)
     assert store.events("lab")[0]["data"] == odd["data"]
-    assert store.tables() == ["counters", "events", "rollups", "seats"]
+    assert store.tables() == ["agent_rollups", "counters", "events", "rollups", "seats"]
 
 
 def test_seatbox_floor_serve_runs_until_sigterm_and_stores_a_seat(tmp_path: Path) -> None:

@@ -17,9 +17,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from disk_support import fill, small_tmpfs
@@ -38,7 +39,9 @@ from support import Mosquitto, free_port, wait_until
 from edge.api.broker import BrokerSection
 from edge.api.models import parse_event
 from edge.api.stream import StreamTracker
+from edge.base.errors import ParseError
 from floor.ingest import Ingest
+from floor.roster import Roster
 from floor.store import Batch, SqliteStore, StoreUnavailable, spans
 from floor.store_pg import PostgresStore
 
@@ -99,6 +102,81 @@ def test_a_batch_is_one_transaction_with_copies_counted_once(store: Any) -> None
         ("A-02", '{"x": 1}', '{"i": 2}', False),
     ]
     assert store.seat_records("other-site") == []
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_agent_day_rollups_follow_the_roster_count_each_event_once_and_are_purged_by_day(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    roster = Roster.parse(
+        "date,seat,agent,team\n"
+        f"{DAY},A-01,agent-007,sales\n"
+        f"{DAY},A-02,agent-011,\n"
+        "2026-11-24,A-01,agent-011,\n"  # hot-desking: agent-011 at A-01 the next day
+    )
+    opened = open_test_store(
+        kind,
+        tmp_path,
+        request,
+        raw_s=3650 * 86400.0,
+        rollups_s=30 * 86400.0,
+        roster=roster,
+        tz=ZoneInfo("Europe/Berlin"),
+    )
+    with closing(opened) as store:
+        late = "2026-11-23T23:30:00.000+00:00"  # the seat's 23rd, the site's (Berlin) 24th
+        batch = Batch(
+            events=[
+                ("A-01", ev(0), 1.0),
+                ("A-01", ev(1, kind="call.ended"), 1.0),
+                ("A-02", ev(0), 1.0),
+                ("A-03", ev(0), 1.0),  # no roster row: seat rollups only
+                ("A-01", parse_event(event_payload(2, "1-0a0b0c0d", "call.ringing", late)), 1.0),
+            ],
+            seats={},
+            counts={},
+        )
+        assert store.write_batch(SITE, batch).stored == 5
+        # Copies (a redelivery, a resend) in a batch and one by one: not counted again.
+        assert store.write_batch(SITE, batch).duplicates == 5
+        assert not store.add_event(SITE, "A-02", ev(0), 2.0)
+        assert store.add_event(SITE, "A-02", ev(1, kind="call.ended"), 2.0)  # one at a time
+
+        assert store.agent_rollups(SITE, "agent-007", DAY) == {
+            "calls": 1.0,
+            "events.call.ringing": 1.0,
+            "events.call.ended": 1.0,
+            "hold_s": 1.0,
+            "talk_s": 2.0,
+        }
+        assert store.agent_rollups(SITE, "agent-011", DAY) == {
+            "calls": 1.0,
+            "events.call.ringing": 1.0,
+            "events.call.ended": 1.0,
+            "hold_s": 1.0,
+            "talk_s": 2.0,
+        }
+        assert store.agent_rollups(SITE, "agent-011", "2026-11-24") == {
+            "calls": 1.0,
+            "events.call.ringing": 1.0,
+        }
+        # The seat rollups are unchanged: A-01's late call is on the seat's own day.
+        assert store.rollups(SITE, "A-01", DAY)["calls"] == 2.0
+        assert store.rollups(SITE, "A-03", DAY) == {"calls": 1.0, "events.call.ringing": 1.0}
+        assert store.agent_rollups(SITE, "agent-999", DAY) == {}
+        with pytest.raises(ParseError, match="agent id"):
+            store.agent_rollups(SITE, "x'; DROP TABLE agent_rollups; --", DAY)
+        assert "agent_rollups" in store.tables()
+
+        # Retention: the rollups of days before the day 30 days ago go, agents' too.
+        purged = store.purge(datetime(2026, 12, 24, 12, tzinfo=UTC).timestamp())
+        assert purged.agent_rollups == 10  # 5 names each for agent-007 and agent-011 on DAY
+        assert store.agent_rollups(SITE, "agent-007", DAY) == {}
+        assert store.agent_rollups(SITE, "agent-011", DAY) == {}
+        assert store.agent_rollups(SITE, "agent-011", "2026-11-24") == {
+            "calls": 1.0,
+            "events.call.ringing": 1.0,
+        }
 
 
 def test_seats_and_events_are_listed_in_the_same_order_by_both_stores(store: Any) -> None:
@@ -204,10 +282,15 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
     config.write_text(
         f'[broker]\nurl = "{broker.url}"\nclient_id = "seatbox-floor-kill-{kind}"\n'
         f'[site]\nid = "{SITE}"\n[store]\ndir = "store"\nurl = "{url}"\n'
-        '[privacy]\nraw_events = "3650d"\nrollups = "3650d"\n'
+        '[privacy]\nraw_events = "3650d"\nrollups = "3650d"\n[roster]\nfile = "roster.csv"\n'
     )
     log = tmp_path / "serve.log"
     seats = [SimSeat(broker.port, SITE, f"K-{n:02d}") for n in range(4)]
+    # The roster the service loads reaches its store: two seats' events add to their agents.
+    (tmp_path / "roster.csv").write_text(
+        "date,seat,agent,team\n"
+        + "".join(f"{seat.day},{seat.seat},agent-{n},\n" for n, seat in enumerate(seats[:2]))
+    )
     subscribed = "seatbox/v1/lab/+/event"
     (tmp_path / "store").mkdir()
     check = PostgresStore(url) if url else SqliteStore(tmp_path / "store" / "floor.sqlite")
@@ -235,6 +318,10 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
         for seat in seats:
             rollup = check.rollups(SITE, seat.seat, seat.day)
             assert {k: rollup[k] for k in seat.expected_rollups()} == seat.expected_rollups()
+        for n, seat in enumerate(seats[:2]):  # the site's zone is UTC, as the seats' ts
+            agent = check.agent_rollups(SITE, f"agent-{n}", seat.day)
+            assert {k: agent[k] for k in seat.expected_rollups()} == seat.expected_rollups()
+        assert check.agent_rollups(SITE, "agent-2", seats[2].day) == {}
         # Seeded from the store, the restarted service asked the seats only for what the
         # killed one had not written, not for all they had published before the kill. (Its
         # request for seq 300, lost on the way after the restart, has come: any gap it saw at

@@ -61,12 +61,14 @@ def serve(config_path: str | Path, duration: float | None = None) -> int:
     from floor.ingest import Ingest
     from floor.store import open_store
     from floor.web.app import create_app
+    from floor.web.places import Places
     from floor.web.service import TimedStore, build_service
 
     config, paths = load_floor_config(config_path)
-    store = open_store(config, paths)
+    places = Places.load(config, paths)  # layout and roster: the roster keys agent_rollups
+    store = open_store(config, paths, roster=places.roster)
     where = getattr(store, "where", None) or str(paths.sqlite)
-    service = build_service(config, paths, store)
+    service = build_service(config, paths, store, places)
     seed_live_floor(service, store)
     stop = threading.Event()
     try:

@@ -73,8 +73,10 @@ class FloorService:
         return self.config.site.id
 
 
-def build_service(config: FloorConfig, paths: FloorPaths, store: Any) -> FloorService:
-    places = Places.load(config, paths)
+def build_service(
+    config: FloorConfig, paths: FloorPaths, store: Any, places: Places | None = None
+) -> FloorService:
+    places = places or Places.load(config, paths)
     live = LiveFloor(config.site.id, places, places.level)
     return FloorService(
         config=config,
