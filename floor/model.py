@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TypeVar
 
 from edge.api.models import (
@@ -27,7 +28,7 @@ from edge.api.models import (
     parse_state,
 )
 from edge.api.stream import StreamTracker, Verdict
-from edge.api.topics import parse_topic
+from edge.api.topics import SeatTopic, parse_topic
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,18 @@ log = logging.getLogger(__name__)
 # validate it a second time (issue 15: the ingest's thread was 41 % of the service).
 Parsed = bool | SeatState | SeatInfo | StreamEvent | StreamError
 _T = TypeVar("_T")
+
+
+@lru_cache(maxsize=65_536)
+def _cached_topic(topic: str) -> SeatTopic | None:
+    return parse_topic(topic)
+
+
+def seat_topic(topic: str) -> SeatTopic | None:
+    """`parse_topic`, remembered: a site's topics repeat (four a seat), and the MQTT thread
+    took each one apart twice per message (issue 15). Long topics (hostile ones) are not
+    kept, so the cache stays under ~16 MB whatever is published."""
+    return _cached_topic(topic) if len(topic) <= 256 else parse_topic(topic)
 
 
 def _checked(
@@ -88,7 +101,7 @@ class FloorModel:
         """One message in; `now` (monotonic seconds) times gaps for resend requests. Topic
         levels that are not valid seat ids (`alice@supervisors`) are not seats: ignored.
         `parsed`: what the payload already parsed to (the ingest's check), if known."""
-        where = parse_topic(topic)
+        where = seat_topic(topic)
         if where is None or where.site != self.site:
             return
         self.apply_leaf(where.seat, where.kind, payload, now, parsed)
