@@ -45,7 +45,7 @@ from edge.api.models import (
 )
 from edge.api.stream import StreamTracker, Verdict
 from edge.api.topics import site_filter
-from floor.model import Parsed, seat_topic
+from floor.model import Parsed, topic_parts
 from floor.store import Batch, SeatColumn, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class Ingest:
         """One message: checked, given to the listeners, de-duplicated, queued for the store
         (written by the writer thread `start` starts). `now` is wall time (epoch seconds),
         `mono` the monotonic clock the tracker times gaps with."""
-        parsed = seat_topic(topic)
+        parsed = topic_parts(topic)
         if parsed is None or parsed.site != self.site:
             # Not a seat topic of this site (an id that does not parse, a stray publisher).
             self._bad("?", "topic", f"{topic[:80]!r} is not a seat topic of site {self.site}")

@@ -44,7 +44,7 @@ def _cached_topic(topic: str) -> SeatTopic | None:
     return parse_topic(topic)
 
 
-def seat_topic(topic: str) -> SeatTopic | None:
+def topic_parts(topic: str) -> SeatTopic | None:
     """`parse_topic`, remembered: a site's topics repeat (four a seat), and the MQTT thread
     took each one apart twice per message (issue 15). Long topics (hostile ones) are not
     kept, so the cache stays under ~16 MB whatever is published."""
@@ -101,7 +101,7 @@ class FloorModel:
         """One message in; `now` (monotonic seconds) times gaps for resend requests. Topic
         levels that are not valid seat ids (`alice@supervisors`) are not seats: ignored.
         `parsed`: what the payload already parsed to (the ingest's check), if known."""
-        where = seat_topic(topic)
+        where = topic_parts(topic)
         if where is None or where.site != self.site:
             return
         self.apply_leaf(where.seat, where.kind, payload, now, parsed)

@@ -18,7 +18,7 @@ from typing import Any
 
 from edge.api.topics import ROOT
 from edge.base.schema import valid_id
-from floor.model import FloorModel, Parsed, SeatView, seat_topic
+from floor.model import FloorModel, Parsed, SeatView, topic_parts
 from floor.store_common import SeatRecord
 from floor.web.places import Places
 
@@ -101,7 +101,7 @@ class LiveFloor:
     def apply(self, topic: str, payload: bytes, mono: float, parsed: Parsed | None = None) -> None:
         """One message (the ingest's listener); `parsed` is what the ingest's check made of
         the payload, so it is validated once (issue 15), or None to parse it here."""
-        where = seat_topic(topic)
+        where = topic_parts(topic)
         if where is None:
             return
         with self._lock:
