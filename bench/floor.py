@@ -546,7 +546,7 @@ def service_main(args: argparse.Namespace) -> None:
 
     service_mod.TimedStore.write_batch = write_batch  # type: ignore[method-assign]
 
-    def probe(topic: str, payload: bytes, mono: float) -> None:
+    def probe(topic: str, payload: bytes, mono: float, *parsed: Any) -> None:
         leaf = topic.rsplit("/", 1)[1]
         if leaf not in ("state", "event"):
             return

@@ -34,6 +34,8 @@ from typing import Any
 
 from edge.api.broker import BrokerSection, make_client
 from edge.api.models import (
+    SeatInfo,
+    SeatState,
     StreamError,
     StreamEvent,
     parse_availability,
@@ -42,12 +44,21 @@ from edge.api.models import (
     parse_state,
 )
 from edge.api.stream import StreamTracker, Verdict
-from edge.api.topics import parse_topic, site_filter
+from edge.api.topics import site_filter
+from floor.model import Parsed, topic_parts
 from floor.store import Batch, SeatColumn, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[str, bytes, float], None]
+# (topic, payload, monotonic now, what the payload parsed to or the StreamError it raised):
+# the payload is checked once here, and listeners (the live floor) take the result.
+Listener = Callable[[str, bytes, float, Parsed], None]
+_PARSERS: dict[str, Callable[[bytes], Parsed]] = {
+    "availability": parse_availability,
+    "state": parse_state,
+    "info": parse_info,
+    "event": parse_event,
+}
 
 LEAVES = ("availability", "state", "info", "event")  # never `levels`
 # How long the broker keeps the session (and queues QoS 1 events) while the service is away
@@ -187,7 +198,7 @@ class Ingest:
         """One message: checked, given to the listeners, de-duplicated, queued for the store
         (written by the writer thread `start` starts). `now` is wall time (epoch seconds),
         `mono` the monotonic clock the tracker times gaps with."""
-        parsed = parse_topic(topic)
+        parsed = topic_parts(topic)
         if parsed is None or parsed.site != self.site:
             # Not a seat topic of this site (an id that does not parse, a stray publisher).
             self._bad("?", "topic", f"{topic[:80]!r} is not a seat topic of site {self.site}")
@@ -195,26 +206,29 @@ class Ingest:
         seat, leaf = parsed.seat, parsed.kind
         if leaf not in LEAVES:
             return
+        value: Parsed
+        try:
+            value = _PARSERS[leaf](payload)
+        except StreamError as exc:
+            value = exc
         for listener in self.listeners:
             try:
-                listener(topic, payload, mono)
+                listener(topic, payload, mono, value)
             except Exception:  # a listener's bug must not cost the store its event
                 log.exception("floor ingest: listener failed on %.120r", topic)
         try:
-            if leaf == "availability":
-                self._put_seat("online", seat, parse_availability(payload), now)
-            elif leaf == "state":
-                state = parse_state(payload)
-                if (state.site, state.seat) != (self.site, seat):
-                    raise StreamError(f"state: names seat {state.site}/{state.seat}", "seat")
-                self._put_seat("state", seat, payload.decode("utf-8"), now)
-            elif leaf == "info":
-                info = parse_info(payload)
-                if (info.site, info.seat) != (self.site, seat):
-                    raise StreamError(f"info: names seat {info.site}/{info.seat}", "seat")
-                self._put_seat("info", seat, payload.decode("utf-8"), now)
+            if isinstance(value, StreamError):
+                raise value
+            if isinstance(value, bool):
+                self._put_seat("online", seat, value, now)
+            elif isinstance(value, SeatState | SeatInfo):
+                if (value.site, value.seat) != (self.site, seat):
+                    raise StreamError(f"{leaf}: names seat {value.site}/{value.seat}", "seat")
+                self._put_seat(
+                    "state" if leaf == "state" else "info", seat, payload.decode("utf-8"), now
+                )
             else:
-                event = parse_event(payload)
+                event = value
                 with self._lock:
                     if self._seeding:  # the tracker is being seeded from the store: park it
                         self._park(seat, event, now)

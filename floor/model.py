@@ -12,21 +12,53 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TypeVar
 
 from edge.api.models import (
     SeatInfo,
     SeatState,
     StreamError,
+    StreamEvent,
     parse_availability,
     parse_event,
     parse_info,
     parse_state,
 )
 from edge.api.stream import StreamTracker, Verdict
-from edge.api.topics import parse_topic
+from edge.api.topics import SeatTopic, parse_topic
 
 log = logging.getLogger(__name__)
+
+# What a leaf's payload parsed to (`edge.api.models`), or why it did not: the ingest checks
+# each payload once and hands the result to its listeners, so the live floor does not
+# validate it a second time (issue 15: the ingest's thread was 41 % of the service).
+Parsed = bool | SeatState | SeatInfo | StreamEvent | StreamError
+_T = TypeVar("_T")
+
+
+@lru_cache(maxsize=65_536)
+def _cached_topic(topic: str) -> SeatTopic | None:
+    return parse_topic(topic)
+
+
+def topic_parts(topic: str) -> SeatTopic | None:
+    """`parse_topic`, remembered: a site's topics repeat (four a seat), and the MQTT thread
+    took each one apart twice per message (issue 15). Long topics (hostile ones) are not
+    kept, so the cache stays under ~16 MB whatever is published."""
+    return _cached_topic(topic) if len(topic) <= 256 else parse_topic(topic)
+
+
+def _checked(
+    parsed: Parsed | None, kind: type[_T], parse: Callable[[bytes], _T], payload: bytes
+) -> _T:
+    """`parsed` if it is already the leaf's value, its error raised if it is one, else the
+    payload parsed here (a caller without the ingest: the floor view, the seed)."""
+    if isinstance(parsed, StreamError):
+        raise parsed
+    return parsed if isinstance(parsed, kind) else parse(payload)
 
 
 @dataclass
@@ -57,32 +89,48 @@ class FloorModel:
     # De-duplicates by (seat, boot_id, seq), finds gaps and says which resends to ask for.
     tracker: StreamTracker = field(default_factory=StreamTracker)
     invalid: int = 0  # event payloads that were not seatbox events (ignored)
+    # Seats whose `missing` the last `_count_gaps` set above 0.
+    _missing_at: set[str] = field(default_factory=set, repr=False)
 
     def seat(self, seat_id: str) -> SeatView:
         return self.seats.setdefault(seat_id, SeatView(seat=seat_id))
 
-    def apply(self, topic: str, payload: bytes, now: float | None = None) -> None:
+    def apply(
+        self, topic: str, payload: bytes, now: float | None = None, parsed: Parsed | None = None
+    ) -> None:
         """One message in; `now` (monotonic seconds) times gaps for resend requests. Topic
-        levels that are not valid seat ids (`alice@supervisors`) are not seats: ignored."""
-        parsed = parse_topic(topic)
-        if parsed is None or parsed.site != self.site:
+        levels that are not valid seat ids (`alice@supervisors`) are not seats: ignored.
+        `parsed`: what the payload already parsed to (the ingest's check), if known."""
+        where = topic_parts(topic)
+        if where is None or where.site != self.site:
             return
-        leaf = parsed.kind
+        self.apply_leaf(where.seat, where.kind, payload, now, parsed)
+
+    def apply_leaf(
+        self,
+        seat: str,
+        leaf: str,
+        payload: bytes,
+        now: float | None = None,
+        parsed: Parsed | None = None,
+    ) -> None:
+        """`apply` for a topic already parsed (a seat of this site) to `seat` and `leaf`."""
         if leaf not in ("availability", "state", "info", "event"):
             return
-        view = self.seat(parsed.seat)
+        view = self.seat(seat)
         try:
             if leaf == "availability":
-                view.online = parse_availability(payload)
+                view.online = _checked(parsed, bool, parse_availability, payload)
             elif leaf == "state":
                 view.state = None  # a bad state leaves nothing stale on screen
-                view.state = parse_state(payload)
+                view.state = _checked(parsed, SeatState, parse_state, payload)
             elif leaf == "info":
-                info = parse_info(payload)
+                info = _checked(parsed, SeatInfo, parse_info, payload)
                 view.profile, view.profile_digest = info.profile, info.profile_digest
                 view.info = info
             else:
-                self._event(view, payload, time.monotonic() if now is None else now)
+                event = _checked(parsed, StreamEvent, parse_event, payload)
+                self._event(view, event, time.monotonic() if now is None else now)
         except StreamError as exc:
             problem = f"bad {leaf}: {exc.field or 'payload'}"
             if view.problems.get(leaf) != problem:  # a seat repeating itself: one line
@@ -102,8 +150,7 @@ class FloorModel:
                 counts[view.profile_digest] = counts.get(view.profile_digest, 0) + 1
         return max(sorted(counts), key=counts.__getitem__) if counts else ""
 
-    def _event(self, view: SeatView, payload: bytes, now: float) -> None:
-        event = parse_event(payload)
+    def _event(self, view: SeatView, event: StreamEvent, now: float) -> None:
         accepted = self.tracker.accept(self.site, view.seat, event, now)
         if accepted.verdict is Verdict.DUPLICATE:
             return  # QoS 1 and resends may deliver twice; the floor counts once
@@ -133,8 +180,13 @@ class FloorModel:
         missing: dict[str, int] = {}
         for gap in self.tracker.gaps():
             missing[gap.seat] = missing.get(gap.seat, 0) + gap.last - gap.first + 1
-        for seat_id, view in self.seats.items():
-            view.missing = missing.get(seat_id, 0)
+        # Only seats that were missing something, or are now, can change: not every seat of
+        # the site every second (`resends`).
+        for seat_id in self._missing_at | missing.keys():
+            view = self.seats.get(seat_id)
+            if view is not None:
+                view.missing = missing.get(seat_id, 0)
+        self._missing_at = set(missing)
 
 
 def _notable(kind: str) -> bool:

@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from floor_support import STORES, open_test_store, pg_server  # noqa: F401
 from paho.mqtt.enums import CallbackAPIVersion
+from payload_samples import valid_state
 from support import Mosquitto, wait_until
 
 from edge.api.broker import BrokerSection
@@ -371,3 +372,56 @@ def test_events_published_while_the_service_is_down_arrive_from_its_session(
             ingest.stop()
     finally:
         publisher.close()
+
+
+def test_each_payload_is_checked_once_and_the_live_floor_sees_what_the_store_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ingest hands its listener (the live floor's model) what it parsed: one schema check
+    per payload (issue 15), the same verdicts on both sides, bad payloads logged once."""
+    import edge.api.models as models
+    from floor.model import FloorModel
+
+    checked: list[str] = []
+    validated = models._validated
+
+    def counting(model: Any, what: str, payload: bytes) -> Any:
+        checked.append(what)
+        return validated(model, what, payload)
+
+    monkeypatch.setattr(models, "_validated", counting)
+    store = SqliteStore(tmp_path / "floor.sqlite")
+    live = FloorModel(site="lab")
+    ingest = Ingest(
+        BrokerSection(url="mqtt://127.0.0.1:1"), "lab", "t", store, listeners=[live.apply]
+    )
+    base = "seatbox/v1/lab/F-01"
+    good_state = json.dumps({**valid_state("F-01"), "site": "lab"}).encode()
+    bad_state = b'{"site": "lab", "seat": "F-01", "call": "ringing"}'
+    messages = [
+        (f"{base}/state", good_state),
+        (f"{base}/event", event(0)),
+        (f"{base}/event", event(0)),  # a QoS 1 copy
+        (f"{base}/event", event(2)),  # 1 never came: a gap
+        (f"{base}/event", b"{not json"),
+        (f"{base}/availability", b"maybe"),
+        (f"{base}/state", bad_state),
+        (f"{base}/state", bad_state),  # the same seat repeating itself
+    ]
+    ingest.start_writer()
+    try:
+        with caplog.at_level("WARNING"):
+            for n, (topic, payload) in enumerate(messages):
+                ingest.apply(topic, payload, 1_700_000_000.0 + n, 100.0 + n)
+    finally:
+        ingest.stop_writer()
+        store.close()
+    assert len(checked) == 7  # every JSON payload once, not once more by the live floor
+    view = live.seats["F-01"]
+    assert view.state is None and view.problems["state"].startswith("bad state")
+    assert view.events == 2 and view.missing == 1 and live.invalid == 1
+    assert view.problems["availability"] == "bad availability: payload"
+    assert ingest.tracker.duplicates == 1 and live.tracker.duplicates == 1
+    ingest_lines = [r for r in caplog.records if "bad state ignored" in r.getMessage()]
+    view_lines = [r for r in caplog.records if "floor view: seat F-01: state" in r.getMessage()]
+    assert len(ingest_lines) == 1 and len(view_lines) == 1

@@ -411,7 +411,7 @@ def _outage(
         "seatbox-floor-db-away",
         store,
         tracker=StreamTracker(from_zero=True, reorder_s=0.5, retry_s=2.0),
-        listeners=[lambda topic, payload, mono: seen.append(topic)],
+        listeners=[lambda topic, payload, mono, parsed: seen.append(topic)],
         max_queued=150,
     )
     seats = [SimSeat(broker.port, SITE, f"D-{n:02d}") for n in range(3)]

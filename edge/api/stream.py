@@ -220,14 +220,20 @@ class StreamTracker:
     def gaps(self) -> list[GapInfo]:
         return [
             GapInfo(site, seat, boot, g.first, g.last, g.detected, g.attempts)
-            for (site, seat, boot), stream in sorted(self._streams.items())
+            for (site, seat, boot), stream in self._with_gaps()
             for g in stream.gaps
         ]
+
+    def _with_gaps(self) -> list[tuple[tuple[str, str, str], _Stream]]:
+        """The streams that have gaps, in key order. Most streams have none: sorting only
+        these keeps `due_resends` (every second, under the ingest's lock) and `gaps` from
+        sorting every stream of a 10,000-seat site (bench/floor.py, issue 15)."""
+        return sorted(item for item in self._streams.items() if item[1].gaps)
 
     def due_resends(self, now: float) -> list[ResendRequest]:
         """Requests to send now (on each request's `topic`), and gaps given up on."""
         requests: list[ResendRequest] = []
-        for (site, seat, boot), stream in sorted(self._streams.items()):
+        for (site, seat, boot), stream in self._with_gaps():
             for gap in list(stream.gaps):
                 if now - gap.detected < self.reorder_s:
                     continue

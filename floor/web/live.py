@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.api.topics import ROOT, parse_topic
+from edge.api.topics import ROOT
 from edge.base.schema import valid_id
-from floor.model import FloorModel, SeatView
+from floor.model import FloorModel, Parsed, SeatView, topic_parts
 from floor.store_common import SeatRecord
 from floor.web.places import Places
 
@@ -98,17 +98,20 @@ class LiveFloor:
 
     # --- the ingest's listener (MQTT thread) -----------------------------------------------
 
-    def apply(self, topic: str, payload: bytes, mono: float) -> None:
-        parsed = parse_topic(topic)
-        if parsed is None:
+    def apply(self, topic: str, payload: bytes, mono: float, parsed: Parsed | None = None) -> None:
+        """One message (the ingest's listener); `parsed` is what the ingest's check made of
+        the payload, so it is validated once (issue 15), or None to parse it here."""
+        where = topic_parts(topic)
+        if where is None:
             return
         with self._lock:
-            self.model.apply(topic, payload, mono)
-            self._dirty.add(parsed.seat)
-            if parsed.kind != "event":
-                self._from_store.discard(parsed.seat)
+            if where.site == self.site:
+                self.model.apply_leaf(where.seat, where.kind, payload, mono, parsed)
+            self._dirty.add(where.seat)
+            if where.kind != "event":
+                self._from_store.discard(where.seat)
             self.counters.messages += 1
-            if parsed.kind == "event":
+            if where.kind == "event":
                 self.counters.event(mono)
 
     def seed(self, records: Iterable[SeatRecord], mono: float) -> int:
