@@ -22,7 +22,7 @@ import pytest
 from floor_support import STORES, open_test_store, pg_server  # noqa: F401
 from paho.mqtt.enums import CallbackAPIVersion
 from payload_samples import valid_state
-from support import Mosquitto, wait_until
+from support import Mosquitto, free_port, wait_until
 
 from edge.api.broker import BrokerSection
 from edge.api.models import parse_event
@@ -299,6 +299,7 @@ def test_seatbox_floor_serve_runs_until_sigterm_and_stores_a_seat(tmp_path: Path
     config.write_text(
         f'[broker]\nurl = "{broker.url}"\nclient_id = "seatbox-floor-cli"\n'
         '[site]\nid = "lab"\n[store]\ndir = "store"\n'
+        f'[http]\nlisten = "127.0.0.1:{free_port()}"\n'  # not 8080: other tests, a demo
         # The scenario's events are dated 2026-11-23: a retention they are within, or the
         # service's purge at start (1 s in) would rightly remove them as they arrive.
         '[privacy]\nraw_events = "3650d"\nrollups = "3650d"\n'
@@ -311,14 +312,14 @@ def test_seatbox_floor_serve_runs_until_sigterm_and_stores_a_seat(tmp_path: Path
     try:
         wait_until(
             lambda: "seatbox/v1/lab/+/event" in broker.log.read_text(),
-            15,
+            30,  # the service imports its web stack first: slow on a loaded machine
             "the service's SUBSCRIBE",
         )
-        wait_until(lambda: "SUBACK to seatbox-floor-cli" in broker.log.read_text(), 15, "SUBACK")
+        wait_until(lambda: "SUBACK to seatbox-floor-cli" in broker.log.read_text(), 30, "SUBACK")
         played = simulate(broker, "away")
         reader = SqliteStore(path.sqlite)
         try:
-            wait_until(lambda: len(reader.events("lab")) == len(played), 15, "the seat stored")
+            wait_until(lambda: len(reader.events("lab")) == len(played), 30, "the seat stored")
         finally:
             reader.close()
         serve.send_signal(signal.SIGTERM)

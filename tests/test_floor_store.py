@@ -282,6 +282,7 @@ def test_the_service_killed_mid_burst_and_restarted_stores_every_event_once(
     config.write_text(
         f'[broker]\nurl = "{broker.url}"\nclient_id = "seatbox-floor-kill-{kind}"\n'
         f'[site]\nid = "{SITE}"\n[store]\ndir = "store"\nurl = "{url}"\n'
+        f'[http]\nlisten = "127.0.0.1:{free_port()}"\n'  # not 8080: other tests, a demo
         '[privacy]\nraw_events = "3650d"\nrollups = "3650d"\n[roster]\nfile = "roster.csv"\n'
     )
     log = tmp_path / "serve.log"
