@@ -30,12 +30,14 @@ from typing import Any
 
 import pytest
 from bridge_script import MODELS, Model, MqttSeat, Script
-from hid_support import FakeBus, recv
+from hid_support import FakeBus, input_report, layout, recv
 from schema_support import validate
 from support import Mosquitto, mosquitto, wait_until
 
 from drivers.gadget.bridge import STATUS_FILE_NAME, BridgeMonitor, GadgetBridge
+from drivers.gadget.descriptor import CANONICAL_DESCRIPTOR
 from drivers.hid.hidraw import HidrawHeadset
+from drivers.hid.layout import layout_from_bytes
 from drivers.hid.protocol import ProtocolSettings
 from drivers.host.events import BridgeStatus
 from edge.api.models import parse_event, parse_state
@@ -219,6 +221,43 @@ def test_a_softphone_and_an_agent_through_the_bridge(tmp_path: Path, model: Mode
         assert status["pc_connected"] is True and status["led_writes"] == "seen"
         assert status["last_led"] is not None
         check_payloads(seat.watcher)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.descriptor for m in MODELS])
+def test_the_headsets_volume_buttons_reach_the_pc(tmp_path: Path, model: Model) -> None:
+    """Volume up, flash, volume down on the headset: the PC reads the Consumer report's press
+    and release for each volume button, in order with the telephony report's flash. The
+    expected bytes come from the parsed descriptors (the headset's and the canonical one)."""
+    lay = layout(model.descriptor)
+    pc = layout_from_bytes(CANONICAL_DESCRIPTOR)
+    volume_id = pc.inputs["volume_up"].report_id
+    telephony_id = pc.inputs["flash"].report_id
+
+    def headset(control: str, value: int) -> bytes:
+        item = lay.inputs[control]
+        assert item.array_usages is None  # these four declare one bit per button
+        return input_report(lay, item.report_id, **{control: value})
+
+    with bridged_seat(tmp_path, model) as seat:
+        wait_until(lambda: "bridge.pc_connected" in seat.watcher.types("bridge."), WAIT, "PC")
+        for control in ("volume_up", "flash", "volume_down"):
+            seat.headset.send(headset(control, 1))
+            seat.headset.send(headset(control, 0))
+        expected = [
+            input_report(pc, volume_id, volume_up=1),
+            input_report(pc, volume_id),
+            input_report(pc, telephony_id, flash=1),
+            input_report(pc, telephony_id),
+            input_report(pc, volume_id, volume_down=1),
+            input_report(pc, volume_id),
+        ]
+        assert [seat.pc.recv(WAIT).hex() for _ in expected] == [r.hex() for r in expected]
+        assert expected[0] != expected[4] and expected[0][0] != expected[2][0]
+        # Nothing stray: no other report to the PC, no LED report to the headset.
+        for end in (seat.headset.sock, seat.pc.sock):
+            end.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                end.recv(64)
 
 
 def check_payloads(watcher: MqttSeat) -> None:

@@ -15,6 +15,8 @@ from drivers.gadget import configfs
 from drivers.gadget.configfs import Gadget, GadgetSpec
 from drivers.gadget.descriptor import (
     CANONICAL_DESCRIPTOR,
+    CONSUMER_BITS,
+    CONSUMER_REPORT_ID,
     INPUT_BITS,
     INPUT_REPORT_ID,
     LED_BITS,
@@ -35,7 +37,8 @@ def test_our_parser_finds_every_control_and_led_where_the_descriptor_says() -> N
     layout = layout_from_bytes(CANONICAL_DESCRIPTOR)
     assert layout.telephony and layout.uses_report_ids
     assert {n: (c.report_id, c.bit) for n, c in layout.inputs.items()} == {
-        n: (INPUT_REPORT_ID, bit) for n, bit in INPUT_BITS.items()
+        **{n: (INPUT_REPORT_ID, bit) for n, bit in INPUT_BITS.items()},
+        **{n: (CONSUMER_REPORT_ID, bit) for n, bit in CONSUMER_BITS.items()},
     }
     assert {n: (c.report_id, c.bit) for n, c in layout.leds.items()} == {
         n: (OUTPUT_REPORT_ID, bit) for n, bit in LED_BITS.items()
@@ -43,11 +46,19 @@ def test_our_parser_finds_every_control_and_led_where_the_descriptor_says() -> N
     assert layout.inputs["hook_switch"].encoding is Encoding.TOGGLE_SWITCH
     for name in ("phone_mute", "flash", "redial", "drop"):
         assert layout.inputs[name].encoding is Encoding.TOGGLE_BUTTON
-    assert layout.input_lengths == {INPUT_REPORT_ID: REPORT_LENGTH}
+    # Volume: one-bit absolute buttons, as real headsets declare them (1 while held).
+    for name in CONSUMER_BITS:
+        assert layout.inputs[name].encoding is Encoding.TOGGLE_SWITCH
+        assert layout.inputs[name].size == 1 and layout.inputs[name].array_usages is None
+    assert layout.input_lengths == {
+        INPUT_REPORT_ID: REPORT_LENGTH,
+        CONSUMER_REPORT_ID: REPORT_LENGTH,
+    }
     assert layout.output_reports[OUTPUT_REPORT_ID].length == REPORT_LENGTH
     desc = parse_descriptor(CANONICAL_DESCRIPTOR)
     top = desc.top_level()
-    assert len(top) == 1 and top[0].usage == 0x000B0005  # Telephony / Headset
+    # Telephony / Headset, then Consumer / Consumer Control (hosts map its volume usages).
+    assert [c.usage for c in top] == [0x000B0005, 0x000C0001]
 
 
 def test_hid_tools_reads_the_same_fields() -> None:
@@ -60,12 +71,17 @@ def test_hid_tools_reads_the_same_fields() -> None:
             for f in report.fields:
                 if f.usage is not None and not f.type & 0x1:  # data fields, not padding
                     theirs.add((kind, rid, f.start - 8, f.usage))
+                    if rid == CONSUMER_REPORT_ID:  # volume: absolute one-bit variables
+                        assert f.size == 1 and f.type & 0x2 and not f.type & 0x4
     usages = {**INPUT_USAGES, **LED_USAGES}
     ours = {("input", INPUT_REPORT_ID, bit, usages[n]) for n, bit in INPUT_BITS.items()}
     ours |= {("output", OUTPUT_REPORT_ID, bit, usages[n]) for n, bit in LED_BITS.items()}
+    ours |= {("input", CONSUMER_REPORT_ID, bit, usages[n]) for n, bit in CONSUMER_BITS.items()}
     assert theirs == ours
+    assert sorted(rdesc.input_reports) == [INPUT_REPORT_ID, CONSUMER_REPORT_ID]
     desc = parse_descriptor(CANONICAL_DESCRIPTOR)
-    assert desc.report_length(ReportKind.INPUT, INPUT_REPORT_ID) == REPORT_LENGTH
+    for rid in (INPUT_REPORT_ID, CONSUMER_REPORT_ID):
+        assert desc.report_length(ReportKind.INPUT, rid) == REPORT_LENGTH
 
 
 # --- the builder on a fake tree -------------------------------------------------------------

@@ -47,12 +47,19 @@ from drivers.host.events import HostLeds
 CANONICAL = layout_from_bytes(CANONICAL_DESCRIPTOR)
 IN_ID = CANONICAL.inputs["hook_switch"].report_id
 (OUT_ID,) = CANONICAL.output_reports
+VOLUME_ID = CANONICAL.inputs["volume_up"].report_id
 SETTINGS = ProtocolSettings()
 
 
 def pc_input(hook: int, **pressed: int) -> bytes:
     """The canonical input report as the PC's hidraw reads it, from the parsed descriptor."""
     return input_report(CANONICAL, IN_ID, hook_switch=hook, **pressed)
+
+
+def pc_volume(**pressed: int) -> bytes:
+    """The canonical Consumer (volume) report as the PC's hidraw reads it, from the parsed
+    descriptor: no button named is the release."""
+    return input_report(CANONICAL, VOLUME_ID, **pressed)
 
 
 def pc_output(**leds: bool) -> bytes:
@@ -254,8 +261,46 @@ def test_presses_keep_the_hook_state_and_hook_is_absolute() -> None:
     assert pc.reports(ProgrammableButton(button=1)) == [pc_input(1, drop=1), pc_input(1)]
     assert pc.reports(HookSwitch(off_hook=True)) == [pc_input(1)]  # the state, again
     assert pc.reports(HookSwitch(off_hook=False)) == [pc_input(0)]
-    assert pc.reports(Volume(step=1)) == []
     assert pc.reports(MuteLocked(requests=4, window=2.0)) == []
+
+
+def volume_cases() -> list[tuple[str, str]]:
+    cases = [
+        (name, control)
+        for name in TELEPHONY
+        for control in ("volume_up", "volume_down")
+        if control in layout(name).inputs
+    ]
+    assert len({name for name, _ in cases}) >= 10  # the real headsets with volume buttons
+    return cases
+
+
+@pytest.mark.parametrize(("name", "control"), volume_cases())
+def test_each_headsets_volume_buttons_step_the_pcs_volume(name: str, control: str) -> None:
+    """Two presses of a headset's volume button: each a Consumer press then its release."""
+    lay = layout(name)
+    protocol = TelephonyProtocol(lay, SETTINGS)
+    pc = PcReports()
+    item = lay.inputs[control]
+    sent: list[bytes] = []
+    for step, level in enumerate((1, 0, 1, 0)):
+        value = pressed_value(lay, control) * level
+        report = input_report(lay, item.report_id, **{control: value})
+        for event in protocol.on_input_report(report, now=10.0 * step):
+            sent += pc.reports(event)
+    assert sent == [pc_volume(**{control: 1}), pc_volume()] * 2
+
+
+def test_volume_goes_to_the_consumer_report_and_leaves_the_hook_alone() -> None:
+    assert VOLUME_ID != IN_ID
+    assert CANONICAL.inputs["volume_down"].report_id == VOLUME_ID
+    pc = PcReports()
+    assert pc.reports(HookSwitch(off_hook=True)) == [pc_input(1)]
+    assert pc.reports(Volume(step=1)) == [pc_volume(volume_up=1), pc_volume()]
+    assert pc.reports(Volume(step=-1)) == [pc_volume(volume_down=1), pc_volume()]
+    assert pc_volume(volume_up=1) != pc_volume(volume_down=1)
+    assert pc.reports(Volume(step=0)) == []  # not a step: nothing to press
+    assert pc.reports(Flash()) == [pc_input(1, flash=1), pc_input(1)]  # the hook kept
 
 
 def test_an_absolute_mute_toggles_the_pc_only_when_it_differs_from_the_pcs_mute() -> None:

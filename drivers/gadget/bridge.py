@@ -36,7 +36,15 @@ from pathlib import Path
 from drivers.gadget.configfs import CONFIGFS_ROOT, UDC_CLASS
 from drivers.gadget.hidg import HidgDevice, find_hidg, open_node
 from drivers.gadget.relay import OutputReportError, PcReports, parse_leds
-from drivers.hid.events import Drop, Flash, HookSwitch, PhoneMute, ProgrammableButton, Redial
+from drivers.hid.events import (
+    Drop,
+    Flash,
+    HookSwitch,
+    PhoneMute,
+    ProgrammableButton,
+    Redial,
+    Volume,
+)
 from drivers.host.events import BridgeStatus, HostLeds
 
 log = logging.getLogger(__name__)
@@ -44,8 +52,8 @@ log = logging.getLogger(__name__)
 # What the seat hands the bridge (drivers.base.Sink; not imported: the guest imports this).
 Sink = Callable[[object], None]
 
-# The headset's requests the PC hears about (Volume has no canonical usage yet).
-REQUESTS = (HookSwitch, PhoneMute, Flash, Redial, Drop, ProgrammableButton)
+# The headset's requests the PC hears about (Volume in the Consumer report).
+REQUESTS = (HookSwitch, PhoneMute, Flash, Redial, Drop, ProgrammableButton, Volume)
 # Connected this long without an LED report: the softphone does not drive the headset.
 LED_WAIT_S = 60.0
 # In [storage] state_dir: the last status, for `seatbox doctor`.

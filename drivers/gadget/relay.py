@@ -8,8 +8,9 @@ may set either of a pair, and `drivers.hid.protocol` shows both of a pair on the
 Box -> PC: the headset's requests (`drivers.hid.events`) become input reports 1
 (`descriptor.INPUT_REPORT_ID`). Hook Switch is absolute: every report carries the current hook
 state. Phone Mute, Flash, Redial and Drop are relative: a press is one report with the bit set
-and one with it cleared. Yealink's reject (Programmable Button) is Drop. Volume has no
-canonical usage yet: nothing is sent.
+and one with it cleared. Yealink's reject (Programmable Button) is Drop. Volume (step +1 or -1)
+becomes Consumer report 3 (`descriptor.CONSUMER_REPORT_ID`): Volume Increment or Decrement
+set, then the release (both clear), so the PC steps its volume for the device once.
 
 Stdlib only (the events modules are stdlib only): it runs in the QEMU guest.
 """
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 from drivers.errors import ParseError
 from drivers.gadget.descriptor import (
+    CONSUMER_BITS,
+    CONSUMER_REPORT_ID,
     INPUT_BITS,
     INPUT_REPORT_ID,
     LED_BITS,
@@ -34,6 +37,7 @@ from drivers.hid.events import (
     PhoneMute,
     ProgrammableButton,
     Redial,
+    Volume,
 )
 from drivers.host.events import HostLeds
 
@@ -109,6 +113,16 @@ def input_report(off_hook: bool, *pressed: str) -> bytes:
     return bytes([INPUT_REPORT_ID, byte])
 
 
+def consumer_report(*pressed: str) -> bytes:
+    """Canonical Consumer input report 3 with the named volume buttons held (none: released)."""
+    byte = 0
+    for name in pressed:
+        if name not in CONSUMER_BITS:
+            raise ValueError(f"{name!r} is not a button of the canonical Consumer report")
+        byte |= 1 << CONSUMER_BITS[name]
+    return bytes([CONSUMER_REPORT_ID, byte])
+
+
 class PcReports:
     """The headset's requests as canonical input reports, keeping the hook state (every report
     carries it): the last one sent, or the softphone's Off-Hook LED when that came later. `host_mute` is the PC's mute as its LEDs last said
@@ -141,6 +155,9 @@ class PcReports:
                 return self._press("redial")
             case Drop() | ProgrammableButton():
                 return self._press("drop")
+            case Volume(step=step) if step in (1, -1):
+                button = "volume_up" if step > 0 else "volume_down"
+                return [consumer_report(button), consumer_report()]
         return []
 
     def _press(self, name: str) -> list[bytes]:
