@@ -18,7 +18,7 @@ from pathlib import Path
 
 from drivers.gadget.hidg import HidgDevice
 from drivers.gadget.relay import CanonicalLeds, PcReports, output_report, parse_output_report
-from drivers.hid.events import Drop, Flash, HookSwitch, PhoneMute, Redial
+from drivers.hid.events import Drop, Flash, HookSwitch, PhoneMute, Redial, Volume
 
 # What the scripted softphone shows: ring, answer, mute, hold, hang up.
 SOFTPHONE = [
@@ -28,8 +28,18 @@ SOFTPHONE = [
     CanonicalLeds(off_hook=True, hold=True),
     CanonicalLeds(),
 ]
-# What the agent presses on the headset: lift, flash, mute, redial, reject, hang up.
-AGENT = [HookSwitch(off_hook=True), Flash(), PhoneMute(), Redial(), Drop(), HookSwitch(False)]
+# What the agent presses on the headset: lift, flash, mute, redial, reject, volume up and
+# down (the Consumer report), hang up.
+AGENT = [
+    HookSwitch(off_hook=True),
+    Flash(),
+    PhoneMute(),
+    Redial(),
+    Drop(),
+    Volume(step=1),
+    Volume(step=-1),
+    HookSwitch(False),
+]
 
 
 def _state(node: HidgDevice, written: bool) -> dict[str, object]:

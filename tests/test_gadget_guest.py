@@ -259,6 +259,12 @@ def check_relay(console: str, where: str) -> None:
     sent = [pc_input(1)]
     for button in ("flash", "phone_mute", "redial", "drop"):
         sent += [pc_input(1, **{button: 1}), pc_input(1)]
+    volume_id = CANONICAL.inputs["volume_up"].report_id  # the Consumer report
+    for button in ("volume_up", "volume_down"):
+        sent += [
+            input_report(CANONICAL, volume_id, **{button: 1}).hex(),
+            input_report(CANONICAL, volume_id).hex(),
+        ]
     sent += [pc_input(0)]
     assert [item["wrote"] for item in relay["inputs"]] == sent, where
     assert [item["read"] for item in relay["inputs"]] == sent, where
