@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.audio.alsa_mixer import MixerEnforcer, MixerError, card_control
 from drivers.audio.events import AudioStatus, MixerStatus
+from drivers.audio.streams import close_streams, keep_open
 from drivers.base import Backoff, Sink
 
 if TYPE_CHECKING:
@@ -157,31 +158,19 @@ class SoundDeviceAudio:
             log.exception("audio sink failed on %s", type(item).__name__)
 
     def _run(self) -> None:
-        backoff = Backoff(self.retry_initial_s, self.retry_max_s)
-        lost_reported = False
-        first = True
-        while not self._stop.is_set():
-            try:
-                streams = self._open(rescan=not first)
-            except Exception as exc:  # PortAudio raises various errors for a missing device
-                first = False
-                if not lost_reported:
-                    self._emit(AudioStatus(ok=False, detail=str(exc)))
-                    lost_reported = True
-                delay = backoff.next_delay()
-                log.warning("audio capture unavailable (%s); retrying in %.1f s", exc, delay)
-                self._stop.wait(delay)
-                continue
-            first = False
-            backoff.reset()
-            lost_reported = False
-            self._emit(AudioStatus(ok=True, detail=", ".join(s.device for s in self._streams)))
-            detail = self._measure(streams)
-            self._close(streams)
-            if detail:
-                self._emit(AudioStatus(ok=False, detail=detail))
-                lost_reported = True
-                log.warning("audio capture lost: %s", detail)
+        keep_open(
+            what="audio capture",
+            stop=self._stop,
+            backoff=Backoff(self.retry_initial_s, self.retry_max_s),
+            open_streams=lambda rescan: self._open(rescan=rescan),
+            serve=self._serve,
+            emit=self._emit,
+            log=log,
+        )
+
+    def _serve(self, streams: list[Any]) -> str:
+        self._emit(AudioStatus(ok=True, detail=", ".join(s.device for s in self._streams)))
+        return self._measure(streams)
 
     def _open(self, rescan: bool) -> list[Any]:
         import sounddevice as sd
@@ -220,7 +209,7 @@ class SoundDeviceAudio:
             for s in opened:
                 s.start()
         except Exception:
-            self._close(opened)
+            close_streams(opened, log)
             raise
         return opened
 
@@ -272,15 +261,6 @@ class SoundDeviceAudio:
             for levels in out:
                 self._emit(levels)
         return ""
-
-    @staticmethod
-    def _close(streams: list[Any]) -> None:
-        for s in streams:
-            try:
-                s.abort(ignore_errors=True)
-                s.close(ignore_errors=True)
-            except Exception as exc:  # closing a vanished device may fail; nothing to do
-                log.debug("closing audio stream: %s", exc)
 
 
 def _find_input_device(sd: Any, name: str) -> int:

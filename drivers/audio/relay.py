@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from drivers.audio.events import AudioStatus
+from drivers.audio.streams import close_streams, keep_open
 from drivers.base import Backoff, Sink
 
 if TYPE_CHECKING:
@@ -220,34 +221,25 @@ class AudioRelay:
             log.exception("audio sink failed on %s", type(item).__name__)
 
     def _run(self) -> None:
-        backoff = Backoff(self.retry_initial_s, self.retry_max_s)
-        lost_reported = False
-        first = True
-        while not self._stop.is_set():
-            try:
-                streams = self._open(rescan=not first)
-            except Exception as exc:  # PortAudio raises various errors for a missing device
-                first = False
-                if not lost_reported:
-                    self._emit(AudioStatus(ok=False, detail=f"audio relay: {exc}"))
-                    lost_reported = True
-                delay = backoff.next_delay()
-                log.warning("audio relay unavailable (%s); retrying in %.1f s", exc, delay)
-                self._stop.wait(delay)
-                continue
-            first = False
-            backoff.reset()
-            lost_reported = False
-            names = f"{self.headset.input} <-> {self.pc.output}"
-            self._emit(AudioStatus(ok=True, detail=f"audio relay: {names}"))
-            self.running.set()
-            detail = self._meter_loop()
+        keep_open(
+            what="audio relay",
+            stop=self._stop,
+            backoff=Backoff(self.retry_initial_s, self.retry_max_s),
+            open_streams=lambda rescan: self._open(rescan=rescan),
+            serve=self._serve,
+            emit=self._emit,
+            log=log,
+            prefix="audio relay: ",
+        )
+
+    def _serve(self, streams: list[Any]) -> str:
+        names = f"{self.headset.input} <-> {self.pc.output}"
+        self._emit(AudioStatus(ok=True, detail=f"audio relay: {names}"))
+        self.running.set()
+        try:
+            return self._meter_loop()
+        finally:
             self.running.clear()
-            self._close(streams)
-            if detail:
-                self._emit(AudioStatus(ok=False, detail=f"audio relay: {detail}"))
-                lost_reported = True
-                log.warning("audio relay lost: %s", detail)
 
     def _open(self, rescan: bool) -> list[Any]:
         import sounddevice as sd
@@ -295,7 +287,7 @@ class AudioRelay:
             for stream in opened:
                 stream.start()
         except Exception:
-            self._close(opened)
+            close_streams(opened, log)
             raise
         self.streams = opened
         return opened
@@ -430,15 +422,6 @@ class AudioRelay:
             self.stats.ppm[name] = buf.ppm
             self.stats.buffer_ms[name] = 1000.0 * buf.fill / self.samplerate
         self.stats.limiter_min_gain = dsp.limiter.min_gain
-
-    @staticmethod
-    def _close(streams: list[Any]) -> None:
-        for s in streams:
-            try:
-                s.abort(ignore_errors=True)
-                s.close(ignore_errors=True)
-            except Exception as exc:  # closing a vanished device may fail; nothing to do
-                log.debug("closing audio stream: %s", exc)
 
 
 class _Dsp:
