@@ -184,41 +184,8 @@ class SqliteStore:
         self._lock = threading.Lock()
 
     def add_event(self, site: str, seat: str, event: StreamEvent, now: float) -> bool:
-        _ids(site, seat)
-        moment = _moment(event.ts)
-        day = moment.date().isoformat()  # the seat's local day (its ts carries its offset)
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    site,
-                    seat,
-                    event.boot_id,
-                    event.seq,
-                    event.ts,
-                    moment.timestamp(),
-                    day,
-                    event.type,
-                    json.dumps(event.data, separators=(",", ":")),
-                    now,
-                ),
-            )
-            if cursor.rowcount == 0:
-                self._count("duplicates", 1)
-                return False
-            amounts = rollup_rows(event)
-            self._db.executemany(
-                "INSERT INTO rollups VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, seat, day, name) "
-                "DO UPDATE SET value = value + excluded.value",
-                [(site, seat, day, name, amount) for name, amount in amounts],
-            )
-            sitting = self.agent_of(seat, moment)
-            if sitting is not None:
-                self._add_agent_rollups(
-                    site, {(*sitting, name): amount for name, amount in amounts}
-                )
-            return True
+        """One event: a batch of one (as PostgresStore does), so both paths write alike."""
+        return self.write_batch(site, Batch([(seat, event, now)], {}, {})).stored == 1
 
     def _add_agent_rollups(self, site: str, totals: dict[tuple[str, str, str], float]) -> None:
         """Add `(agent, day, name) -> amount` to agent_rollups (inside the caller's transaction)."""
