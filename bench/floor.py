@@ -56,10 +56,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from machine import describe  # noqa: E402  (bench/machine.py)
+from machine import cpu_s, describe, rss_mb  # noqa: E402  (bench/machine.py)
 
 SITE = "bench"
-TICK = os.sysconf("SC_CLK_TCK")
 STALENESS_P99_S = 1.0
 RESTART_S = 10.0
 BROKER_SAME_PCT = 20.0  # broker CPU and message rate with 50 browsers vs none: within this
@@ -620,18 +619,6 @@ def service_main(args: argparse.Namespace) -> None:
 
 
 # --- the bench (main) --------------------------------------------------------------------
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 class Proc:

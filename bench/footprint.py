@@ -41,12 +41,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from machine import describe  # noqa: E402  (bench/machine.py)
+from machine import cpu_s, describe, rss_mb  # noqa: E402  (bench/machine.py)
 from support import Mosquitto, file_mic_asoundrc  # noqa: E402
 
 PYTHON = sys.executable
 SEATBOX = str(Path(sys.executable).parent / "seatbox")
-TICK = os.sysconf("SC_CLK_TCK")
 
 COMMAND_RATIO = 4.0
 READY_S = 0.6
@@ -165,18 +164,6 @@ def core_imports() -> None:
     )
     record("edge.core: third-party packages", ", ".join(third), "pydantic only", None)
     record("edge.core: import time", f"{probe['seconds'] * 1000:.0f} ms", "", None)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def mapped(pid: int, names: Sequence[str]) -> set[str]:
