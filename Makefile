@@ -31,6 +31,9 @@ DEBS_TEST += qemu-system-x86 busybox-static e2fsprogs
 #   chromium       headless browser tests of the floor's web pages (driven by Playwright)
 #   postgresql     the floor store's PostgreSQL tests (a server started by the test in a temp dir)
 DEBS_TEST += chromium postgresql
+#   jackd2         a real-time audio server (dummy driver) through which the bridge's audio relay's
+#                  added delay is measured sample-exactly (tests/test_audio_relay_jack.py)
+DEBS_TEST += jackd2
 # A real box: the venv needs python3-venv; PortAudio for the audio path; amixer (alsa-utils)
 # for mute and receive-cap enforcement on the headset's mixer.
 DEBS_INSTALL := python3-venv libportaudio2 alsa-utils
