@@ -4,13 +4,17 @@
    48 kHz in 5 ms blocks (gate, two drift buffers resampling at +-208 ppm, gain cap, peak
    limiter) with and without the seat's meters, next to today's audio pipeline (both channels'
    meters at 16 kHz in 20 ms blocks, as bench/dsp.py) in the same run; best of 5.
-2. Real time (a private PulseAudio with null sinks through the ALSA pulse plugin, as
-   tests/test_audio_relay.py; the gadget side opened at 48010 Hz = +208 ppm): the relay's own
-   delay per direction by cross-correlation of the known signal it captured with what it
-   played, the device buffers PortAudio reports for its streams, the learnt clock difference,
-   and underruns/overruns/device xruns. Default 30 s; `--long` runs 10 minutes.
+2. Added delay (a real JACK server, dummy driver, 5 ms periods; tests/jack_relay.py): what
+   each far end hears, sample-exact on the server's frame clock, with the relay between the
+   ports minus a plain wire in its place, per second of the run; the relay's buffer underruns
+   and overruns, the server's xruns, and the relay process's CPU. Default 30 s; `--long` runs
+   10 minutes (the issue's xrun run).
+3. Clock skew (a private PulseAudio with null sinks through the ALSA pulse plugin, as
+   tests/test_audio_relay.py; the gadget side opened at 48010 Hz = +208 ppm): the learnt clock
+   difference, underruns/overruns/device xruns, and the relay's own delay per direction
+   estimated from callback times (PulseAudio needs 10 ms periods and 50 ms buffers).
 
-    .venv/bin/python bench/bridge.py [--long] [--seconds N]
+    .venv/bin/python bench/bridge.py [--long] [--seconds N] [--skew-seconds N]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from jack_relay import JackServer, JackUnavailable, after_warm_up, measure  # noqa: E402
 from machine import cpu_model  # noqa: E402  (bench/machine.py)
 from relay_probe import asoundrc, pulse_modules, speech_band  # noqa: E402
 
@@ -142,18 +147,58 @@ def realtime(seconds: float, record: bool) -> dict[str, Any]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def jack_figures(seconds: float) -> None:
+    print(
+        f"\nadded delay, {seconds:.0f} s ("
+        + ("10-minute run" if seconds >= 600 else "short run; --long for 10 minutes")
+        + "), a real JACK server (dummy driver, 48 kHz, 5 ms periods), the seat's defaults"
+        " (5 ms periods, 11 ms drift buffers, meters on); what each far end hears, minus a wire:"
+    )
+    try:
+        with JackServer() as server:
+            wire, _ = measure(server, 4, wire=True)
+            ends, relay = measure(server, seconds)
+    except JackUnavailable as exc:
+        print(f"  skipped: {exc}")
+        return
+    assert relay is not None
+    for d, name in (("tx", "tx (mic -> PC)"), ("rx", "rx (PC -> ear)")):
+        base = float(np.median(wire[d]))
+        added = (np.array(ends[d][1:]) - base) * 1000
+        if added.size == 0:
+            print(f"  {name}: no delay measured: {ends}")
+            continue
+        print(
+            f"  {name}: added median {np.median(added):.2f} ms (min {added.min():.2f}, max "
+            f"{added.max():.2f}, last-first {added[-1] - added[0]:+.2f}) over {added.size} s; "
+            f"wire {1000 * base:.1f} ms; relay buffer underruns "
+            f"{after_warm_up(relay, 'underruns')[d]}, overruns "
+            f"{after_warm_up(relay, 'overruns')[d]} after its {2:.0f} s warm-up; buffer target "
+            f"{relay['target_ms'].get(d, 0):.0f} ms"
+        )
+    print(
+        f"  server xruns seen by the far ends: {ends['xruns']}; PortAudio xrun flags after "
+        f"warm-up: {after_warm_up(relay, 'device_xruns')}; relay process CPU "
+        f"{1000 * relay['cpu_s'] / max(relay['audio_s'], 1e-9):.1f} ms per audio second "
+        f"(streams, sample path, meters)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--long", action="store_true", help="the 10-minute xrun run")
-    parser.add_argument("--seconds", type=float, default=0.0, help="real-time run length")
+    parser.add_argument("--long", action="store_true", help="the 10-minute JACK run")
+    parser.add_argument("--seconds", type=float, default=0.0, help="JACK run length")
+    parser.add_argument("--skew-seconds", type=float, default=30.0, help="PulseAudio run length")
     args = parser.parse_args()
     seconds = args.seconds or (600.0 if args.long else 30.0)
     print(f"machine: {platform.uname()}")
     print(f"cpu: {cpu_model()}; python {platform.python_version()}; numpy {np.__version__}")
     print(f"load average before: {os.getloadavg()}")
     cpu_figures()
+    jack_figures(seconds)
+    seconds = args.skew_seconds
     record = seconds <= 60
-    print(f"\nreal time, {seconds:.0f} s ({'10-minute run' if seconds >= 600 else 'short run; --long for 10 minutes'}),"
+    print(f"\nclock skew, {seconds:.0f} s,"
           " PulseAudio null sinks via the ALSA pulse plugin, gadget side +208 ppm,"
           " 10 ms periods, drift buffers 30 ms, PortAudio buffers 50 ms:")  # fmt: skip
     r = realtime(seconds, record)

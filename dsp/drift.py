@@ -10,7 +10,11 @@ so the fill, and the delay it adds, stays at the target whatever the skew (up to
 
 Underrun (the consumer caught up): the missing samples are silence, counted, and the buffer
 re-primes before it plays again, to a target one read larger (up to half the capacity): the
-deliveries were burstier than the target allowed, as a jitter buffer adapts. Overrun (more than `capacity_s`, or a smoothed fill more than `resync_s` above the target, as
+deliveries were burstier than the target allowed, as a jitter buffer adapts; but not in the first
+`adapt_after_s` of audio, where the streams' start-up order, not their steady rhythm, made the
+underrun (the relay's four streams start one after the other). After `relax_after_s` of audio
+with no underrun the target steps back down one read at a time, to the configured one: a busy
+minute on the machine does not cost delay for the rest of the call. Overrun (more than `capacity_s`, or a smoothed fill more than `resync_s` above the target, as
 after a consumer's stall): the oldest samples are dropped down to the target, counted. No threads or locks here: the relay guards
 it with its own lock.
 """
@@ -51,6 +55,8 @@ class DriftBuffer:
         adaptive: bool = True,
         adapt_target: bool = True,
         resync_s: float | None = None,
+        adapt_after_s: float = 1.0,
+        relax_after_s: float = 30.0,
     ) -> None:
         if samplerate <= 0:
             raise ValueError(f"drift buffer samplerate: expected > 0, got {samplerate}")
@@ -68,6 +74,10 @@ class DriftBuffer:
         self.adaptive = adaptive
         self.adapt_target = adapt_target
         self.max_target = capacity_s * samplerate / 2
+        self.adapt_after = adapt_after_s * samplerate
+        self.configured_target = self.target
+        self.relax_after = relax_after_s * samplerate
+        self._calm = 0.0  # samples read since the last underrun or step of the target
         # A consumer that stalled (its device starved) leaves that much more in the buffer,
         # which the controller would take seconds to play off at its +-max_ppm: beyond
         # `resync_s` above the target (on the smoothed fill) the excess is dropped at once.
@@ -168,14 +178,22 @@ class DriftBuffer:
             usable = n
         else:
             usable = int(np.searchsorted(np.floor(positions) + 2, available, side="left"))
+        self._calm += n
         if usable < n:
+            self._calm = 0.0
             self.underruns += 1
             self.primed = False
-            if self.adapt_target and self.target + n <= self.max_target:
+            steady = self.written >= self.adapt_after
+            if self.adapt_target and steady and self.target + n <= self.max_target:
                 # The producer's deliveries are burstier than the target allows: keep one
                 # more read's worth from now on (a jitter buffer's adaptation; `target_s`
                 # reports the delay this costs).
                 self.target += n
+        elif self._calm >= self.relax_after and self.target > self.configured_target:
+            # Calm long enough: one read's worth less; the controller plays it off.
+            self.target = max(self.configured_target, self.target - n)
+            self._setpoint -= n
+            self._calm = 0.0
         if usable:
             out[:usable] = self._interpolate(positions[:usable])
             self._pos = float(positions[usable - 1]) + self.step
@@ -267,10 +285,15 @@ class DriftBuffer:
             self.step = 1.0 + min(limit, max(-limit, self.ki * self._integral))
             return
         error_s = (self._fill_avg - self._setpoint) / self.samplerate
-        if self.ki > 0:
+        correction = self.kp * error_s + self.ki * self._integral
+        # Anti-windup: no integration while the correction is at its limit and the error
+        # pushes it further (a large error, as when the target steps down, is played off at
+        # the limit without the integral overshooting afterwards); and the integral alone
+        # never asks for more than the limit.
+        saturated = abs(correction) >= limit and error_s * correction > 0
+        if self.ki > 0 and not saturated:
             self._integral += error_s * dt
-            # Anti-windup: the integral alone never asks for more than the limit.
             bound = limit / self.ki
             self._integral = min(bound, max(-bound, self._integral))
-        correction = self.kp * error_s + self.ki * self._integral
+            correction = self.kp * error_s + self.ki * self._integral
         self.step = 1.0 + min(limit, max(-limit, correction))

@@ -241,6 +241,34 @@ def test_underrun_and_overrun_are_counted_and_recovered() -> None:
     assert buf.read(240).all()
 
 
+def test_a_start_up_underrun_keeps_the_target_and_a_steady_one_raises_it() -> None:
+    """A jitter buffer grows its target when the producer proves burstier than it allowed,
+    but not for the first second: the relay's streams start one after the other."""
+    buf = DriftBuffer(RATE, 0.01)
+    buf.write(np.ones(480))
+    buf.read(240)
+    buf.read(240)
+    buf.read(240)  # the producer's second block is late: the start, not its rhythm
+    assert buf.underruns == 1 and buf.target_s == pytest.approx(0.01)
+    for _ in range(250):  # a second and more of steady 5 ms blocks
+        buf.write(np.ones(240))
+        buf.read(240)
+    assert buf.underruns == 1
+    for _ in range(4):
+        buf.read(240)  # now a late producer is its rhythm: one more read's worth
+    assert buf.underruns == 2 and buf.target_s == pytest.approx(0.015)
+    delays = []
+    for _ in range(int(40 / 0.005)):  # calm: after 30 s it steps back, then plays it off
+        buf.write(np.ones(240))
+        buf.read(240)
+        delays.append(buf.fill)
+    assert buf.target_s == pytest.approx(0.01) and buf.underruns == 2
+    # The fill after each read (samples): the 15 ms target less a read, then (played off by
+    # resampling, at most 1000 ppm: 5 s for a read's worth) 10 ms less one.
+    assert delays[int(25 / 0.005)] == pytest.approx(720 - 240, abs=5)
+    assert delays[-1] == pytest.approx(480 - 240, abs=15)  # within 0.3 ms
+
+
 def test_bad_drift_buffer_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="target_s"):
         DriftBuffer(RATE, 0.5, capacity_s=0.25)

@@ -221,6 +221,12 @@ class AudioRelay:
             log.exception("audio sink failed on %s", type(item).__name__)
 
     def _run(self) -> None:
+        if self.meters:
+            # The meters' modules (scipy's filter design among them) load here, before any
+            # stream opens: loaded by the meter loop they held the interpreter for a few
+            # hundred ms while the first callbacks waited, and the drift buffers underran.
+            import drivers.audio.levels  # noqa: F401
+            import dsp.meter  # noqa: F401
         keep_open(
             what="audio relay",
             stop=self._stop,
