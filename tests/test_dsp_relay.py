@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dsp.decimate import Decimator
 from dsp.drift import DriftBuffer
 from dsp.exposure import NoiseDose
 from dsp.gate import MicGate
@@ -246,3 +247,54 @@ def test_bad_drift_buffer_settings_are_refused() -> None:
         DriftBuffer(RATE, 0.5, capacity_s=0.25)
     with pytest.raises(ValueError, match="samplerate"):
         DriftBuffer(0, 0.01)
+
+
+# --- decimation to the meters' 16 kHz ----------------------------------------------------------
+
+
+def random_blocks(x: np.ndarray, seed: int, largest: int = 700) -> list[np.ndarray]:
+    """`x` cut at random: empty blocks, single samples, sizes that are no multiple of 3."""
+    rng = np.random.default_rng(seed)
+    cuts = np.cumsum(rng.integers(0, largest, size=x.shape[0]))
+    return np.split(x, cuts[cuts < x.shape[0]])
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_decimation_does_not_depend_on_the_block_sizes(factor: int) -> None:
+    x = np.random.default_rng(5).standard_normal(RATE * 2)
+    whole = Decimator(factor).process(x)
+    assert whole.shape[0] == -(-x.shape[0] // factor)  # one sample per `factor`, from x[0]
+    for seed in (1, 2):
+        decimator = Decimator(factor)
+        pieces = [decimator.process(b) for b in random_blocks(x, seed)]
+        assert np.array_equal(np.concatenate(pieces), whole)  # exactly, bit for bit
+    single = Decimator(factor)
+    one_by_one = [single.process(x[i : i + 1]) for i in range(999)]
+    assert np.array_equal(np.concatenate(one_by_one), Decimator(factor).process(x[:999]))
+
+
+def tone_level_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(x**2)))
+
+
+def test_decimation_rejects_aliases_and_passes_the_speech_band() -> None:
+    decimator = Decimator(3)
+    settle = decimator.taps.shape[0]  # outputs: three times the filter's length in inputs
+    # 12 kHz at 48 kHz would fold onto 4 kHz at 16 kHz, in the middle of the speech band.
+    alias = Decimator(3).process(tone(1.0, -3.0, freq=12000.0))[settle:]
+    assert tone_level_db(alias) - tone_level_db(tone(1.0, -3.0, freq=12000.0)) < -60.0
+    for freq in (1000.0, 3000.0, 5000.0):
+        source = tone(1.0, -3.0, freq=freq)
+        out = Decimator(3).process(source)[settle:]
+        assert tone_level_db(out) - tone_level_db(source) == pytest.approx(0.0, abs=0.1)
+    # What passes is the same signal at 16 kHz, delayed by the linear-phase filter.
+    delay = decimator.delay_s(RATE)
+    out = decimator.process(tone(1.0, -3.0, freq=1000.0))
+    t = np.arange(out.shape[0]) / 16000 - delay
+    assert np.abs(out - db_to_gain(-3.0) * np.sin(2 * np.pi * 1000 * t))[settle:].max() < 1e-3
+
+
+@pytest.mark.parametrize("factor", [0, -3, 2.5, True, "3"])
+def test_a_bad_decimation_factor_is_refused(factor: object) -> None:
+    with pytest.raises(ValueError, match="decimation factor: expected an integer >= 1"):
+        Decimator(factor)  # type: ignore[arg-type]
