@@ -37,6 +37,7 @@ from machine import cpu_model  # noqa: E402  (bench/machine.py)
 from relay_probe import asoundrc, pulse_modules, speech_band  # noqa: E402
 
 from drivers.audio.levels import LevelsPipeline  # noqa: E402
+from drivers.audio.relay import RelayMeters  # noqa: E402
 from dsp.drift import DriftBuffer  # noqa: E402
 from dsp.gate import MicGate  # noqa: E402
 from dsp.limiter import GainCap, PeakLimiter  # noqa: E402
@@ -48,13 +49,17 @@ SECONDS = 60
 RUNS = 5
 
 
-def relay_path(tx: np.ndarray, rx: np.ndarray, meters: bool) -> None:
-    """Both directions as the relay's four callbacks do it, the PC clock 208 ppm fast."""
+def relay_path(tx: np.ndarray, rx: np.ndarray, meters: str) -> None:
+    """Both directions as the relay's four callbacks do it, the PC clock 208 ppm fast, and the
+    meter worker's meters: "relay" as the relay meters now (each channel decimated to 16 kHz
+    once per meter period, `RelayMeters`), "48k" as it did before (every 5 ms block metered at
+    48 kHz), "" none."""
     gate, cap, limiter = MicGate(RATE), GainCap(RATE), PeakLimiter(RATE)
     limiter.set_ceiling_dbfs(-8.0)
     cap.set_cap_db(-6.0)
     to_pc, to_ear = DriftBuffer(RATE, 0.011), DriftBuffer(RATE, 0.011)
-    pipeline = LevelsPipeline(RATE, 0.1) if meters else None
+    relay_meters = RelayMeters(RATE, 0.1) if meters == "relay" else None
+    pipeline = LevelsPipeline(RATE, 0.1) if meters == "48k" else None
     pc_period = BLOCK / (RATE * (1 + 208e-6))
     pc_next = 0.0
     for k, start in enumerate(range(0, tx.size - BLOCK + 1, BLOCK)):
@@ -67,6 +72,9 @@ def relay_path(tx: np.ndarray, rx: np.ndarray, meters: bool) -> None:
             to_pc.read(BLOCK, pc_next)
             pc_next += pc_period
         ear = limiter.process(cap.process(to_ear.read(BLOCK, now)))
+        if relay_meters is not None:
+            relay_meters.feed("tx", sent)
+            relay_meters.feed("rx", ear)
         if pipeline is not None:
             pipeline.feed("tx", to_int16(sent))
             pipeline.feed("rx", to_int16(ear))
@@ -94,19 +102,25 @@ def cpu_figures() -> None:
     rx = speech_band(SECONDS, seed=2, level=0.1)
     tx16 = to_int16(tx[::3])
     rx16 = to_int16(rx[::3])
-    relay_path(tx[: RATE * 2], rx[: RATE * 2], True)  # warm up imports and caches
+    relay_path(tx[: RATE * 2], rx[: RATE * 2], "relay")  # warm up imports and caches
+    relay_path(tx[: RATE * 2], rx[: RATE * 2], "48k")
     todays_pipeline(tx16[:32000], rx16[:32000])
-    bare = best_ms_per_audio_s(relay_path, tx, rx, False)
-    full = best_ms_per_audio_s(relay_path, tx, rx, True)
+    bare = best_ms_per_audio_s(relay_path, tx, rx, "")
+    old = best_ms_per_audio_s(relay_path, tx, rx, "48k")
+    full = best_ms_per_audio_s(relay_path, tx, rx, "relay")
     today = best_ms_per_audio_s(todays_pipeline, tx16, rx16)
     print(f"CPU, {SECONDS} s of audio, both directions, best of {RUNS}:")
     print(f"  relay sample path alone (48 kHz, 5 ms blocks):  {bare:7.3f} ms CPU per audio second")
-    print(f"  relay + the seat's meters at 48 kHz:            {full:7.3f} ms CPU per audio second")
+    print(f"  relay + the meters at 48 kHz (before):          {old:7.3f} ms CPU per audio second")
+    print(f"  relay + the meters decimated to 16 kHz (now):   {full:7.3f} ms CPU per audio second")
+    print(f"  today's pipeline (meters, 16 kHz, 20 ms):       {today:7.3f} ms CPU per audio second")
     print(
-        f"  today's pipeline (meters, 16 kHz, 20 ms):        {today:7.3f} ms CPU per audio second"
+        f"  the meters' own cost (relay + meters - relay alone): at 48 kHz {old - bare:.3f}, "
+        f"decimated {full - bare:.3f}, today's pipeline {today:.3f} ms per audio second"
     )
-    print(f"  ratio relay+meters / today: {full / today:.2f}; relay path alone / today: "
-          f"{bare / today:.2f}")  # fmt: skip
+    print(f"  ratio meters / today's: at 48 kHz {(old - bare) / today:.2f}, decimated "
+          f"{(full - bare) / today:.2f}; relay + meters / today's: at 48 kHz {old / today:.2f}, "
+          f"decimated {full / today:.2f}")  # fmt: skip
 
 
 def realtime(seconds: float, record: bool) -> dict[str, Any]:
