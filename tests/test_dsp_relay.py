@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from drivers.audio.events import AudioLevels
+from drivers.audio.levels import LevelsPipeline
+from drivers.audio.relay import RelayMeters, meter_rate
+from dsp.decimate import Decimator
 from dsp.drift import DriftBuffer
 from dsp.exposure import NoiseDose
 from dsp.gate import MicGate
@@ -16,6 +20,7 @@ from dsp.limiter import (
     peak_ceiling_dbfs,
     running_min,
 )
+from dsp.meter import to_int16
 
 RATE = 48000
 BLOCK = 240  # 5 ms
@@ -274,3 +279,144 @@ def test_bad_drift_buffer_settings_are_refused() -> None:
         DriftBuffer(RATE, 0.5, capacity_s=0.25)
     with pytest.raises(ValueError, match="samplerate"):
         DriftBuffer(0, 0.01)
+
+
+# --- decimation to the meters' 16 kHz ----------------------------------------------------------
+
+
+def random_blocks(x: np.ndarray, seed: int, largest: int = 700) -> list[np.ndarray]:
+    """`x` cut at random: empty blocks, single samples, sizes that are no multiple of 3."""
+    rng = np.random.default_rng(seed)
+    cuts = np.cumsum(rng.integers(0, largest, size=x.shape[0]))
+    return np.split(x, cuts[cuts < x.shape[0]])
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_decimation_does_not_depend_on_the_block_sizes(factor: int) -> None:
+    x = np.random.default_rng(5).standard_normal(RATE * 2)
+    whole = Decimator(factor).process(x)
+    assert whole.shape[0] == -(-x.shape[0] // factor)  # one sample per `factor`, from x[0]
+    for seed in (1, 2):
+        decimator = Decimator(factor)
+        pieces = [decimator.process(b) for b in random_blocks(x, seed)]
+        assert np.array_equal(np.concatenate(pieces), whole)  # exactly, bit for bit
+    single = Decimator(factor)
+    one_by_one = [single.process(x[i : i + 1]) for i in range(999)]
+    assert np.array_equal(np.concatenate(one_by_one), Decimator(factor).process(x[:999]))
+
+
+def tone_level_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(x**2)))
+
+
+def test_decimation_rejects_aliases_and_passes_the_speech_band() -> None:
+    decimator = Decimator(3)
+    settle = decimator.taps.shape[0]  # outputs: three times the filter's length in inputs
+    # 12 kHz at 48 kHz would fold onto 4 kHz at 16 kHz, in the middle of the speech band.
+    alias = Decimator(3).process(tone(1.0, -3.0, freq=12000.0))[settle:]
+    assert tone_level_db(alias) - tone_level_db(tone(1.0, -3.0, freq=12000.0)) < -60.0
+    for freq in (1000.0, 3000.0, 5000.0):
+        source = tone(1.0, -3.0, freq=freq)
+        out = Decimator(3).process(source)[settle:]
+        assert tone_level_db(out) - tone_level_db(source) == pytest.approx(0.0, abs=0.1)
+    # What passes is the same signal at 16 kHz, delayed by the linear-phase filter.
+    delay = decimator.delay_s(RATE)
+    out = decimator.process(tone(1.0, -3.0, freq=1000.0))
+    t = np.arange(out.shape[0]) / 16000 - delay
+    assert np.abs(out - db_to_gain(-3.0) * np.sin(2 * np.pi * 1000 * t))[settle:].max() < 1e-3
+
+
+@pytest.mark.parametrize("factor", [0, -3, 2.5, True, "3"])
+def test_a_bad_decimation_factor_is_refused(factor: object) -> None:
+    with pytest.raises(ValueError, match="decimation factor: expected an integer >= 1"):
+        Decimator(factor)  # type: ignore[arg-type]
+
+
+SPURT_S, PAUSE_S = 0.8, 0.5
+
+
+def talk_spurts(seconds: float, seed: int) -> np.ndarray:
+    """Speech-band noise at 48 kHz in spurts (0.8 s on, 0.5 s off): P.56 has pauses to leave
+    out."""
+    x = speech_band(seconds, seed)
+    return x * talking(np.arange(x.shape[0]) / RATE)
+
+
+def talking(t: np.ndarray) -> np.ndarray:
+    return np.asarray(t % (SPURT_S + PAUSE_S) < SPURT_S)
+
+
+def test_the_relay_meters_at_16_khz_what_the_capture_path_meters() -> None:
+    """The relay's meters (48 kHz blocks, decimated) against the same signal at 16 kHz fed to
+    the capture path's pipeline: P.56 active speech level, RMS and LAeq within 0.5 dB."""
+    tx, rx = talk_spurts(6.0, 7), 0.1 * talk_spurts(6.0, 8)
+    relay = RelayMeters(RATE, 0.1)
+    assert relay.pipeline.samplerate == 16000
+    got: list[AudioLevels] = []
+    for start in range(0, tx.shape[0], BLOCK):  # the relay's 5 ms blocks at 48 kHz
+        got += relay.feed("tx", tx[start : start + BLOCK])
+        got += relay.feed("rx", rx[start : start + BLOCK])
+    # The same signal at 16 kHz: band-limited to 3.4 kHz, so every third sample is it.
+    capture = LevelsPipeline(16000, 0.1)
+    want: list[AudioLevels] = []
+    tx16, rx16 = to_int16(tx[::3]), to_int16(rx[::3])
+    for start in range(0, tx16.shape[0], 320):  # the capture path's 20 ms blocks
+        want += capture.feed("tx", tx16[start : start + 320])
+        want += capture.feed("rx", rx16[start : start + 320])
+    assert len(got) == len(want) == 60  # 10 Hz
+    # The whole signal (a call): P.56 over everything fed.
+    for channel in ("tx", "rx"):
+        ours = getattr(relay.pipeline, channel).summary()
+        theirs = getattr(capture, channel).summary()
+        assert ours.active_level_dbov == pytest.approx(theirs.active_level_dbov, abs=0.5)
+        assert ours.activity_pct == pytest.approx(theirs.activity_pct, abs=2.0)
+        assert ours.laeq_dbfs == pytest.approx(theirs.laeq_dbfs, abs=0.5)
+    # Each period inside a spurt (the decimator delays the signal by 0.6 ms: a period at a
+    # spurt's end holds a tail that the undelayed reference has not).
+    steady = 0
+    for k, (ours_k, theirs_k) in enumerate(zip(got, want, strict=True)):
+        span = np.linspace(0.1 * k - 0.002, 0.1 * (k + 1) + 0.002, 200)
+        if not talking(span).all():
+            continue
+        steady += 1
+        for channel in ("tx", "rx"):
+            a, b = getattr(ours_k, channel), getattr(theirs_k, channel)
+            assert a.period_s == b.period_s == pytest.approx(0.1)
+            assert a.active_level_dbov == pytest.approx(b.active_level_dbov, abs=0.5)
+            assert a.rms_dbov == pytest.approx(b.rms_dbov, abs=0.5)
+            assert a.laeq_dbfs == pytest.approx(b.laeq_dbfs, abs=0.5)
+            assert a.speech == b.speech
+    assert steady >= 30  # most of the 6 s were compared period by period
+
+
+def test_the_relay_meters_give_the_levels_of_metering_every_block() -> None:
+    """RelayMeters decimates once per meter period: the same levels, out with the same block,
+    as decimating and metering each block as it comes."""
+    tx, rx = talk_spurts(2.0, 3), 0.2 * talk_spurts(2.0, 4)
+    relay = RelayMeters(RATE, 0.1)
+    per_block = LevelsPipeline(16000, 0.1)
+    down = {"tx": Decimator(3), "rx": Decimator(3)}
+    emitted = 0
+    # The same random cuts for both channels (they depend on the length only).
+    cuts = zip(random_blocks(tx, 9, 500), random_blocks(rx, 9, 500), strict=True)
+    for k, (tx_block, rx_block) in enumerate(cuts):
+        for channel, block in (("tx", tx_block), ("rx", rx_block)):
+            expected = per_block.feed(channel, to_int16(down[channel].process(block)))
+            assert relay.feed(channel, block) == expected, (k, channel)
+            emitted += len(expected)
+    assert emitted == 20
+
+
+def test_the_relay_meters_at_a_rate_that_is_no_multiple_of_16_khz() -> None:
+    assert meter_rate(48000) == meter_rate(32000) == meter_rate(16000) == 16000
+    assert meter_rate(44100) == 44100
+    relay = RelayMeters(44100, 0.1)
+    assert relay.factor == 1 and relay.pipeline.samplerate == 44100
+    x = talk_spurts(1.0, 1)[:44100]
+    undecimated = LevelsPipeline(44100, 0.1)
+    got, want = [], []
+    for i in range(0, x.shape[0], 441):
+        for channel, block in (("tx", x[i : i + 441]), ("rx", 0.1 * x[i : i + 441])):
+            got += relay.feed(channel, block)
+            want += undecimated.feed(channel, to_int16(block))
+    assert got == want and len(got) == 10
