@@ -213,8 +213,8 @@ def jack_figures(seconds: float) -> None:
     print(
         f"  server xruns seen by the far ends: {ends['xruns']}; PortAudio xrun flags after "
         f"warm-up: {after_warm_up(relay, 'device_xruns')}; relay process CPU "
-        f"{1000 * relay['cpu_s'] / max(relay['audio_s'], 1e-9):.1f} ms per audio second "
-        f"(streams, sample path, meters)"
+        f"{relay['cpu_ms_per_audio_s']:.1f} ms per audio second after its warm-up (PortAudio's "
+        f"four streams, the sample path, the meters)"
     )
 
 

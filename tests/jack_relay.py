@@ -188,7 +188,6 @@ def relay(args: argparse.Namespace) -> int:
         latency_s=args.latency,
         meters=args.meters,
     )
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     relay.start(levels.append)
     deadline = time.monotonic() + 15
     while not relay.running.is_set():
@@ -198,6 +197,7 @@ def relay(args: argparse.Namespace) -> int:
         time.sleep(0.01)
     started = time.monotonic()
     warm: dict[str, Any] = {}
+    cpu0, frames0 = resource.getrusage(resource.RUSAGE_SELF), 0
     while (elapsed := time.monotonic() - started) < args.seconds:
         time.sleep(0.05)
         if not warm and elapsed >= args.warm_up:
@@ -208,8 +208,10 @@ def relay(args: argparse.Namespace) -> int:
                 "overruns": dict(st.overruns),
                 "device_xruns": dict(st.device_xruns),
             }
-    relay.stop()
+            # CPU from here on: the start (imports, opening the streams) is not per second.
+            cpu0, frames0 = resource.getrusage(resource.RUSAGE_SELF), st.frames
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    relay.stop()
     st = relay.stats
     result = {
         "audio_s": st.frames / RATE,
@@ -224,7 +226,10 @@ def relay(args: argparse.Namespace) -> int:
         }
         if (dsp := relay._dsp) is not None
         else {},
-        "cpu_s": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+        # CPU per audio second after the warm-up: the streams, sample path and meters.
+        "cpu_ms_per_audio_s": 1000
+        * ((cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime))
+        / max((st.frames - frames0) / RATE, 1e-9),
     }
     json.dump(result, sys.stdout)
     print()
