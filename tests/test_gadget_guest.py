@@ -41,6 +41,7 @@ from hid_support import descriptor, input_report, layout
 from kernel_support import BRIDGE_JOB, HID_DATA, JOB_PRELUDE, guest_files, kernel_image
 from schema_support import validate
 
+from drivers.gadget.configfs import GadgetSpec
 from drivers.gadget.descriptor import CANONICAL_DESCRIPTOR
 from drivers.hid.events import (
     Drop,
@@ -99,6 +100,14 @@ check two_auto $G up --json
 check up_udc0 $G up --json --udc dummy_udc.0
 check moved $G up --json --udc dummy_udc.1
 check down_two $G down --json
+for kind in uac2 uac1; do
+    check ${kind}_up $G up --json --udc dummy_udc.0 --audio $kind
+    f=/sys/kernel/config/usb_gadget/seatbox/functions/$kind.usb0
+    echo "UAC-ATTRS $kind $(for a in c_chmask c_srate c_ssize p_chmask p_srate p_ssize function_name; do [ -e $f/$a ] && printf '%s=%s;' $a "$(cat $f/$a)"; done)"
+    echo "UAC-CARDS $kind $(cat /proc/asound/cards 2>/dev/null | tr '\n' '|')"
+    check ${kind}_down $G down --json
+    echo "UAC-GONE $kind $(ls /sys/kernel/config/usb_gadget 2>&1 | tr '\n' ' ')"
+done
 echo "HEADSETS-START $(cut -d' ' -f1 /proc/uptime)"
 PYTHONPATH=/opt/site python3 -u headset_probe.py headsets.json || echo "HEADSETS-FAILED"
 echo "HEADSETS-END $(cut -d' ' -f1 /proc/uptime)"
@@ -216,6 +225,38 @@ def test_gadget_enumerates_on_dummy_hcd_and_goes(boot: Boot) -> None:
         f"gadget guest: QEMU start to power-off {elapsed:.1f} s, GUEST-READY at {ready:.1f} s, "
         f"the job {job[-1] - job[0]:.1f} s of guest uptime"
     )
+
+
+@pytest.mark.parametrize("kind", ["uac2", "uac1"])
+def test_the_audio_functions_take_our_attributes_and_say_why_dummy_hcd_refuses_them(
+    boot: Boot, kind: str
+) -> None:
+    """The UAC functions cannot run here (dummy_hcd has no isochronous endpoints), but the real
+    kernel's configfs takes every attribute the builder writes (a wrong name or value would be
+    refused on write), the bind failure is told as what it is, and `down` leaves nothing."""
+    console, where = boot.console, boot.where
+    cases = {
+        m.group(1): (int(m.group(2)), m.group(3))
+        for m in map(CASE.match, console.splitlines())
+        if m
+    }
+    rc, out = cases[f"{kind}_up"]
+    assert rc == 1, f"{kind} bound on dummy_hcd? {out}{where}"
+    assert f"the {kind} audio function did not bind" in out, out
+    assert "isochronous" in out and 'audio = "none"' in out, out
+    attrs = re.search(rf"^UAC-ATTRS {kind} (.*)$", console, re.M)
+    assert attrs is not None, where
+    read_back = dict(pair.split("=", 1) for pair in attrs.group(1).split(";") if pair)
+    spec = GadgetSpec(audio=kind)
+    written = {
+        key.rsplit("/", 1)[1]: value.decode().strip()
+        for key, value in spec.attributes().items()
+        if key.startswith(f"functions/{kind}.usb0/")
+    }
+    assert written and read_back == written, (read_back, written)
+    assert cases[f"{kind}_down"][0] == 0, where
+    gone = re.search(rf"^UAC-GONE {kind} (.*)$", console, re.M)
+    assert gone is not None and gone.group(1).strip() == "", where
 
 
 # --- the relay's PC side (drivers/gadget/hidg.py + relay.py) on the same boot -------------------

@@ -261,6 +261,17 @@ class Gadget:
             with (self.path / "UDC").open("wb", buffering=0) as f:
                 f.write(f"{target}\n".encode())
         except OSError as err:
+            if err.errno == errno.EBUSY and self.spec.audio != "none":
+                # Linux 6.x answers EBUSY both for a busy controller and for a function that
+                # failed to bind ("couldn't find an available UDC or it's busy"); no other
+                # gadget is on it (checked above), so it is the function: seen with UAC on
+                # dummy_hcd, which has no isochronous endpoints.
+                raise DeviceError(
+                    f"{target} did not take the gadget (EBUSY with no other gadget on it): "
+                    f"the {self.spec.audio} audio function did not bind; it needs a controller "
+                    f'with isochronous endpoints (dmesg says more); [bridge] audio = "none" '
+                    "runs the HID function alone"
+                ) from None
             if err.errno == errno.EBUSY:
                 raise DeviceError(
                     f"USB device controller {target} is busy (another gadget?)"
