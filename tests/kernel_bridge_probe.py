@@ -225,6 +225,75 @@ def replug_mid_call(script: Script, device: UhidHeadset, seat: MqttSeat) -> None
     script.state("replug: PC ends the call", "idle", False)
 
 
+GADGET_UDC = Path("/sys/kernel/config/usb_gadget/seatbox/UDC")
+PC_REPLUG_MODEL = MODELS[0]  # one PC re-plug is enough: the PC's side is the same for all
+
+
+def pc_replug_mid_call(script: Script, seat: MqttSeat) -> None:
+    """After the headset's re-plug (one model): a call answered by the softphone, then the
+    PC's end unplugged and plugged back. The gadget is unbound from its controller and bound
+    again, which the PC sees as the device leaving and coming back, as with the cable
+    (dummy_hcd does not enumerate again after a soft disconnect: its port gives up). The seat
+    says so, the call stays as it was, the softphone finds the box on a new node and re-syncs
+    it, the agent's hang-up reaches the PC there, and the softphone ends the call."""
+    m = script.model
+
+    def bridge_events() -> list[str]:
+        return [e["type"] for e in seat.events() if e["type"].startswith("bridge.")]
+
+    def last_call() -> str | None:
+        calls = [e["type"] for e in seat.events() if e["type"].startswith("call.")]
+        return calls[-1] if calls else None
+
+    script.softphone(PC_RING)
+    script.headset_gets(m.ring, "pc replug: PC rings")
+    script.softphone(PC_OFF_HOOK)
+    script.headset_gets(m.answered, "pc replug: PC answers")
+    _wait(lambda: last_call() == "call.answered", "pc replug: no call.answered")
+    before = len(bridge_events())
+    udc = GADGET_UDC.read_text().strip()
+    GADGET_UDC.write_text("\n")  # the PC's end unplugged
+    _wait(
+        lambda: bridge_events()[before:] == ["bridge.pc_disconnected"],
+        "pc replug: no bridge.pc_disconnected",
+    )
+    script.pc.close()  # type: ignore[attr-defined]
+    script.log.append("pc replug: bridge.pc_disconnected")
+    assert last_call() == "call.answered", "pc replug: the call did not stay as it was"
+    script.state("pc replug: the call stays while the PC is away", "active", False)
+    GADGET_UDC.write_text(udc + "\n")  # plugged back
+    _wait(
+        lambda: bridge_events()[before:] == ["bridge.pc_disconnected", "bridge.pc_connected"],
+        "pc replug: no bridge.pc_connected after the re-plug",
+    )
+    node = ""
+
+    def enumerated() -> bool:
+        nonlocal node
+        try:
+            node = pc_hidraw()
+        except RuntimeError:
+            return False
+        return True
+
+    _wait(enumerated, "pc replug: the PC did not enumerate the box again")
+    script.pc = PcEnd(node)
+    script.log.append(f"pc replug: bridge.pc_connected, the PC's node {node}")
+    script.softphone(PC_OFF_HOOK)  # a softphone re-syncs a headset that arrives mid-call
+    # The LEDs it re-sends are the call's as the box kept it: nothing new either way.
+    strays = script.headset.stray(0.3), script.pc.stray(0.3)  # type: ignore[attr-defined]
+    assert strays == ([], []), f"pc replug: after the re-sync, headset/PC got {strays}"
+    script.log.append("pc replug: the softphone re-syncs: nothing new either way")
+    script.agent(m.hook_off)
+    script.pc_gets([IN_HOOK_OFF], "pc replug: the agent's hook, on the new node")
+    script.agent(m.hook_on)
+    script.pc_gets([IN_HOOK_ON], "pc replug: the agent hangs up")
+    script.softphone(PC_IDLE)
+    script.headset_gets(m.on_hook, "pc replug: PC ends the call")
+    _wait(lambda: last_call() == "call.ended", "pc replug: no call.ended")
+    script.state("pc replug: PC ends the call", "idle", False)
+
+
 def run_model(model: Model, index: int) -> dict[str, Any]:
     name = f"uhid {model.descriptor}"
     vendor, product = ids_of(model.descriptor)
@@ -281,6 +350,14 @@ def run_model(model: Model, index: int) -> dict[str, Any]:
             except (AssertionError, TimeoutError, OSError) as err:
                 out["ok"] = False
                 out["replug"] = out["failed"] = f"{type(err).__name__}: {err}"
+        if out["ok"] and model is PC_REPLUG_MODEL:
+            try:
+                pc_replug_mid_call(script, watcher)
+                out["pc_replug"] = "ok"
+            except (AssertionError, TimeoutError, OSError) as err:
+                out["ok"] = False
+                out["pc_replug"] = out["failed"] = f"{type(err).__name__}: {err}"
+            pc = script.pc  # the new node's, for the stray check and the close
         out["log"] = script.log
         out["stray_headset"] = headset.stray(0.2)
         out["stray_pc"] = pc.stray(0.2)

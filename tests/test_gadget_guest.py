@@ -38,6 +38,7 @@ import pytest
 from bridge_script import FOLLOWED, MODELS, Model
 from guest import Guest, GuestImage, GuestUnavailable
 from hid_support import descriptor, input_report, layout
+from kernel_bridge_probe import PC_REPLUG_MODEL
 from kernel_support import BRIDGE_JOB, HID_DATA, JOB_PRELUDE, guest_files, kernel_image
 from schema_support import validate
 
@@ -605,7 +606,8 @@ def test_a_softphone_and_an_agent_through_the_bridged_seat_on_one_kernel(
     a Mosquitto in the guest. The script asserts each step in the guest (LED bytes at the
     headset, input reports at the PC, events and state over MQTT, mute on hold); here: it
     passed, nothing stray either way, and what the seat published is valid v1. Headsets with
-    one LED report are also unplugged mid-call and plugged back."""
+    one LED report are also unplugged mid-call and plugged back; for the first model the PC's
+    end is too."""
     got = bridge_results(boot).get(model.descriptor)
     assert got is not None, boot.where
     assert got.get("ok") is True, (
@@ -635,6 +637,15 @@ def test_a_softphone_and_an_agent_through_the_bridged_seat_on_one_kernel(
         assert any(line.startswith("replug: the headset back") for line in got["log"])
     else:
         assert headset == ["headset.connected"], headset
+    bridge = [e["type"] for e in events if e["type"].startswith("bridge.")]
+    if model is PC_REPLUG_MODEL:
+        # The PC's end unplugged mid-call and back (the gadget unbound and bound again): the
+        # call stayed, the softphone on the new node ended it (the probe asserts each step).
+        assert got["pc_replug"] == "ok", got["pc_replug"]
+        assert bridge == ["bridge.pc_connected", "bridge.pc_disconnected", "bridge.pc_connected"]
+        assert any(line.startswith("pc replug: the agent hangs up: PC") for line in got["log"])
+    else:
+        assert bridge == ["bridge.pc_connected"], bridge
     state = got["state"]
     assert state["call"]["state"] == "idle" and state["mute"]["muted"] is False, state
     assert state["bridge"]["pc_connected"] is True and state["bridge"]["led_writes"] == "seen"
