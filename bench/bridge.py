@@ -2,8 +2,10 @@
 
 1. CPU (no devices, deterministic): the relay's sample path for 60 s of both directions at
    48 kHz in 5 ms blocks (gate, two drift buffers resampling at +-208 ppm, gain cap, peak
-   limiter) with and without the seat's meters, next to today's audio pipeline (both channels'
-   meters at 16 kHz in 20 ms blocks, as bench/dsp.py) in the same run; best of 5.
+   limiter) without the seat's meters, with them at 48 kHz (before) and decimated to 16 kHz
+   as the relay meters now (`RelayMeters`), and the meters alone, next to today's audio
+   pipeline (both channels' meters at 16 kHz in 20 ms blocks, as bench/dsp.py) in the same
+   run; best of 5.
 2. Added delay (a real JACK server, dummy driver, 5 ms periods; tests/jack_relay.py): what
    each far end hears, sample-exact on the server's frame clock, with the relay between the
    ports minus a plain wire in its place, per second of the run; the relay's buffer underruns
