@@ -14,11 +14,12 @@ callbacks, so the tx and rx meter periods share one clock; the meters themselves
 A-weighting) run in a worker thread, which hands `AudioLevels` to the seat's sink exactly as
 the capture backend does (`AudioStatus` for a lost device, with re-opening and back-off).
 The worker meters at 16 kHz, as the capture path does, at about half the CPU of metering at
-48 kHz (bench/bridge.py): each channel is decimated (`dsp.decimate`: anti-alias low-pass, flat to 6 kHz) when
-the relay's rate is a multiple of 16 kHz above it (else metered at the relay's rate). So the
-meters' peak (`peak_dbfs`, clipping) is that of the 16 kHz signal, as the capture path's is;
-the receive path's per-sample peak limit is enforced at the relay's rate by the limiter
-regardless. A `tap` sees the undecimated blocks.
+48 kHz (bench/bridge.py): each channel is decimated (`dsp.decimate`: anti-alias low-pass,
+flat to 6 kHz) when the relay's rate is a multiple of 16 kHz above it (else metered at the
+relay's rate). So the meters' peak (`peak_dbfs`, clipping) is that of the 16 kHz signal, as
+the capture path's is; the receive path's per-sample peak limit is enforced at the relay's
+rate by the limiter regardless. A `tap` sees the undecimated blocks. The callbacks append
+their blocks to a deque that the worker drains every METER_POLL_S.
 
 Enforcement for the seat's runtime, effective in the next audio period:
 - `set_mic_mute(muted)` (the seat's `SetMicMute`: hold-mute or the agent's mute) and
