@@ -210,7 +210,7 @@ def relay(args: argparse.Namespace) -> int:
             }
             # CPU from here on: the start (imports, opening the streams) is not per second.
             cpu0, frames0 = resource.getrusage(resource.RUSAGE_SELF), st.frames
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu1, frames1 = resource.getrusage(resource.RUSAGE_SELF), relay.stats.frames
     relay.stop()
     st = relay.stats
     result = {
@@ -229,7 +229,7 @@ def relay(args: argparse.Namespace) -> int:
         # CPU per audio second after the warm-up: the streams, sample path and meters.
         "cpu_ms_per_audio_s": 1000
         * ((cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime))
-        / max((st.frames - frames0) / RATE, 1e-9),
+        / max((frames1 - frames0) / RATE, 1e-9),
     }
     json.dump(result, sys.stdout)
     print()
