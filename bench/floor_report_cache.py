@@ -92,6 +92,22 @@ def seat_day(seat: str, day: date, calls: int) -> list[StreamEvent]:
     ]
 
 
+def deep_size(value: Any, seen: set[int] | None = None) -> int:
+    """Bytes of a JSON-like value's objects (dicts, lists, strings, numbers), each counted once."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    size = sys.getsizeof(value)
+    if isinstance(value, dict):
+        size += sum(deep_size(k, seen) + deep_size(v, seen) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        size += sum(deep_size(v, seen) for v in value)
+    elif hasattr(value, "__dataclass_fields__"):
+        size += sum(deep_size(getattr(value, name), seen) for name in value.__dataclass_fields__)
+    return size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seats", type=int, default=2000)
@@ -146,6 +162,8 @@ def main() -> None:
                 second_s, second = get(manager, yesterday)
                 sup_s, sup = get(supervisor, yesterday)
                 today_s, _ = get(manager, today)
+                kept = service.reports.report(yesterday.isoformat(), lambda: None)  # type: ignore[arg-type,return-value]
+                kept_mb = deep_size(kept) / 1e6
         finally:
             service.accounts.close()
             store.close()
@@ -162,6 +180,9 @@ def main() -> None:
     print(f"supervisor, one team (cache):    {sup_s * 1000:9.1f} ms")
     print(f"today's report (no events):      {today_s * 1000:9.1f} ms")
     print(f"first / second: {first_s / second_s:.0f}x")
+    print(
+        f"the kept report in memory: {kept_mb:.1f} MB ({kept_mb / args.seats * 1000:.1f} kB a seat)"
+    )
 
 
 if __name__ == "__main__":
