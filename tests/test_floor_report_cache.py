@@ -24,11 +24,12 @@ from fastapi.testclient import TestClient
 from floor_web_support import PASSWORD, RINGING, TZ, USERS, Seats, add_users, write_config
 from support import Mosquitto, wait_until
 
+from edge.api.models import StreamEvent
 from floor.accounts import Accounts
 from floor.config import load_floor_config
 from floor.ingest import Ingest
 from floor.reports import Report
-from floor.store import open_store
+from floor.store import Batch, open_store
 from floor.web.app import create_app
 from floor.web.places import Places
 from floor.web.report_cache import ReportCache
@@ -318,3 +319,20 @@ def test_the_day_of_an_event_is_the_sites_local_day_of_its_ts() -> None:
     cache = _cache()
     assert cache.day_of("2026-12-09T23:30:00.000Z") == "2026-12-10"  # 00:30 in Berlin
     assert cache.day_of("2026-12-09T23:30:00.000+01:00") == "2026-12-09"
+
+
+def test_a_seats_new_thresholds_change_every_day_and_its_next_boot_does_not() -> None:
+    cache = _cache()
+    info = {"boot_id": "1-0a0b0c0d", "checks": {}, "thresholds": {"hold_time": {"warn": 60}}}
+
+    def batch(**changes: Any) -> Batch:
+        return Batch([], {("info", "A-01"): (json.dumps(info | changes), 0.0)}, {})
+
+    assert cache.batch_days(batch()) is None  # not seen yet: every day's report may change
+    refused = batch()  # the store refused it: it is still news when written again
+    assert cache.batch_days(refused) is None
+    cache.written(batch())
+    assert cache.batch_days(batch(boot_id="2-0a0b0c0d", checks={"radar": "ok"})) == set()
+    assert cache.batch_days(batch(thresholds={"hold_time": {"warn": 90}})) is None
+    event = StreamEvent("1-0a0b0c0d", 0, "2026-12-08T23:59:59.000+01:00", "call.ringing", {})
+    assert cache.batch_days(Batch([("A-01", event, 0.0)], {}, {})) == {"2026-12-08"}

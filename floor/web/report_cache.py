@@ -50,6 +50,16 @@ class _Entry:
     report: Report
 
 
+def _thresholds_key(info: Any) -> int:
+    """A seat's `info` as a report sees it: its `thresholds` part (not its boot id or checks)."""
+    try:
+        parsed = json.loads(info) if isinstance(info, str | bytes) else info
+        part = parsed.get("thresholds") if isinstance(parsed, dict) else parsed
+        return hash(json.dumps(part, sort_keys=True))
+    except (TypeError, ValueError):
+        return hash(repr(info))
+
+
 class ReportCache:
     """Finished days' whole-site reports, keyed by the site-local day (ISO date)."""
 
@@ -109,13 +119,19 @@ class ReportCache:
         """The site-local days a batch of the ingest may change: those of its events' `ts`;
         None (every day) when it carries a seat's `info` with thresholds other than the last
         seen (reports judge every day by the seat's latest thresholds)."""
-        for (column, seat), (value, _now) in batch.seats.items():
-            if column == "info" and self._new_thresholds(seat, value):
-                return None
-        days = set()
-        for _seat, event, _arrived in batch.events:
-            days.add(self.day_of(event.ts))
-        return days
+        with self._lock:
+            for (column, seat), (value, _now) in batch.seats.items():
+                if column == "info" and self._thresholds.get(seat) != _thresholds_key(value):
+                    return None
+        return {self.day_of(event.ts) for _seat, event, _arrived in batch.events}
+
+    def written(self, batch: Batch) -> None:
+        """A batch is in the store: its seats' thresholds are the ones reports now read (only
+        once written: a batch the store refused is written again later, a change again)."""
+        with self._lock:
+            for (column, seat), (value, _now) in batch.seats.items():
+                if column == "info":
+                    self._thresholds[seat] = _thresholds_key(value)
 
     def day_of(self, ts: str) -> str:
         """The site-local day of an event's own `ts` (the day whose report reads it)."""
@@ -123,19 +139,6 @@ class ReportCache:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.astimezone(self.tz).date().isoformat()
-
-    def _new_thresholds(self, seat: str, info: Any) -> bool:
-        try:
-            parsed = json.loads(info) if isinstance(info, str | bytes) else info
-            part = parsed.get("thresholds") if isinstance(parsed, dict) else parsed
-            key = hash(json.dumps(part, sort_keys=True))
-        except (TypeError, ValueError):
-            key = hash(repr(info))
-        with self._lock:
-            if self._thresholds.get(seat) == key:
-                return False
-            self._thresholds[seat] = key
-            return True
 
     # --- what the web app asks ---------------------------------------------------------------
 

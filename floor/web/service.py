@@ -38,6 +38,7 @@ class TimedStore:
         else:
             with self.reports.changing(self.reports.batch_days(batch)):
                 written = self._store.write_batch(site, batch)
+                self.reports.written(batch)
         now = time.time()
         with self._lock:
             self._last_write = now
