@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 
 from edge.base.schema import ID_PATTERN, valid_id
 from floor.accounts import MAX_PASSWORD, SESSION_S, Accounts, Principal, same_secret
-from floor.reports import daily_report, timeline
+from floor.reports import Report, daily_report, timeline
 from floor.store import StoreUnavailable
 from floor.web.live import Seat, aggregate, iso, team_aggregates
 from floor.web.service import FloorService
@@ -738,15 +738,22 @@ def create_app(service: FloorService) -> FastAPI:
         if who.role == "supervisor" and team is not None and team not in who.teams:
             raise ApiError(403, f"team {team}: not one of your teams", "team")
         agent_today(who, day)
-        report = daily_report(
-            service.store,
-            service.site,
-            day,
-            places.tz,
-            places.layout,
-            places.roster,
-            places.privacy,
-        )
+
+        def compute() -> Report:
+            return daily_report(
+                service.store,
+                service.site,
+                day,
+                places.tz,
+                places.layout,
+                places.roster,
+                places.privacy,
+            )
+
+        # The whole site's report; a finished day's from the cache while unchanged. Scoping,
+        # the access log and rendering below are per request, hit or not.
+        cache = service.reports
+        report = compute() if cache is None else cache.report(day, compute)
         rows, teams = report.rows, report.teams
         site_scope = who.role == "manager" and team is None
         if who.role == "agent":

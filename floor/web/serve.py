@@ -83,6 +83,7 @@ def serve(config_path: str | Path, duration: float | None = None) -> int:
             keep=service.places.shows,  # [privacy] norms: not shown is not stored
         )
         timed.ingest = ingest
+        timed.reports = service.reports  # what the ingest writes or purges: reports recomputed
         service.store_lag = timed.lag_s
         service.store_queued = lambda: ingest.queued
         app = create_app(service)

@@ -12,14 +12,16 @@ from typing import Any
 
 from floor.accounts import Accounts
 from floor.config import FloorConfig, FloorPaths
-from floor.store import Batch, Written
+from floor.store import Batch, Purged, Written
 from floor.web.live import LiveFloor
 from floor.web.places import Places
+from floor.web.report_cache import ReportCache
 
 
 class TimedStore:
     """The store the ingest writes to, timing each batch: from the arrival of its oldest event
-    to its commit (/metrics: seatbox_floor_store_lag_seconds). Everything else passes through
+    to its commit (/metrics: seatbox_floor_store_lag_seconds), and telling the report cache
+    (`reports`) which days each write and purge may change. Everything else passes through
     unchanged."""
 
     def __init__(self, store: Any) -> None:
@@ -28,9 +30,15 @@ class TimedStore:
         self._lag_s = 0.0
         self._last_write = time.time()
         self.ingest: Any = None  # set once the ingest exists: its queue and store health
+        self.reports: ReportCache | None = None  # finished days' reports, kept while unchanged
 
     def write_batch(self, site: str, batch: Batch) -> Written:
-        written: Written = self._store.write_batch(site, batch)
+        if self.reports is None:
+            written: Written = self._store.write_batch(site, batch)
+        else:
+            with self.reports.changing(self.reports.batch_days(batch)):
+                written = self._store.write_batch(site, batch)
+                self.reports.written(batch)
         now = time.time()
         with self._lock:
             self._last_write = now
@@ -39,6 +47,17 @@ class TimedStore:
             elif self.ingest is None or not self.ingest.queued:
                 self._lag_s = 0.0
         return written
+
+    def purge(self, now: float) -> Purged:
+        """The store's purge; reports of every day are computed again after one that removed
+        events or seats (a report reads both)."""
+        if self.reports is None:
+            purged: Purged = self._store.purge(now)
+            return purged
+        with self.reports.changing(None) as change:
+            purged = self._store.purge(now)
+            change.changed = bool(purged.events or purged.seats)
+        return purged
 
     def lag_s(self) -> float:
         """The latest batch's lag; while the store cannot be written, the time since the last
@@ -66,6 +85,7 @@ class FloorService:
     store_queued: Callable[[], int] = lambda: 0  # events received, not yet in the store
     # True once the server is shutting down: open event streams end.
     stopping: Callable[[], bool] = lambda: False
+    reports: ReportCache | None = None  # finished days' whole-site reports (build_service)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -85,4 +105,5 @@ def build_service(
         accounts=Accounts(paths.accounts),
         live=live,
         places=places,
+        reports=ReportCache(places.tz),
     )
