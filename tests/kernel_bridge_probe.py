@@ -99,13 +99,15 @@ class PcEnd:
         return data
 
     def stray(self, timeout: float) -> list[str]:
-        got = []
-        while select.select([self.fd], [], [], timeout)[0]:
+        got: list[str] = []
+        while self.fd >= 0 and select.select([self.fd], [], [], timeout)[0]:
             got.append(os.read(self.fd, 64).hex())
         return got
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class HeadsetEnd:
@@ -139,6 +141,19 @@ def pc_hidraw() -> str:
         if (entry / "device" / "report_descriptor").read_bytes() == CANONICAL_DESCRIPTOR:
             return f"/dev/{entry.name}"
     raise RuntimeError("no hidraw node with the gadget's descriptor: is the gadget up?")
+
+
+def wait_pc_hidraw(timeout: float = WAIT) -> str:
+    """The gadget's PC-side node once the PC has enumerated it (after a re-plug it takes a
+    moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return pc_hidraw()
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # polling sysfs for the node, not waiting for a timer
 
 
 def ids_of(name: str) -> tuple[int, int]:
@@ -229,6 +244,29 @@ GADGET_UDC = Path("/sys/kernel/config/usb_gadget/seatbox/UDC")
 PC_REPLUG_MODEL = MODELS[0]  # one PC re-plug is enough: the PC's side is the same for all
 
 
+def pc_nodes() -> list[str]:
+    try:
+        return [pc_hidraw()]
+    except RuntimeError:
+        return []
+
+
+def plug_back(udc: str, attempts: int = 3) -> str:
+    """Bind the gadget to `udc` again and return the PC's new node. Under emulation the PC's
+    hub sometimes gives the port up (descriptor reads fail with -71, as after a soft
+    disconnect); a person would pull the cable and plug it in again, and so does this, up to
+    `attempts` times."""
+    for attempt in range(attempts):
+        GADGET_UDC.write_text(udc + "\n")
+        try:
+            return wait_pc_hidraw()
+        except RuntimeError:
+            if attempt + 1 == attempts:
+                raise
+            GADGET_UDC.write_text("\n")
+    raise AssertionError("unreachable")
+
+
 def pc_replug_mid_call(script: Script, seat: MqttSeat) -> None:
     """After the headset's re-plug (one model): a call answered by the softphone, then the
     PC's end unplugged and plugged back. The gadget is unbound from its controller and bound
@@ -261,22 +299,12 @@ def pc_replug_mid_call(script: Script, seat: MqttSeat) -> None:
     script.log.append("pc replug: bridge.pc_disconnected")
     assert last_call() == "call.answered", "pc replug: the call did not stay as it was"
     script.state("pc replug: the call stays while the PC is away", "active", False)
-    GADGET_UDC.write_text(udc + "\n")  # plugged back
+    _wait(lambda: not pc_nodes(), "pc replug: the PC did not see the box leave")
+    node = plug_back(udc)
     _wait(
         lambda: bridge_events()[before:] == ["bridge.pc_disconnected", "bridge.pc_connected"],
         "pc replug: no bridge.pc_connected after the re-plug",
     )
-    node = ""
-
-    def enumerated() -> bool:
-        nonlocal node
-        try:
-            node = pc_hidraw()
-        except RuntimeError:
-            return False
-        return True
-
-    _wait(enumerated, "pc replug: the PC did not enumerate the box again")
     script.pc = PcEnd(node)
     script.log.append(f"pc replug: bridge.pc_connected, the PC's node {node}")
     script.softphone(PC_OFF_HOOK)  # a softphone re-syncs a headset that arrives mid-call
@@ -318,7 +346,7 @@ def run_model(model: Model, index: int) -> dict[str, Any]:
         storage=StorageSection(state_dir=state_dir),
     )
     watcher = MqttSeat("127.0.0.1", BROKER_PORT, SITE, seat_id, timeout=WAIT)
-    pc = PcEnd(pc_hidraw())
+    pc = PcEnd(wait_pc_hidraw())
     out["pc_stale"] = pc.stray(0.0)
     headset = HeadsetEnd(device)
     runtime = build_seat(
@@ -354,9 +382,11 @@ def run_model(model: Model, index: int) -> dict[str, Any]:
             try:
                 pc_replug_mid_call(script, watcher)
                 out["pc_replug"] = "ok"
-            except (AssertionError, TimeoutError, OSError) as err:
+            except (AssertionError, TimeoutError, OSError, RuntimeError) as err:
                 out["ok"] = False
                 out["pc_replug"] = out["failed"] = f"{type(err).__name__}: {err}"
+                if not GADGET_UDC.read_text().strip():  # leave the next model a bound gadget
+                    GADGET_UDC.write_text("dummy_udc.0\n")
             pc = script.pc  # the new node's, for the stray check and the close
         out["log"] = script.log
         out["stray_headset"] = headset.stray(0.2)
