@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.audio.alsa_mixer import MixerEnforcer, MixerError, card_control
 from drivers.audio.events import AudioStatus, MixerStatus
-from drivers.audio.streams import close_streams, keep_open
+from drivers.audio.streams import close_streams, find_device, keep_open
 from drivers.base import Backoff, Sink
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ class SoundDeviceAudio:
         opened: list[Any] = []
         try:
             for stream in self._streams:
-                device = _find_input_device(sd, stream.device)
+                device = find_device(sd, stream.device)
                 if self.mixer is not None and self._auto_mixer and "tx" in stream.channels:
                     name = str(sd.query_devices(device)["name"])
                     try:
@@ -261,18 +261,3 @@ class SoundDeviceAudio:
             for levels in out:
                 self._emit(levels)
         return ""
-
-
-def _find_input_device(sd: Any, name: str) -> int:
-    """Index of the input device named `name` (exact, else unique substring match)."""
-    devices = [d for d in sd.query_devices() if d["max_input_channels"] > 0]
-    for device in devices:
-        if device["name"] == name:
-            return int(device["index"])
-    matches = [d for d in devices if name in d["name"]]
-    if len(matches) == 1:
-        return int(matches[0]["index"])
-    names = ", ".join(repr(d["name"]) for d in devices) or "none"
-    if matches:
-        raise LookupError(f"audio device {name!r} is ambiguous; input devices: {names}")
-    raise LookupError(f"audio device {name!r} not found; input devices: {names}")

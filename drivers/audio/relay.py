@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from drivers.audio.events import AudioStatus
-from drivers.audio.streams import close_streams, keep_open
+from drivers.audio.streams import close_streams, find_device, keep_open
 from drivers.base import Backoff, Sink
 
 if TYPE_CHECKING:
@@ -292,7 +292,7 @@ class AudioRelay:
                 make = sd.InputStream if kind == "input" else sd.OutputStream
                 opened.append(
                     make(
-                        device=_find(sd, name, kind),
+                        device=find_device(sd, name, kind),
                         channels=1,
                         samplerate=side.open_rate or self.samplerate,
                         blocksize=self.period,
@@ -509,19 +509,3 @@ class _Dsp:
         self.limiter: PeakLimiter = PeakLimiter(rate)
         self.tx: DriftBuffer = DriftBuffer(rate, relay.latency_s)
         self.rx: DriftBuffer = DriftBuffer(rate, relay.latency_s)
-
-
-def _find(sd: Any, name: str, kind: str) -> int:
-    """Index of the `kind` ("input"/"output") device named `name` (exact, else unique part)."""
-    key = f"max_{kind}_channels"
-    devices = [d for d in sd.query_devices() if d[key] > 0]
-    for device in devices:
-        if device["name"] == name:
-            return int(device["index"])
-    matches = [d for d in devices if name in d["name"]]
-    if len(matches) == 1:
-        return int(matches[0]["index"])
-    names = ", ".join(repr(d["name"]) for d in devices) or "none"
-    if matches:
-        raise LookupError(f"{kind} device {name!r} is ambiguous; {kind} devices: {names}")
-    raise LookupError(f"{kind} device {name!r} not found; {kind} devices: {names}")

@@ -1,5 +1,6 @@
-"""What the capture and the bridge's audio relay share: keeping a set of PortAudio streams
-open, reopening them with back-off when a device goes away, and closing them."""
+"""What the capture and the bridge's audio relay share: finding a PortAudio device by name,
+keeping a set of streams open, reopening them with back-off when a device goes away, and
+closing them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,23 @@ from typing import Any
 
 from drivers.audio.events import AudioStatus
 from drivers.base import Backoff
+
+
+def find_device(sd: Any, name: str, kind: str = "input") -> int:
+    """Index of the `kind` ("input"/"output") device named `name` (exact, else the one whose
+    name contains it); LookupError naming the devices there are."""
+    key = f"max_{kind}_channels"
+    devices = [d for d in sd.query_devices() if d[key] > 0]
+    for device in devices:
+        if device["name"] == name:
+            return int(device["index"])
+    matches = [d for d in devices if name in d["name"]]
+    if len(matches) == 1:
+        return int(matches[0]["index"])
+    names = ", ".join(repr(d["name"]) for d in devices) or "none"
+    if matches:
+        raise LookupError(f"{kind} device {name!r} is ambiguous; {kind} devices: {names}")
+    raise LookupError(f"{kind} device {name!r} not found; {kind} devices: {names}")
 
 
 def close_streams(streams: list[Any], log: logging.Logger) -> None:
