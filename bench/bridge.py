@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from jack_relay import JackServer, JackUnavailable, after_warm_up, measure  # noqa: E402
 from machine import cpu_model  # noqa: E402  (bench/machine.py)
-from relay_probe import asoundrc, pulse_modules, speech_band  # noqa: E402
+from relay_probe import PULSE_MISSING, private_pulse, pulse_missing, speech_band  # noqa: E402
 
 from drivers.audio.levels import LevelsPipeline  # noqa: E402
 from drivers.audio.relay import RelayMeters  # noqa: E402
@@ -151,36 +150,23 @@ def cpu_figures() -> None:
 
 
 def realtime(seconds: float, record: bool) -> dict[str, Any]:
-    if shutil.which("pulseaudio") is None:
-        raise SystemExit("needs pulseaudio and libasound2-plugins (make debs-test)")
-    home = Path(tempfile.mkdtemp(prefix="seatbox-bridge-bench-"))
-    (home / ".asoundrc").write_text(asoundrc())
-    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home)}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests")])
-    args = ["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes"]
-    args += ["-L", "module-native-protocol-unix"]
-    for module in pulse_modules():
-        args += ["-L", module]
-    subprocess.run(args, check=True, capture_output=True, timeout=30, env=env)
-    try:
-        deadline = time.monotonic() + 15
-        while subprocess.run(["pactl", "info"], capture_output=True, env=env).returncode:
-            if time.monotonic() > deadline:
-                raise SystemExit("the PulseAudio server did not start")
-            time.sleep(0.1)
+    if pulse_missing():
+        raise SystemExit(PULSE_MISSING)
+    with (
+        tempfile.TemporaryDirectory(prefix="seatbox-bridge-bench-") as home,
+        private_pulse(Path(home)) as env,
+    ):
         probe = [sys.executable, str(REPO / "tests" / "relay_probe.py")]
         probe += ["--seconds", str(seconds), "--pc-rate", "48010", "--warm-up", "3"]
-        probe += ["--period", "0.01", "--latency", "0.03", "--device-latency", "0.05", "--meters"]
+        probe += ["--period", "0.01", "--latency", "0.03", "--device-latency", "0.05"]
+        probe.append("--meters")
         if record:
             probe.append("--record")
         run = subprocess.run(probe, capture_output=True, text=True, timeout=seconds + 120, env=env)
-        if run.returncode:
-            raise SystemExit(run.stderr[-2000:])
-        result: dict[str, Any] = json.loads(run.stdout.splitlines()[-1])
-        return result
-    finally:
-        subprocess.run(["pulseaudio", "-k"], capture_output=True, timeout=30, env=env)
-        shutil.rmtree(home, ignore_errors=True)
+    if run.returncode:
+        raise SystemExit(run.stderr[-2000:])
+    result: dict[str, Any] = json.loads(run.stdout.splitlines()[-1])
+    return result
 
 
 def jack_figures(seconds: float) -> None:

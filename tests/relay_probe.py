@@ -20,9 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +50,41 @@ def asoundrc() -> str:
 
 def pulse_modules() -> list[str]:
     return [f"module-null-sink sink_name={s} rate={RATE} channels=1" for s in SINKS]
+
+
+PULSE_MISSING = "needs pulseaudio, pulseaudio-utils and libasound2-plugins (make test installs them)"
+PULSE_UP_S = 15.0
+
+
+def pulse_missing() -> bool:
+    """Whether this machine lacks what a private PulseAudio through ALSA needs."""
+    plugin = list(Path("/usr/lib").glob("*/alsa-lib/libasound_module_pcm_pulse.so"))
+    return shutil.which("pulseaudio") is None or shutil.which("pactl") is None or not plugin
+
+
+@contextmanager
+def private_pulse(home: Path, rc: str | None = None) -> Iterator[dict[str, str]]:
+    """A private PulseAudio server with the four null sinks, run in `home` (HOME and
+    XDG_RUNTIME_DIR), whose `.asoundrc` is `rc` (default `asoundrc()`); yields the env that
+    reaches it, with PYTHONPATH for the project and tests/ (for child processes)."""
+    here = Path(__file__).resolve().parent
+    (home / ".asoundrc").write_text(asoundrc() if rc is None else rc)
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home)}
+    env["PYTHONPATH"] = os.pathsep.join([str(here.parent), str(here)])
+    args = ["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes"]
+    args += ["-L", "module-native-protocol-unix"]
+    for module in pulse_modules():
+        args += ["-L", module]
+    subprocess.run(args, check=True, capture_output=True, timeout=30, env=env)
+    try:
+        deadline = time.monotonic() + PULSE_UP_S
+        while subprocess.run(["pactl", "info"], capture_output=True, env=env).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the PulseAudio server did not start within {PULSE_UP_S} s")
+            time.sleep(0.05)  # polling the server, not waiting for a timer
+        yield env
+    finally:
+        subprocess.run(["pulseaudio", "-k"], capture_output=True, timeout=30, env=env)
 
 
 def speech_band(seconds: float, seed: int, level: float = 0.1) -> np.ndarray:

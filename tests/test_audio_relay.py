@@ -22,8 +22,6 @@ repeated once, then the test says plainly that the machine could not keep real t
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from relay_probe import RATE, asoundrc, pulse_modules
+from relay_probe import PULSE_MISSING, RATE, private_pulse, pulse_missing
 from support import wait_until
 
 from dsp.limiter import db_to_gain
@@ -48,29 +46,10 @@ SKEWED_RATE = 48010  # +208 ppm
 @pytest.fixture(scope="module")
 def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A private PulseAudio server with the four null sinks, and the env that reaches it."""
-    plugin = list(Path("/usr/lib").glob("*/alsa-lib/libasound_module_pcm_pulse.so"))
-    if shutil.which("pulseaudio") is None or shutil.which("pactl") is None or not plugin:
-        pytest.skip(
-            "needs pulseaudio, pulseaudio-utils and libasound2-plugins (make test installs them)"
-        )
-    home = tmp_path_factory.mktemp("relay")
-    (home / ".asoundrc").write_text(asoundrc())
-    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home)}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(PROBE.parent)])
-    args = ["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes"]
-    args += ["-L", "module-native-protocol-unix"]
-    for module in pulse_modules():
-        args += ["-L", module]
-    subprocess.run(args, check=True, capture_output=True, timeout=30, env=env)
-    try:
-        wait_until(
-            lambda: subprocess.run(["pactl", "info"], capture_output=True, env=env).returncode == 0,
-            15,
-            "the PulseAudio server",
-        )
+    if pulse_missing():
+        pytest.skip(PULSE_MISSING)
+    with private_pulse(tmp_path_factory.mktemp("relay")) as env:
         yield env
-    finally:
-        subprocess.run(["pulseaudio", "-k"], capture_output=True, timeout=30, env=env)
 
 
 def probe(env: dict[str, str], *args: str) -> dict[str, Any]:

@@ -18,8 +18,6 @@ stream), not on wall time: this machine is shared and its real time is not relia
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from relay_probe import PULSE_MISSING, private_pulse, pulse_missing
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -51,24 +50,9 @@ def asoundrc() -> str:
 def test_the_pcs_hold_closes_the_relayed_mic_within_one_period_and_resume_reopens_it(
     tmp_path: Path,
 ) -> None:
-    plugin = list(Path("/usr/lib").glob("*/alsa-lib/libasound_module_pcm_pulse.so"))
-    if shutil.which("pulseaudio") is None or shutil.which("pactl") is None or not plugin:
-        pytest.skip(
-            "needs pulseaudio, pulseaudio-utils and libasound2-plugins (make test installs them)"
-        )
-    (tmp_path / ".asoundrc").write_text(asoundrc())
-    env = {**os.environ, "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(HERE)])
-    args = ["pulseaudio", "-n", "--daemonize=yes", "--exit-idle-time=-1", "--use-pid-file=yes"]
-    args += ["-L", "module-native-protocol-unix"]
-    for sink in SINKS:
-        args += ["-L", f"module-null-sink sink_name={sink} rate={RATE} channels=1"]
-    subprocess.run(args, check=True, capture_output=True, timeout=30, env=env)
-    try:
-        deadline = time.monotonic() + WAIT
-        while subprocess.run(["pactl", "info"], capture_output=True, env=env).returncode != 0:
-            assert time.monotonic() < deadline, "the PulseAudio server did not start"
-            time.sleep(0.05)
+    if pulse_missing():
+        pytest.skip(PULSE_MISSING)
+    with private_pulse(tmp_path, asoundrc()) as env:
         for attempt in range(2):
             state_dir = tmp_path / f"state{attempt}"
             state_dir.mkdir()
@@ -86,8 +70,6 @@ def test_the_pcs_hold_closes_the_relayed_mic_within_one_period_and_resume_reopen
             # whole: it is run once more.
             if not seen["troubles_while_held"]:
                 break
-    finally:
-        subprocess.run(["pulseaudio", "-k"], capture_output=True, timeout=30, env=env)
 
     # The wiring built the relay from [bridge] and set the profile's peak limit:
     # 102 dB SPL at the ear, 110 dB SPL for 0 dBFS (the default profile) -> -8 dBFS.
