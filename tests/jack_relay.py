@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from relay_probe import lag_in, speech_band
 
 RATE = 48000
 PERIOD_FRAMES = 240  # the server's period: 5 ms, the relay's default period
@@ -95,18 +96,10 @@ class JackServer:
             self.proc = None
 
 
-def speech_band(seconds: float, seed: int, level: float) -> np.ndarray:
-    from relay_probe import speech_band as band
-
-    return band(seconds, seed=seed, level=level)
-
-
 def lags(x: np.ndarray, y: np.ndarray, skip_s: float, max_lag_s: float = 0.1) -> list[float]:
     """Delay (s) of y behind x, sample-aligned arrays, for each whole second of y after
     `skip_s` that is not silent throughout (before the relay started): the lag of the
     cross-correlation peak (parabolic fit) within 0..max_lag_s."""
-    from relay_probe import lag_in
-
     max_lag = int(max_lag_s * RATE)
     out = []
     j = int(skip_s * RATE)
