@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.audio.alsa_mixer import MixerEnforcer, MixerError, card_control
 from drivers.audio.events import AudioStatus, MixerStatus
-from drivers.audio.streams import close_streams, find_device, keep_open
+from drivers.audio.streams import close_streams, find_device, keep_open, load_meters
 from drivers.base import Backoff, Sink
 
 if TYPE_CHECKING:
@@ -158,6 +158,7 @@ class SoundDeviceAudio:
             log.exception("audio sink failed on %s", type(item).__name__)
 
     def _run(self) -> None:
+        load_meters()
         keep_open(
             what="audio capture",
             stop=self._stop,

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from drivers.audio.events import AudioStatus
-from drivers.audio.streams import close_streams, find_device, keep_open
+from drivers.audio.streams import close_streams, find_device, keep_open, load_meters
 from drivers.base import Backoff, Sink
 
 if TYPE_CHECKING:
@@ -236,11 +236,7 @@ class AudioRelay:
 
     def _run(self) -> None:
         if self.meters:
-            # The meters' modules (scipy's filter design among them) load here, before any
-            # stream opens: loaded by the meter loop they held the interpreter for a few
-            # hundred ms while the first callbacks waited, and the drift buffers underran.
-            import drivers.audio.levels  # noqa: F401
-            import dsp.meter  # noqa: F401
+            load_meters()
         keep_open(
             what="audio relay",
             stop=self._stop,

@@ -13,6 +13,13 @@ from drivers.audio.events import AudioStatus
 from drivers.base import Backoff
 
 
+def load_meters() -> None:
+    """Load the meters' modules (numpy, scipy's filter design, the dsp meters) in the worker
+    thread before any stream opens: loaded once the streams run, they held the interpreter for
+    a few hundred ms while the first callbacks waited (the relay's drift buffers underran)."""
+    import drivers.audio.levels  # noqa: F401
+
+
 def find_device(sd: Any, name: str, kind: str = "input") -> int:
     """Index of the `kind` ("input"/"output") device named `name` (exact, else the one whose
     name contains it); LookupError naming the devices there are."""
