@@ -171,8 +171,9 @@ class Ingest:
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, *rest: Any) -> None:
         with self._lock:
             self._pending.discard(mid)
-            if not self._pending:
+            if not self._pending and not self.subscribed.is_set():
                 self.subscribed.set()
+                log.info("floor ingest: subscribed to site %s", self.site)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         try:

@@ -192,7 +192,9 @@ def start(config: Path) -> Floor:
     try:
         wait_until(lambda: port_open(port) or proc.poll() is not None, 20, "the floor service")
         assert proc.poll() is None, log.read_text()
-        wait_until(lambda: "connected to" in log.read_text(), 10, "the ingest's connection")
+        # Subscribed, not only connected: an event published before the broker has the
+        # service's subscription is not the service's (events are not retained).
+        wait_until(lambda: "subscribed to site" in log.read_text(), 10, "the ingest's subscription")
     except BaseException:
         floor.stop()
         raise
