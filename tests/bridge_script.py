@@ -220,8 +220,10 @@ class Script:
         self._seen += want
         self.log.append(f"{step}: events {' '.join(types[:want])}")
 
-    def state(self, step: str, call: str, muted: bool, by: str | None = None) -> None:
-        expected = (call, muted, by, True, "seen")
+    def state(
+        self, step: str, call: str, muted: bool, by: str | None = None, pc_connected: bool = True
+    ) -> None:
+        expected = (call, muted, by, pc_connected, "seen")
         deadline = self.clock() + self.timeout
         while True:
             snap = self.seat.state()

@@ -298,7 +298,9 @@ def pc_replug_mid_call(script: Script, seat: MqttSeat) -> None:
     script.pc.close()  # type: ignore[attr-defined]
     script.log.append("pc replug: bridge.pc_disconnected")
     assert last_call() == "call.answered", "pc replug: the call did not stay as it was"
-    script.state("pc replug: the call stays while the PC is away", "active", False)
+    script.state(
+        "pc replug: the call stays while the PC is away", "active", False, pc_connected=False
+    )
     _wait(lambda: not pc_nodes(), "pc replug: the PC did not see the box leave")
     node = plug_back(udc)
     _wait(
